@@ -1,0 +1,20 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Both create .venv when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := demo
+
+.PHONY: demo test
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/gluelab generate --parts part1 part6 part16 --out $(DEMO)/data --store $(DEMO)/gluelab.duckdb
+
+test: $(STAMP)
+	$(BIN)/python -m pytest

@@ -1,0 +1,1 @@
+"""gluelab dashboard: Streamlit pages and Plotly figures reading the results store."""

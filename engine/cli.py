@@ -1,0 +1,108 @@
+"""`gluelab` command line. Heavy libraries are imported inside the commands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from store import DEFAULT_STORE
+
+STORE_HELP = f"results store, a DuckDB file (default: $GLUELAB_STORE or {DEFAULT_STORE})"
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from engine.imports import import_dataset
+    from engine.synthetic.parts import part_number
+    from engine.synthetic.plant import generate_part
+
+    for part in args.parts:
+        part_number(part)
+    for part in args.parts:
+        part_dir = generate_part(part, args.images, args.seed, args.out, workers=args.workers)
+        print(f"{part}: {args.images} images in {part_dir}")
+        if args.store:
+            import_dataset("mvtec", part, part_dir, args.store)
+            print(f"{part}: registered in {args.store}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from engine.imports import import_dataset
+
+    dataset = import_dataset(args.layout, args.part, args.path, args.store, limit=args.limit)
+    masks = "with masks" if dataset.has_masks else "no masks: pixel metrics will be n/a"
+    print(f"{dataset.part}: {dataset.n_images} images from {dataset.source} ({masks}) -> {args.store}")
+    return 0
+
+
+def cmd_weights_import(args: argparse.Namespace) -> int:
+    from engine.backbones import import_weights
+
+    path = import_weights(args.file, args.name)
+    print(f"{args.name}: weights registered at {path}")
+    return 0
+
+
+def cmd_parts(args: argparse.Namespace) -> int:
+    from engine.synthetic.parts import knobs_table
+
+    print(knobs_table())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gluelab", description="Glue-line anomaly-detection model workbench.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="generate synthetic glue-line parts (MVTec AD layout)")
+    generate.add_argument("--parts", nargs="+", default=["part1", "part6", "part16"], help="part1 ... part20")
+    generate.add_argument("--images", type=int, default=300, help="images per part (default 300: 60%% train, 20%% good test, 20%% defective)")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--out", type=Path, default=Path("data"), help="output folder (default ./data)")
+    generate.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    generate.add_argument("--store", type=Path, help="also register the parts in this results store")
+    generate.set_defaults(run=cmd_generate)
+
+    imports = commands.add_parser("import", help="validate and register a dataset folder in the results store")
+    imports.add_argument("--layout", choices=["mvtec", "folder", "elpv"], required=True)
+    imports.add_argument("--part", required=True, help="name the images are registered under")
+    imports.add_argument("--limit", type=_positive_int, help="elpv only: at most this many images per class")
+    imports.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    imports.add_argument("path", nargs="?", type=Path, help="dataset folder (not used for --layout elpv)")
+    imports.set_defaults(run=cmd_import)
+
+    weights = commands.add_parser("weights", help="backbone weights for machines without internet")
+    weights_commands = weights.add_subparsers(dest="weights_command", required=True)
+    weights_import = weights_commands.add_parser("import", help="register a timm checkpoint file for a backbone")
+    weights_import.add_argument("file", type=Path)
+    weights_import.add_argument("--name", required=True, help="timm model name, e.g. resnet18 or wide_resnet50_2")
+    weights_import.set_defaults(run=cmd_weights_import)
+
+    parts = commands.add_parser("parts", help="list the synthetic parts and their difficulty knobs")
+    parts.set_defaults(run=cmd_parts)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+        print(f"gluelab {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gluelab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Synthetic glue-line plant: part geometry, normal variation, warp defects, MVTec-layout output."""

@@ -1,0 +1,20 @@
+"""gluelab results store: one DuckDB file holding datasets, images and (later) runs and metrics.
+
+Only this package writes SQL. Connections are short-lived and retried on lock conflicts, because
+DuckDB admits one writing process or many readers, never both at once.
+"""
+
+from store.connection import DEFAULT_STORE, StoreLockedError, read_store, write_store
+from store.datasets import DatasetRecord, ImageRecord, dataset_parts, part_images, register_dataset
+
+__all__ = [
+    "DEFAULT_STORE",
+    "DatasetRecord",
+    "ImageRecord",
+    "StoreLockedError",
+    "dataset_parts",
+    "part_images",
+    "read_store",
+    "register_dataset",
+    "write_store",
+]

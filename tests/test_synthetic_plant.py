@@ -1,0 +1,112 @@
+"""The synthetic glue-line plant: determinism, layout, exact masks, regions, brightness behaviour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from engine.synthetic.geometry import build_geometry
+from engine.synthetic.parts import DEFECT_TYPES, PART_KNOBS, REGIONS, knobs_table
+from engine.synthetic.plant import MANIFEST_COLUMNS, generate_part, plan_part, render_planned
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_gives_identical_bytes_whatever_the_worker_count(tmp_path):
+    one = generate_part("part6", 12, seed=7, out_dir=tmp_path / "a", workers=1)
+    two = generate_part("part6", 12, seed=7, out_dir=tmp_path / "b", workers=2)
+    other = generate_part("part6", 12, seed=8, out_dir=tmp_path / "c", workers=1)
+    first, second, third = _tree_bytes(one), _tree_bytes(two), _tree_bytes(other)
+    assert len(first) == 12 + 2 + 1  # images, masks of the 2 defects, manifest
+    assert first == second
+    assert first.keys() == third.keys()
+    assert first["train/good/000.png"] != third["train/good/000.png"]
+
+
+def test_mvtec_layout_and_manifest(small_plant):
+    part_dir = small_plant / "part1"
+    manifest = pd.read_csv(part_dir / "manifest.csv", keep_default_na=False)
+    assert list(manifest.columns) == MANIFEST_COLUMNS
+    assert (manifest.split == "train").sum() == 18
+    assert ((manifest.split == "test") & (manifest.label == "normal")).sum() == 6
+    defective = manifest[manifest.label == "anomalous"]
+    assert len(defective) == 6 and set(defective.defect_type) == set(DEFECT_TYPES)
+    assert set(defective.region) == set(REGIONS)
+    assert (defective.defect_area_px > 0).all() and (manifest[manifest.label == "normal"].defect_area_px == 0).all()
+    for row in manifest.itertuples():
+        with Image.open(part_dir / row.image_path) as image:
+            assert (image.mode, image.size) == ("L", (640, 480))
+        assert row.image_path.startswith(f"{row.split}/{row.defect_type}/")
+        if row.label == "anomalous":
+            mask = np.asarray(Image.open(part_dir / row.mask_path))
+            assert row.mask_path == f"ground_truth/{row.defect_type}/{Path(row.image_path).stem}_mask.png"
+            assert set(np.unique(mask)) == {0, 255} and (mask > 0).sum() == row.defect_area_px
+
+
+@pytest.mark.parametrize("part", ["part1", "part16"])
+def test_mask_covers_exactly_the_changed_pixels(part, small_plant):
+    plans = [plan for plan in plan_part(30) if plan.defect_type != "good"]
+    for plan in plans:
+        rendered, defect = render_planned(part, 3, plan)
+        on_disk = np.asarray(Image.open(small_plant / part / plan.image_path))
+        mask = np.asarray(Image.open(small_plant / part / plan.mask_path)) > 0
+        assert np.array_equal(on_disk, defect.image)
+        outside, inside = ~mask, mask
+        assert np.array_equal(defect.image[outside], rendered.image[outside]), plan
+        assert (defect.image[inside] != rendered.image[inside]).all(), plan
+        assert inside.sum() >= 20
+
+
+def test_defects_sit_on_the_bead_in_their_region():
+    geometry = build_geometry("part1")
+    for plan in (plan for plan in plan_part(100) if plan.defect_type != "good"):
+        rendered, defect = render_planned("part1", 0, plan)
+        ys, xs = np.nonzero(defect.mask)
+        centroid = np.array([xs.mean(), ys.mean()])
+        points = geometry.region_points[plan.region]
+        in_image = points @ rendered.camera[:, :2].T + rendered.camera[:, 2]
+        assert np.min(np.linalg.norm(in_image - centroid, axis=1)) < 40, (plan, centroid)
+
+
+def test_part16_brightness_spread_is_much_wider_than_part1(tmp_path):
+    spreads, over_exposed = {}, {}
+    for part in ("part1", "part16"):
+        manifest = pd.read_csv(generate_part(part, 100, seed=0, out_dir=tmp_path, workers=2) / "manifest.csv")
+        normal = manifest[manifest.label == "normal"]
+        spreads[part] = normal.mean_brightness.std()
+        over_exposed[part] = int(normal.over_exposed.sum())
+    print(
+        f"\nstd of mean grey level over normal images: part1 {spreads['part1']:.1f}, part16 {spreads['part16']:.1f}"
+        f" ({spreads['part16'] / spreads['part1']:.1f}x); over-exposed normal images: {over_exposed}"
+    )
+    assert spreads["part16"] > 4 * spreads["part1"]
+    assert over_exposed["part1"] == 0 and over_exposed["part16"] >= 3
+
+
+def test_regions_and_geometry_exist_for_every_part():
+    for part in PART_KNOBS:
+        geometry = build_geometry(part)
+        assert set(geometry.region_points) == set(REGIONS)
+        for region, points in geometry.region_points.items():
+            assert len(points) >= 5, (part, region)
+            assert ((points[:, 0] >= 0) & (points[:, 0] < 640) & (points[:, 1] >= 0) & (points[:, 1] < 480)).all()
+
+
+def test_knob_table_in_docs_matches_the_code():
+    assert knobs_table() in (REPO / "docs" / "synthetic_plant.md").read_text()
+
+
+def test_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
+    (tmp_path / "part1").mkdir()
+    (tmp_path / "part1" / "precious.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a generated part"):
+        generate_part("part1", 10, seed=0, out_dir=tmp_path)
+    assert (tmp_path / "part1" / "precious.txt").exists()
