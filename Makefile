@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/gluelab generate --parts part1 part6 part16 --out $(DEMO)/data --store $(DEMO)/gluelab.duckdb
+	$(BIN)/gluelab load-published --store $(DEMO)/gluelab.duckdb
+	$(BIN)/gluelab results --part part1 --condition baseline --store $(DEMO)/gluelab.duckdb
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -59,6 +59,33 @@ def cmd_parts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_load_published(args: argparse.Namespace) -> int:
+    from store.published import PUBLISHED_SOURCE, load_published_results
+
+    count = load_published_results(args.store)
+    print(f"{count} published figures of {PUBLISHED_SOURCE} loaded into {args.store}")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from engine.results_table import readable_results, wide_results
+    from store.published import published_results
+
+    long = published_results(args.store, args.part)
+    if args.condition:
+        long = long[long["condition"] == args.condition]
+    if long.empty:
+        raise ValueError(f"no results for part {args.part!r} in {args.store}; run `gluelab load-published --store {args.store}`")
+    wide = wide_results(long)
+    if args.format == "csv":
+        print(wide.to_csv(index=False), end="")
+    elif args.format == "json":
+        print(wide.to_json(orient="records", indent=2))
+    else:
+        print(readable_results(wide).to_string(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gluelab", description="Glue-line anomaly-detection model workbench.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     weights_import.add_argument("file", type=Path)
     weights_import.add_argument("--name", required=True, help="timm model name, e.g. resnet18 or wide_resnet50_2")
     weights_import.set_defaults(run=cmd_weights_import)
+
+    published = commands.add_parser("load-published", help="load the study's published figures into the store")
+    published.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    published.set_defaults(run=cmd_load_published)
+
+    results = commands.add_parser("results", help="Table-5-style results of a part (mean ± std per model)")
+    results.add_argument("--part", required=True)
+    results.add_argument("--condition", choices=["baseline", "augmented"])
+    results.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    results.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    results.set_defaults(run=cmd_results)
 
     parts = commands.add_parser("parts", help="list the synthetic parts and their difficulty knobs")
     parts.set_defaults(run=cmd_parts)

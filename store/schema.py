@@ -37,6 +37,21 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (part, image_path)
     );
     """,
+    # 2: the study's published figures, one row per (table, part, condition, model, backbone, metric)
+    """
+    CREATE TABLE published_results (
+        source VARCHAR NOT NULL,
+        source_table VARCHAR NOT NULL,
+        part VARCHAR NOT NULL,
+        condition VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,
+        backbone VARCHAR NOT NULL,  -- '' where the model has no backbone
+        metric VARCHAR NOT NULL,
+        mean DOUBLE NOT NULL,
+        std DOUBLE,  -- NULL where the paper gives a single value
+        PRIMARY KEY (source, source_table, part, condition, model, backbone, metric)
+    );
+    """,
 ]
 
 
