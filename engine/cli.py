@@ -68,21 +68,44 @@ def cmd_load_published(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from engine.results_table import readable_results, wide_results
-    from store.published import published_results
+    _print_results(args.store, args.part, args.condition, args.format)
+    return 0
 
-    long = published_results(args.store, args.part)
-    if args.condition:
-        long = long[long["condition"] == args.condition]
-    if long.empty:
-        raise ValueError(f"no results for part {args.part!r} in {args.store}; run `gluelab load-published --store {args.store}`")
-    wide = wide_results(long)
-    if args.format == "csv":
+
+def _print_results(store: Path, part: str, condition: str | None, fmt: str) -> None:
+    from engine.results_table import readable_results, results_for_part
+
+    wide = results_for_part(store, part, condition)
+    if fmt == "csv":
         print(wide.to_csv(index=False), end="")
-    elif args.format == "json":
+    elif fmt == "json":
         print(wide.to_json(orient="records", indent=2))
     else:
         print(readable_results(wide).to_string(index=False))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.grid import run_grid
+    from engine.jobs import plan_grid
+
+    jobs = plan_grid(args.parts, args.models, args.backbones, args.seeds, args.conditions, args.preset, args.store)
+    summary = run_grid(jobs, args.store, force=args.force)
+    print(
+        f"{summary.finished} runs finished, {summary.failed} failed, {summary.skipped} already done"
+        + (f"; {summary.stale_marked} interrupted runs from earlier marked failed" if summary.stale_marked else "")
+    )
+    for part in dict.fromkeys(args.parts):
+        print(f"\n{part}")
+        _print_results(args.store, part, None, "table")
+    return 1 if summary.failed else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from engine.models.registry import model_states
+
+    print(pd.DataFrame(model_states()).to_string(index=False))
     return 0
 
 
@@ -124,6 +147,20 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--format", choices=["table", "csv", "json"], default="table")
     results.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
     results.set_defaults(run=cmd_results)
+
+    evaluate = commands.add_parser("evaluate", help="train and test models over parts x models x backbones x seeds x conditions")
+    evaluate.add_argument("--parts", nargs="+", required=True)
+    evaluate.add_argument("--models", nargs="+", required=True, help="see `gluelab models`")
+    evaluate.add_argument("--backbones", nargs="+", help="timm names (default: each model's default backbone)")
+    evaluate.add_argument("--seeds", type=int, default=1, help="number of seeds, 0 ... N-1 (default 1)")
+    evaluate.add_argument("--conditions", nargs="+", default=["baseline"], help="baseline and/or augmented")
+    evaluate.add_argument("--preset", default="cpu", help="cpu (sized for this machine) or paper (Table B.8)")
+    evaluate.add_argument("--force", action="store_true", help="redo runs that already finished")
+    evaluate.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    evaluate.set_defaults(run=cmd_evaluate)
+
+    models = commands.add_parser("models", help="every model x backbone and whether it runs on this machine")
+    models.set_defaults(run=cmd_models)
 
     parts = commands.add_parser("parts", help="list the synthetic parts and their difficulty knobs")
     parts.set_defaults(run=cmd_parts)

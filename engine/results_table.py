@@ -1,34 +1,78 @@
-"""Table-5-style result tables: one row per (source, model, backbone), one column per metric."""
+"""Table-5-style result tables: one row per (source, part, condition, model, backbone), one column per metric.
+
+Local runs are aggregated over seeds (mean, sample std, number of seeds); the study's published
+figures sit beside them as source `Chen et al. 2025`.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
-METRIC_ORDER = ("image_auroc", "image_f1", "pixel_auroc", "pixel_f1", "train_min", "inference_ms", "throughput_fps")
+from store.published import published_results
+from store.runs import leaderboard
+
+METRIC_ORDER = (
+    "image_auroc",
+    "image_f1",
+    "pixel_auroc",
+    "pixel_f1",
+    "aupro",
+    "fpr_at_full_recall",
+    "train_min",
+    "inference_ms",
+    "throughput_fps",
+)
+RUNTIME_METRICS = ("train_min", "inference_ms", "throughput_fps")
 ROW_KEYS = ["source", "part", "condition", "model", "backbone"]
+LOCAL_SOURCE = "local"
+
+
+def results_long(store: Path | str, part: str | None = None) -> pd.DataFrame:
+    """Local aggregates and published figures in one long frame: ROW_KEYS, preset, metric, mean, std, n_seeds."""
+    local = leaderboard(store, part).assign(source=LOCAL_SOURCE)
+    published = published_results(store, part).drop(columns=["source_table"]).assign(preset="paper", n_seeds=pd.NA)
+    frame = pd.concat([local, published], ignore_index=True)
+    return frame[frame["metric"].isin(METRIC_ORDER)]
+
+
+def results_for_part(store: Path | str, part: str, condition: str | None = None) -> pd.DataFrame:
+    """Wide table of `part` (optionally one condition); ValueError when the store has nothing for it."""
+    long = results_long(store, part)
+    if condition:
+        long = long[long["condition"] == condition]
+    if long.empty:
+        raise ValueError(
+            f"no results for part {part!r} in {store}; run `gluelab evaluate` or `gluelab load-published --store {store}`"
+        )
+    return wide_results(long)
 
 
 def wide_results(long: pd.DataFrame) -> pd.DataFrame:
-    """Long rows (..., metric, mean, std) to one row per model with `<metric>_mean` / `<metric>_std` columns."""
+    """One row per ROW_KEYS with `<metric>_mean`, `<metric>_std` columns and `n_seeds`."""
+    keys = ROW_KEYS + ["preset"]
     present = [metric for metric in METRIC_ORDER if metric in set(long["metric"])]
-    wide = long.pivot_table(index=ROW_KEYS, columns="metric", values=["mean", "std"], aggfunc="first", dropna=False)
-    columns = {}
+    means = long.pivot_table(index=keys, columns="metric", values="mean", aggfunc="first")
+    stds = long.pivot_table(index=keys, columns="metric", values="std", aggfunc="first", dropna=False)
+    wide = pd.DataFrame(index=means.index)
     for metric in present:
-        columns[f"{metric}_mean"] = wide[("mean", metric)]
-        columns[f"{metric}_std"] = wide[("std", metric)] if ("std", metric) in wide.columns else float("nan")
-    return pd.DataFrame(columns).dropna(how="all").reset_index()
+        wide[f"{metric}_mean"] = means.get(metric)
+        wide[f"{metric}_std"] = stds.get(metric)
+    wide["n_seeds"] = long.groupby(keys)["n_seeds"].max()
+    return wide.reset_index()
 
 
 def readable_results(wide: pd.DataFrame) -> pd.DataFrame:
     """`mean ± std` strings for people; n/a where a model has no figure for a metric."""
     table = wide[ROW_KEYS].copy()
+    table["n"] = wide["n_seeds"].map(lambda n: "" if pd.isna(n) else str(int(n)))
     for metric in METRIC_ORDER:
         if f"{metric}_mean" not in wide:
             continue
-        means, stds = wide[f"{metric}_mean"], wide[f"{metric}_std"]
-        digits = 2 if metric in ("train_min", "inference_ms", "throughput_fps") else 3
+        digits = 2 if metric in RUNTIME_METRICS else 3
         table[metric] = [
             "n/a" if pd.isna(m) else f"{m:.{digits}f}" + ("" if pd.isna(s) else f" ± {s:.{digits}f}")
-            for m, s in zip(means, stds)
+            for m, s in zip(wide[f"{metric}_mean"], wide[f"{metric}_std"])
         ]
     return table

@@ -61,6 +61,15 @@ def write_store(path: Path | str = DEFAULT_STORE, wait_seconds: float = LOCK_WAI
         con.close()
 
 
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame) -> None:
+    """Insert a pandas DataFrame into `table`, matching columns by name."""
+    con.register("incoming_frame", frame)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_frame")
+    finally:
+        con.unregister("incoming_frame")
+
+
 @contextmanager
 def read_store(path: Path | str = DEFAULT_STORE, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection; a store that does not exist yet raises FileNotFoundError."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from store.connection import DEFAULT_STORE, read_store, write_store
+from store.connection import DEFAULT_STORE, insert_frame, read_store, write_store
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,7 @@ def register_dataset(dataset: DatasetRecord, images: list[ImageRecord], store: P
             "INSERT INTO datasets (part, layout, root, source, n_images, has_masks, has_manifest) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [dataset.part, dataset.layout, dataset.root, dataset.source, dataset.n_images, dataset.has_masks, dataset.has_manifest],
         )
-        con.register("new_images", frame)
-        con.execute(f"INSERT INTO images (part, {', '.join(IMAGE_COLUMNS)}) SELECT * FROM new_images")
-        con.unregister("new_images")
+        insert_frame(con, "images", frame)
 
 
 def dataset_parts(store: Path | str = DEFAULT_STORE) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from store.connection import DEFAULT_STORE, read_store, write_store
+from store.connection import DEFAULT_STORE, insert_frame, read_store, write_store
 
 PUBLISHED_SOURCE = "Chen et al. 2025"
 PUBLISHED_CSV = files("store") / "reference" / "paper_results.csv"
@@ -31,12 +31,7 @@ def load_published_results(store: Path | str = DEFAULT_STORE) -> int:
     frame = read_published_csv()
     with write_store(store) as con:
         con.execute("DELETE FROM published_results WHERE source = ?", [PUBLISHED_SOURCE])
-        con.register("published", frame)
-        con.execute(
-            "INSERT INTO published_results (source, source_table, part, condition, model, backbone, metric, mean, std)"
-            " SELECT source, source_table, part, condition, model, backbone, metric, mean, std FROM published"
-        )
-        con.unregister("published")
+        insert_frame(con, "published_results", frame)
     return len(frame)
 
 

@@ -52,6 +52,55 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (source, source_table, part, condition, model, backbone, metric)
     );
     """,
+    # 3: evaluation runs, their metrics, per-image scores and example heatmaps
+    """
+    CREATE TABLE runs (
+        run_id VARCHAR PRIMARY KEY,
+        part VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,
+        backbone VARCHAR NOT NULL,  -- '' for models without one
+        preset VARCHAR NOT NULL,
+        seed INTEGER NOT NULL,
+        condition VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,  -- running | finished | failed | cancelled
+        error VARCHAR,
+        host VARCHAR NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP,
+        train_seconds DOUBLE,
+        inference_ms DOUBLE,
+        throughput_fps DOUBLE,
+        peak_memory_mb DOUBLE,
+        n_train INTEGER,
+        n_test INTEGER,
+        config VARCHAR,  -- JSON: full job config, including deviations from the paper
+        environment VARCHAR  -- JSON: library versions and hardware
+    );
+    CREATE TABLE metrics (
+        run_id VARCHAR NOT NULL,
+        metric VARCHAR NOT NULL,
+        value DOUBLE,  -- NULL where the metric does not apply (no masks)
+        PRIMARY KEY (run_id, metric)
+    );
+    CREATE TABLE image_scores (
+        run_id VARCHAR NOT NULL,
+        image_path VARCHAR NOT NULL,
+        label VARCHAR NOT NULL,
+        score DOUBLE NOT NULL,
+        predicted_anomalous BOOLEAN NOT NULL,
+        PRIMARY KEY (run_id, image_path)
+    );
+    CREATE TABLE artifacts (
+        run_id VARCHAR NOT NULL,
+        image_path VARCHAR NOT NULL,
+        anomaly_map_path VARCHAR NOT NULL,  -- 8-bit PNG, grey level g means map_min + g / 255 * (map_max - map_min)
+        pred_mask_path VARCHAR NOT NULL,
+        map_min DOUBLE NOT NULL,
+        map_max DOUBLE NOT NULL,
+        PRIMARY KEY (run_id, image_path)
+    );
+    """,
 ]
 
 

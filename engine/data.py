@@ -1,0 +1,71 @@
+"""Load a registered part's images for evaluation, and the study's training augmentation.
+
+Images are read once as 8-bit grayscale at their stored size; models resize them with their own
+pre-processing. The `augmented` condition applies the study's Table 3 augmentations to training
+images only (albumentations Defocus, RandomBrightnessContrast, ISONoise, each with p = 0.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from store import DEFAULT_STORE, part_images
+
+CONDITIONS = ("baseline", "augmented")
+
+
+@dataclass(frozen=True)
+class PartData:
+    part: str
+    train: list[np.ndarray]  # uint8 (H, W) grayscale
+    test: list[np.ndarray]
+    test_labels: np.ndarray  # 1 = anomalous
+    test_masks: list[np.ndarray] | None  # bool (H, W) per test image; None when the dataset has no masks
+    test_info: pd.DataFrame  # one row per test image: image_path, label, defect_type, region, mean_brightness, ...
+
+
+def _read_gray(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("L"))
+
+
+def load_part(part: str, store: Path | str = DEFAULT_STORE) -> PartData:
+    """All images of `part` as registered in the store (train normal; test normal and anomalous)."""
+    images = part_images(part, store)
+    root = Path(images["root"].iloc[0])
+    train_rows = images[images["split"] == "train"]
+    test_rows = images[images["split"] == "test"].reset_index(drop=True)
+    test = [_read_gray(root / path) for path in test_rows["image_path"]]
+    has_masks = test_rows.loc[test_rows["label"] == "anomalous", "mask_path"].notna().all()
+    masks = None
+    if has_masks:
+        masks = [
+            np.zeros(image.shape, bool) if pd.isna(mask_path) else _read_gray(root / mask_path) > 0
+            for image, mask_path in zip(test, test_rows["mask_path"])
+        ]
+    return PartData(
+        part=part,
+        train=[_read_gray(root / path) for path in train_rows["image_path"]],
+        test=test,
+        test_labels=(test_rows["label"] == "anomalous").to_numpy().astype(np.int64),
+        test_masks=masks,
+        test_info=test_rows.drop(columns=["root", "part"]),
+    )
+
+
+def study_augmentation(seed: int) -> A.Compose:
+    """The study's robustness augmentation (Table 3), reproducible from `seed`; works on RGB uint8."""
+    return A.Compose(
+        [
+            A.Defocus(radius=(3, 10), alias_blur=(0.1, 0.5), p=0.5),
+            A.RandomBrightnessContrast(brightness_limit=(-0.2, 0.2), contrast_limit=(-0.2, 0.2), brightness_by_max=True, p=0.5),
+            A.ISONoise(color_shift=(0.01, 0.05), intensity=(0.1, 0.5), p=0.5),
+        ],
+        seed=seed,
+    )

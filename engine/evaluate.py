@@ -1,0 +1,167 @@
+"""Run one job: fit, time, score, measure and keep example heatmaps. Nothing here touches the store."""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import time
+from importlib.metadata import version
+from pathlib import Path
+from statistics import median
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch import seed_everything
+
+from engine.data import PartData, study_augmentation
+from engine.jobs import Job
+from engine.metrics import image_metrics, pixel_metrics
+from engine.models.base import Detector, Prediction
+from engine.models.registry import get_model
+from store.runs import RunOutcome
+
+THROUGHPUT_BATCH = 32
+LATENCY_WARMUP = 3
+LATENCY_IMAGES = 20
+NORMAL_EXAMPLES = 10  # highest-scoring normal images whose heatmaps are kept, besides every anomalous one
+LIBRARIES = ("gluelab", "torch", "torchvision", "anomalib", "timm", "numpy", "albumentations", "scikit-learn")
+
+
+class NonFiniteScores(ValueError):
+    """The model produced NaN or infinite scores."""
+
+
+class PeakMemory:
+    """Largest resident set size of this process while the block runs, sampled every 20 ms."""
+
+    def __enter__(self) -> PeakMemory:
+        self.peak_bytes = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, self._rss())
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_bytes = max(self.peak_bytes, self._rss())
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def environment() -> dict:
+    """Library versions and the hardware a run used."""
+    with open("/proc/meminfo") as meminfo:
+        total_kb = int(meminfo.readline().split()[1])
+    return {
+        "versions": {name: version(name) for name in LIBRARIES},
+        "python": platform.python_version(),
+        "hardware": {
+            "machine": platform.machine(),
+            "processor": _cpu_model(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "memory_gb": round(total_kb / 2**20, 1),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
+    }
+
+
+def _cpu_model() -> str:
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def _batch1_latency_ms(detector: Detector, images: list[np.ndarray]) -> float:
+    for image in images[:LATENCY_WARMUP]:
+        detector.predict([image], batch_size=1)
+    times = []
+    for image in images[:LATENCY_IMAGES]:
+        start = time.perf_counter()
+        detector.predict([image], batch_size=1)
+        times.append(time.perf_counter() - start)
+    return 1000 * median(times)
+
+
+def _save_examples(
+    prediction: Prediction, data: PartData, pixel_threshold: float, folder: Path, relative_to: Path
+) -> pd.DataFrame:
+    """Anomaly map (8-bit PNG, scaled by the run's map range) and predicted mask for the chosen images."""
+    normal = np.flatnonzero(data.test_labels == 0)
+    top_normal = normal[np.argsort(prediction.scores[normal])[::-1][:NORMAL_EXAMPLES]]
+    chosen = sorted(set(np.flatnonzero(data.test_labels == 1)) | set(top_normal))
+    low, high = float(prediction.maps.min()), float(prediction.maps.max())
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index in chosen:
+        anomaly_map = prediction.maps[index]
+        scaled = np.round(255 * (anomaly_map - low) / max(high - low, 1e-12)).astype(np.uint8)
+        map_path, mask_path = folder / f"{index:04d}_map.png", folder / f"{index:04d}_mask.png"
+        cv2.imwrite(str(map_path), scaled)
+        cv2.imwrite(str(mask_path), (anomaly_map >= pixel_threshold).astype(np.uint8) * 255)
+        rows.append(
+            {
+                "image_path": data.test_info["image_path"].iloc[index],
+                "anomaly_map_path": map_path.relative_to(relative_to).as_posix(),
+                "pred_mask_path": mask_path.relative_to(relative_to).as_posix(),
+                "map_min": low,
+                "map_max": high,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def evaluate_job(job: Job, data: PartData, artifacts_root: Path) -> RunOutcome:
+    """Fit and test `job`'s model on `data`; example heatmaps go to `artifacts_root/<run_id>/`."""
+    seed_everything(job.seed, workers=True, verbose=False)
+    detector = get_model(job.model).build(job.backbone, job.preset)
+    augment = study_augmentation(job.seed) if job.condition == "augmented" else None
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        detector.fit(data.train, augment)
+        train_seconds = time.perf_counter() - start
+        inference_ms = _batch1_latency_ms(detector, data.test)
+        start = time.perf_counter()
+        prediction = detector.predict(data.test, batch_size=THROUGHPUT_BATCH)
+        throughput = len(data.test) / (time.perf_counter() - start)
+    if not (np.isfinite(prediction.scores).all() and np.isfinite(prediction.maps).all()):
+        raise NonFiniteScores(f"{job.model} produced NaN or infinite anomaly scores")
+
+    metrics = image_metrics(data.test_labels, prediction.scores)
+    masks = None if data.test_masks is None else detector.resize_masks(data.test_masks)
+    metrics |= pixel_metrics(masks, prediction.maps)
+    pixel_threshold = metrics["pixel_threshold"] if masks is not None else metrics["image_threshold"]
+    scores = pd.DataFrame(
+        {
+            "image_path": data.test_info["image_path"],
+            "label": data.test_info["label"],
+            "score": prediction.scores.astype(float),
+            "predicted_anomalous": prediction.scores >= metrics["image_threshold"],
+        }
+    )
+    return RunOutcome(
+        metrics=metrics,
+        train_seconds=train_seconds,
+        inference_ms=inference_ms,
+        throughput_fps=throughput,
+        peak_memory_mb=memory.peak_bytes / 2**20,
+        n_train=len(data.train),
+        n_test=len(data.test),
+        config={"job": job.key(), "run_id": job.run_id, **detector.config},
+        environment=environment(),
+        image_scores=scores,
+        artifacts=_save_examples(prediction, data, pixel_threshold, artifacts_root / job.run_id, artifacts_root),
+    )

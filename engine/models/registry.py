@@ -1,0 +1,66 @@
+"""The registry of models: command-line name -> what it is, which backbones it takes, its presets.
+
+`paper` presets follow the study's Table B.8; `cpu` presets are sized so one run on a 300-image part
+takes about a minute or two on 2 CPU cores. Each entry can say what is missing on this machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine.models.base import Detector
+
+PRESETS = ("cpu", "paper")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # command-line identifier, lower case
+    paper_name: str  # as the study names it
+    build_detector: Callable[[str, dict], Detector]  # (backbone, preset settings) -> Detector
+    presets: dict[str, dict]  # preset name -> settings
+    backbones: tuple[str, ...] = ()  # timm names it accepts; empty for models without a backbone
+    missing: Callable[[str], str | None] = field(default=lambda backbone: None)  # what this machine lacks
+
+    @property
+    def default_backbone(self) -> str:
+        return self.backbones[0] if self.backbones else ""
+
+    def build(self, backbone: str, preset: str) -> Detector:
+        problem = self.missing(backbone)
+        if problem:
+            raise RuntimeError(problem)
+        return self.build_detector(backbone, self.presets[preset])
+
+
+def _legacy(backbone: str, settings: dict) -> Detector:
+    from engine.models.legacy import LegacyDetector
+
+    return LegacyDetector()
+
+
+MODELS: dict[str, ModelEntry] = {
+    entry.name: entry
+    for entry in [
+        ModelEntry("legacy", "Legacy camera check", _legacy, {"cpu": {}, "paper": {}}),
+    ]
+}
+
+
+def get_model(name: str) -> ModelEntry:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def model_states() -> list[dict]:
+    """Every model x backbone with `runnable` or exactly what is missing on this machine."""
+    rows = []
+    for entry in MODELS.values():
+        for backbone in entry.backbones or ("",):
+            problem = entry.missing(backbone)
+            rows.append(
+                {"model": entry.name, "paper_name": entry.paper_name, "backbone": backbone, "state": problem or "runnable"}
+            )
+    return rows

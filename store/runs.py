@@ -1,0 +1,180 @@
+"""Evaluation runs: their lifecycle (running -> finished | failed | cancelled) and what they record.
+
+A run row is written as `running` when a job starts; its metrics, per-image scores and artifacts are
+written together with the `finished` status in one transaction, so a reader never sees a finished
+run with partial results. Runs left `running` by a process that no longer exists are marked failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from store.connection import DEFAULT_STORE, insert_frame, read_store, write_store
+
+RUN_KEY = ("part", "model", "backbone", "preset", "seed", "condition")
+STALE_RUN_ERROR = "interrupted: the evaluating process stopped without finishing (killed or crashed)"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """Everything a finished run records."""
+
+    metrics: dict[str, float | None]
+    train_seconds: float
+    inference_ms: float
+    throughput_fps: float
+    peak_memory_mb: float
+    n_train: int
+    n_test: int
+    config: dict
+    environment: dict
+    image_scores: pd.DataFrame  # image_path, label, score, predicted_anomalous
+    artifacts: pd.DataFrame = field(default_factory=pd.DataFrame)  # image_path, anomaly_map_path, pred_mask_path, map_min, map_max
+
+
+def artifacts_dir(store: Path | str) -> Path:
+    """Folder beside the store file that holds example heatmaps and masks, one sub-folder per run."""
+    return Path(f"{store}.artifacts")
+
+
+def start_run(run_id: str, key: dict, store: Path | str = DEFAULT_STORE) -> None:
+    """Record that this process is now running the job; earlier results of the same job are dropped."""
+    with write_store(store) as con:
+        _delete_run(con, run_id)
+        con.execute(
+            f"INSERT INTO runs (run_id, {', '.join(RUN_KEY)}, status, host, pid, started_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, now())",
+            [run_id, *(key[k] for k in RUN_KEY), socket.gethostname(), os.getpid()],
+        )
+
+
+def finish_run(run_id: str, outcome: RunOutcome, store: Path | str = DEFAULT_STORE) -> None:
+    with write_store(store) as con:
+        con.execute(
+            """UPDATE runs SET status = 'finished', finished_at = now(), train_seconds = ?, inference_ms = ?,
+               throughput_fps = ?, peak_memory_mb = ?, n_train = ?, n_test = ?, config = ?, environment = ?
+               WHERE run_id = ?""",
+            [
+                outcome.train_seconds,
+                outcome.inference_ms,
+                outcome.throughput_fps,
+                outcome.peak_memory_mb,
+                outcome.n_train,
+                outcome.n_test,
+                json.dumps(outcome.config, sort_keys=True),
+                json.dumps(outcome.environment, sort_keys=True),
+                run_id,
+            ],
+        )
+        metrics = pd.DataFrame({"run_id": run_id, "metric": list(outcome.metrics), "value": list(outcome.metrics.values())})
+        metrics["value"] = metrics["value"].astype("float64")
+        insert_frame(con, "metrics", metrics)
+        insert_frame(con, "image_scores", outcome.image_scores.assign(run_id=run_id))
+        if not outcome.artifacts.empty:
+            insert_frame(con, "artifacts", outcome.artifacts.assign(run_id=run_id))
+
+
+def end_run(run_id: str, status: str, error: str, config: dict | None = None, store: Path | str = DEFAULT_STORE) -> None:
+    """Mark a run failed or cancelled, keeping the error and (when known) its config."""
+    with write_store(store) as con:
+        con.execute(
+            "UPDATE runs SET status = ?, error = ?, finished_at = now(), config = coalesce(?, config) WHERE run_id = ?",
+            [status, error, None if config is None else json.dumps(config, sort_keys=True), run_id],
+        )
+
+
+def mark_stale_runs(store: Path | str = DEFAULT_STORE) -> int:
+    """Fail runs left `running` on this host by processes that no longer exist; returns how many."""
+    if not Path(store).exists():
+        return 0
+    with read_store(store) as con:
+        running = con.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [socket.gethostname()]).fetchall()
+    stale = [run_id for run_id, pid in running if not _process_alive(pid)]
+    if stale:
+        with write_store(store) as con:
+            con.executemany(
+                "UPDATE runs SET status = 'failed', error = ?, finished_at = now() WHERE run_id = ? AND status = 'running'",
+                [[STALE_RUN_ERROR, run_id] for run_id in stale],
+            )
+    return len(stale)
+
+
+def finished_run_ids(store: Path | str = DEFAULT_STORE) -> set[str]:
+    if not Path(store).exists():
+        return set()
+    with read_store(store) as con:
+        return {row[0] for row in con.execute("SELECT run_id FROM runs WHERE status = 'finished'").fetchall()}
+
+
+def runs(store: Path | str = DEFAULT_STORE, part: str | None = None) -> pd.DataFrame:
+    """Every run (any status), newest first."""
+    with read_store(store) as con:
+        return con.execute(
+            "SELECT * FROM runs WHERE ? IS NULL OR part = ? ORDER BY started_at DESC", [part, part]
+        ).df()
+
+
+def run_metrics(store: Path | str = DEFAULT_STORE, part: str | None = None) -> pd.DataFrame:
+    """Finished runs in long form: run key, metric, value."""
+    with read_store(store) as con:
+        return con.execute(
+            f"""SELECT r.run_id, {', '.join('r.' + k for k in RUN_KEY)}, m.metric, m.value
+                FROM runs r JOIN metrics m USING (run_id)
+                WHERE r.status = 'finished' AND (? IS NULL OR r.part = ?)""",
+            [part, part],
+        ).df()
+
+
+def leaderboard(store: Path | str = DEFAULT_STORE, part: str | None = None) -> pd.DataFrame:
+    """Mean, std and number of seeds per (part, condition, model, backbone, preset) and metric.
+
+    Runtime figures (train minutes, inference ms, throughput) are included as metrics, like Table 4.
+    """
+    with read_store(store) as con:
+        return con.execute(
+            """
+            WITH finished AS (SELECT * FROM runs WHERE status = 'finished' AND (? IS NULL OR part = ?)),
+            long AS (
+                SELECT f.part, f.condition, f.model, f.backbone, f.preset, f.seed, m.metric, m.value
+                FROM finished f JOIN metrics m USING (run_id)
+                UNION ALL SELECT part, condition, model, backbone, preset, seed, 'train_min', train_seconds / 60 FROM finished
+                UNION ALL SELECT part, condition, model, backbone, preset, seed, 'inference_ms', inference_ms FROM finished
+                UNION ALL SELECT part, condition, model, backbone, preset, seed, 'throughput_fps', throughput_fps FROM finished
+            )
+            SELECT part, condition, model, backbone, preset, metric,
+                   avg(value) AS mean, stddev_samp(value) AS std, count(value) AS n_seeds
+            FROM long GROUP BY ALL ORDER BY part, condition, model, backbone, preset, metric
+            """,
+            [part, part],
+        ).df()
+
+
+def run_image_scores(run_id: str, store: Path | str = DEFAULT_STORE) -> pd.DataFrame:
+    with read_store(store) as con:
+        return con.execute("SELECT * FROM image_scores WHERE run_id = ? ORDER BY image_path", [run_id]).df()
+
+
+def run_artifacts(run_id: str, store: Path | str = DEFAULT_STORE) -> pd.DataFrame:
+    with read_store(store) as con:
+        return con.execute("SELECT * FROM artifacts WHERE run_id = ? ORDER BY image_path", [run_id]).df()
+
+
+def _delete_run(con, run_id: str) -> None:
+    for table in ("artifacts", "image_scores", "metrics", "runs"):
+        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
