@@ -2,11 +2,14 @@
 
 Images go through the model's own pre-processor transform (resize, normalise) exactly as anomalib
 applies it, so scores match anomalib's. Memory-bank models (PaDiM, PatchCore, DFM, DFKDE) collect
-features in one pass and fit; models trained by gradient descent run under a bare Lightning Trainer
-(no logger, checkpoints, validation or visualisation). Inference calls the torch model directly.
+features in one pass and fit; models trained by gradient descent run a plain loop over the model's
+own training_step and optimiser (no Trainer, logger, checkpoints or validation). Inference calls
+the torch model directly.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import albumentations as A
 import numpy as np
@@ -14,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from anomalib.data import ImageBatch, ImageItem
 from anomalib.models.components import AnomalibModule, MemoryBankMixin
-from lightning.pytorch import Trainer
 from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2.functional import resize
@@ -44,6 +46,19 @@ class _TrainImages(Dataset):
         else:
             image = to_tensor(gray)
         return ImageItem(image=tv_tensors.Image(image), gt_label=torch.tensor(0))
+
+
+def _optimizer_and_scheduler(configured) -> tuple[torch.optim.Optimizer, object | None]:
+    """The one optimiser (and optional epoch scheduler) from any form `configure_optimizers` returns."""
+    if isinstance(configured, dict):
+        scheduler = configured.get("lr_scheduler")
+        return configured["optimizer"], scheduler.get("scheduler") if isinstance(scheduler, dict) else scheduler
+    if isinstance(configured, (list, tuple)):
+        optimizers, schedulers = (configured, []) if not isinstance(configured[0], (list, tuple)) else configured
+        if len(optimizers) != 1:
+            raise NotImplementedError("models with several optimisers need their own training loop")
+        return optimizers[0], schedulers[0] if schedulers else None
+    return configured, None
 
 
 class AnomalibDetector(Detector):
@@ -78,19 +93,24 @@ class AnomalibDetector(Detector):
         self.module._is_fitted = torch.tensor([True])
 
     def _train(self, loader: DataLoader) -> None:
-        arguments = {**self.module.trainer_arguments, **self.settings.get("trainer", {})}
-        trainer = Trainer(
-            accelerator="cpu",
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-            **{k: v for k, v in arguments.items() if k not in ("num_sanity_val_steps", "devices", "accelerator")},
-        )
-        trainer.fit(self.module, train_dataloaders=loader)
+        """Plain gradient descent with the model's own optimiser, loss and gradient clipping."""
+        optimizer, scheduler = _optimizer_and_scheduler(self.module.configure_optimizers())
+        clip = self.module.trainer_arguments.get("gradient_clip_val") or 0
+        self.module.train()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*self.log.*")  # training steps log; there is no logger here
+            for _ in range(self.settings["epochs"]):
+                for step, batch in enumerate(loader):
+                    batch.image = self.transform(batch.image)
+                    output = self.module.training_step(batch, step)
+                    loss = output["loss"] if isinstance(output, dict) else output
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if clip:
+                        torch.nn.utils.clip_grad_norm_(self.module.parameters(), clip)
+                    optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
 
     def predict(self, images: list[np.ndarray], batch_size: int) -> Prediction:
         scores, maps = [], []

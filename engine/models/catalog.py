@@ -127,8 +127,8 @@ ANOMALIB_MODELS = {
     "dfkde": ("DFKDE", anomalib_builder(_dfkde), CNN_BACKBONES, {"cpu": IMAGE_256, "paper": IMAGE_256}),
     "stfpm": (
         "STFPM",
-        anomalib_builder(_stfpm, lambda b, s: [f"{s['trainer']['max_epochs']} epochs"] if s["trainer"]["max_epochs"] != 100 else []),
+        anomalib_builder(_stfpm, lambda b, s: [f"{s['epochs']} epochs instead of 100"] if s["epochs"] != 100 else []),
         CNN_BACKBONES,
-        {"cpu": {**IMAGE_256, "trainer": {"max_epochs": 8}}, "paper": {**IMAGE_256, "trainer": {"max_epochs": 100}}},
+        {"cpu": {**IMAGE_256, "batch_size": 8, "epochs": 8}, "paper": {**IMAGE_256, "epochs": 100}},
     ),
 }

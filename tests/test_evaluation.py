@@ -1,0 +1,110 @@
+"""The evaluation grid on a small generated part: records, determinism, skipping, failures, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main as gluelab
+from engine.grid import run_grid
+from engine.jobs import Job, plan_grid
+from engine.metrics import IMAGE_METRICS, PIXEL_METRICS
+from engine.synthetic.plant import generate_part
+from store.runs import artifacts_dir, run_artifacts, run_image_scores, run_metrics, runs
+from tests.conftest import file_digest
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory) -> Path:
+    """part1 with 25 images (15 train, 5 good test, 5 defective), registered in a fresh store."""
+    root = tmp_path_factory.mktemp("evaluation")
+    store = root / "store.duckdb"
+    assert gluelab(["generate", "--parts", "part1", "--images", "25", "--out", str(root / "data"), "--store", str(store)]) == 0
+    return store
+
+
+def _metrics(store: Path, job: Job) -> dict:
+    frame = run_metrics(store)
+    return frame[frame.run_id == job.run_id].set_index("metric")["value"].to_dict()
+
+
+def test_a_run_records_metrics_scores_examples_and_its_setup(small_store):
+    jobs = plan_grid(["part1"], ["legacy", "padim"], None, 1, ["baseline"], "cpu", small_store)
+    summary = run_grid(jobs, small_store, show_progress=False)
+    assert (summary.finished, summary.failed) == (2, 0)
+
+    table = runs(small_store).set_index("run_id")
+    for job in jobs:
+        run = table.loc[job.run_id]
+        assert run.status == "finished" and run.n_train == 15 and run.n_test == 10
+        assert run.train_seconds > 0 and run.inference_ms > 0 and run.throughput_fps > 0 and run.peak_memory_mb > 100
+        metrics = _metrics(small_store, job)
+        assert set(metrics) == set(IMAGE_METRICS + PIXEL_METRICS)
+        assert 0 <= metrics["image_auroc"] <= 1 and 0 <= metrics["pixel_auroc"] <= 1 and 0 <= metrics["aupro"] <= 1
+        scores = run_image_scores(job.run_id, small_store)
+        assert len(scores) == 10 and set(scores.label) == {"normal", "anomalous"}
+        assert (scores.predicted_anomalous == (scores.score >= metrics["image_threshold"])).all()
+        examples = run_artifacts(job.run_id, small_store)
+        assert len(examples) == 5 + 5  # every defective image and the (up to 10) highest-scoring good ones
+        for row in examples.itertuples():
+            assert (artifacts_dir(small_store) / row.anomaly_map_path).is_file()
+            assert (artifacts_dir(small_store) / row.pred_mask_path).is_file()
+        environment = json.loads(run.environment)
+        assert environment["versions"]["anomalib"] == "2.7.0" and environment["hardware"]["cpu_count"] >= 1
+        config = json.loads(run.config)
+        assert config["job"] == job.key() and isinstance(config["deviations"], list)
+    padim_config = json.loads(table.loc[jobs[1].run_id].config)
+    assert any("EfficientNet-Lite" in d for d in padim_config["deviations"])
+
+
+def test_the_same_job_twice_gives_the_same_metrics(small_store):
+    jobs = plan_grid(["part1"], ["padim", "legacy"], None, 1, ["augmented"], "cpu", small_store)
+    run_grid(jobs, small_store, show_progress=False)
+    first = [_metrics(small_store, job) for job in jobs]
+    run_grid(jobs, small_store, force=True, show_progress=False)
+    second = [_metrics(small_store, job) for job in jobs]
+    assert first == second
+
+
+def test_rerun_skips_finished_runs_and_force_redoes_them(small_store):
+    jobs = plan_grid(["part1"], ["legacy"], None, 2, ["baseline"], "cpu", small_store)
+    run_grid(jobs, small_store, show_progress=False)
+    again = run_grid(jobs, small_store, show_progress=False)
+    assert (again.finished, again.skipped) == (0, 2)
+    forced = run_grid(jobs, small_store, force=True, show_progress=False)
+    assert (forced.finished, forced.skipped) == (2, 0)
+
+
+def test_a_failing_job_is_stored_with_its_error_and_the_grid_goes_on(small_store):
+    failing = Job("part1", "padim", "resnet18", "cpu", 5, "baseline")  # no resnet18 weights on this machine
+    passing = Job("part1", "legacy", "", "cpu", 5, "baseline")
+    summary = run_grid([failing, passing], small_store, show_progress=False)
+    assert (summary.finished, summary.failed) == (1, 1)
+    table = runs(small_store).set_index("run_id")
+    assert table.loc[failing.run_id].status == "failed"
+    assert "gluelab weights import" in table.loc[failing.run_id].error
+    assert table.loc[passing.run_id].status == "finished"
+    assert _metrics(small_store, failing) == {}
+
+
+@pytest.mark.parametrize(
+    "arguments, named",
+    [
+        (["--models", "padim", "unheard_of"], "unheard_of"),
+        (["--models", "padim", "--backbones", "no_such_backbone"], "no_such_backbone"),
+        (["--models", "padim", "--backbones", "vit_base_patch16_224"], "cannot take backbone 'vit_base_patch16_224'"),
+        (["--models", "padim", "--seeds", "0"], "--seeds must be at least 1"),
+        (["--models", "padim", "--parts", "part99"], "part 'part99' is not in the store"),
+        (["--models", "padim", "--conditions", "foggy"], "unknown condition 'foggy'"),
+        (["--models", "padim", "--preset", "turbo"], "unknown preset 'turbo'"),
+    ],
+)
+def test_a_malformed_request_is_refused_before_anything_runs(arguments, named, small_store, capsys):
+    before = file_digest(small_store)
+    parts = [] if "--parts" in arguments else ["--parts", "part1"]
+    assert gluelab(["evaluate", *parts, *arguments, "--store", str(small_store)]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "nothing was run" in err
+    assert file_digest(small_store) == before
