@@ -109,6 +109,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from store.export import export_table
+
+    rows = export_table(args.table, args.out, args.store)
+    print(f"{args.table}: {rows} rows written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gluelab", description="Glue-line anomaly-detection model workbench.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--force", action="store_true", help="redo runs that already finished")
     evaluate.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
     evaluate.set_defaults(run=cmd_evaluate)
+
+    export = commands.add_parser("export", help="write a store table to a .csv or .parquet file")
+    export.add_argument("table", help="datasets, images, runs, metrics, image_scores, artifacts or published_results")
+    export.add_argument("--out", type=Path, required=True, help="file ending in .csv or .parquet")
+    export.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    export.set_defaults(run=cmd_export)
 
     models = commands.add_parser("models", help="every model x backbone and whether it runs on this machine")
     models.set_defaults(run=cmd_models)

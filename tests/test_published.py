@@ -53,3 +53,16 @@ def test_results_for_an_unknown_part_say_so(tmp_path, capsys):
     gluelab(["load-published", "--store", store])
     assert gluelab(["results", "--part", "part99", "--store", store]) == 2
     assert "no results for part 'part99'" in capsys.readouterr().err
+
+
+def test_export_writes_csv_and_parquet(tmp_path, capsys):
+    import pandas as pd
+
+    store = str(tmp_path / "s.duckdb")
+    gluelab(["load-published", "--store", store])
+    assert gluelab(["export", "published_results", "--out", str(tmp_path / "p.csv"), "--store", store]) == 0
+    assert gluelab(["export", "published_results", "--out", str(tmp_path / "p.parquet"), "--store", store]) == 0
+    csv_rows, parquet_rows = pd.read_csv(tmp_path / "p.csv"), pd.read_parquet(tmp_path / "p.parquet")
+    assert len(csv_rows) == len(parquet_rows) == len(_csv_rows())
+    assert gluelab(["export", "secrets", "--out", str(tmp_path / "x.csv"), "--store", store]) == 2
+    assert "unknown table 'secrets'" in capsys.readouterr().err
