@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from store.schema import migrate
+from store.schema import is_current, migrate
 
 DEFAULT_STORE = Path(os.environ.get("GLUELAB_STORE", "gluelab.duckdb"))
 LOCK_WAIT_SECONDS = 60.0
@@ -31,7 +31,8 @@ def _connect(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBP
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            # No replacement scans: a missing table must be an error, never a Python variable of that name.
+            return duckdb.connect(str(path), read_only=read_only, config={"python_enable_replacements": False})
         except (duckdb.IOException, duckdb.ConnectionException) as error:
             if not _is_lock_conflict(error) or time.monotonic() > deadline:
                 if _is_lock_conflict(error):
@@ -77,6 +78,11 @@ def read_store(path: Path | str = DEFAULT_STORE, wait_seconds: float = LOCK_WAIT
     if not path.exists():
         raise FileNotFoundError(f"no results store at {path}; create one with `gluelab generate --store {path}` or `gluelab import`")
     con = _connect(path, read_only=True, wait_seconds=wait_seconds)
+    if not is_current(con):  # a store written by an older gluelab: bring its schema up to date once
+        con.close()
+        with write_store(path, wait_seconds):
+            pass
+        con = _connect(path, read_only=True, wait_seconds=wait_seconds)
     try:
         yield con
     finally:

@@ -104,6 +104,15 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def is_current(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether every migration has been applied (works on read-only connections)."""
+    has_table = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ).fetchone()[0]
+    applied = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0] if has_table else 0
+    return applied == len(MIGRATIONS)
+
+
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT now())")
     return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
