@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import warnings
 import sys
 from pathlib import Path
 
@@ -181,8 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """Keep third-party deprecation notices and timm's expected head-dropping notice off the console."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*(does not have many workers|self.log).*")
+    logging.getLogger("timm").setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_libraries()
     try:
         return args.run(args)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, RuntimeError) as error:

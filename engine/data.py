@@ -32,7 +32,7 @@ class PartData:
 
 def _read_gray(path: Path) -> np.ndarray:
     with Image.open(path) as image:
-        return np.asarray(image.convert("L"))
+        return np.array(image.convert("L"))
 
 
 def load_part(part: str, store: Path | str = DEFAULT_STORE) -> PartData:
