@@ -103,11 +103,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from engine.models.registry import model_states
 
-    print(pd.DataFrame(model_states()).to_string(index=False))
+    print(f"{'model':12} {'study name':20} {'backbone':24} state")
+    for row in model_states():
+        print(f"{row['model']:12} {row['paper_name']:20} {row['backbone'] or '-':24} {row['state']}")
     return 0
 
 

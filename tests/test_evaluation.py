@@ -108,3 +108,12 @@ def test_a_malformed_request_is_refused_before_anything_runs(arguments, named, s
     err = capsys.readouterr().err
     assert named in err and "nothing was run" in err
     assert file_digest(small_store) == before
+
+
+def test_models_command_lists_every_model_and_backbone_with_its_state(capsys):
+    assert gluelab(["models"]) == 0
+    rows = {(line[:12].strip(), line[34:58].strip()): line[59:] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows[("padim", "tf_efficientnet_lite0")] == "runnable"
+    assert rows[("fastflow", "tf_efficientnet_lite2")] == "runnable"
+    assert rows[("legacy", "-")] == "runnable"
+    assert "gluelab weights import FILE --name resnet18" in rows[("padim", "resnet18")]

