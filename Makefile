@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo
+DEMO_MODELS := legacy padim patchcore dfm dfkde stfpm fastflow
 
 .PHONY: demo test
 
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/gluelab generate --parts part1 part6 part16 --out $(DEMO)/data --store $(DEMO)/gluelab.duckdb
 	$(BIN)/gluelab load-published --store $(DEMO)/gluelab.duckdb
-	$(BIN)/gluelab results --part part1 --condition baseline --store $(DEMO)/gluelab.duckdb
+	$(BIN)/gluelab evaluate --parts part1 part6 part16 --models $(DEMO_MODELS) --preset cpu --store $(DEMO)/gluelab.duckdb
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

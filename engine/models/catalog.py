@@ -156,6 +156,6 @@ ANOMALIB_MODELS = {
         "STFPM",
         anomalib_builder(_stfpm, lambda b, s: [f"{s['epochs']} epochs instead of 100"] if s["epochs"] != 100 else []),
         CNN_BACKBONES,
-        {"cpu": {**IMAGE_256, "batch_size": 8, "epochs": 8}, "paper": {**IMAGE_256, "epochs": 100}},
+        {"cpu": {**IMAGE_256, "batch_size": 8, "epochs": 3}, "paper": {**IMAGE_256, "epochs": 100}},
     ),
 }
