@@ -33,6 +33,15 @@ def small_plant(tmp_path_factory) -> Path:
     return out
 
 
+def generated_store(root: Path, images: int = 25) -> Path:
+    """A fresh store at `root/store.duckdb` holding part1 generated with `images` images, via the CLI."""
+    from engine.cli import main as gluelab
+
+    store = root / "store.duckdb"
+    assert gluelab(["generate", "--parts", "part1", "--images", str(images), "--out", str(root / "data"), "--store", str(store)]) == 0
+    return store
+
+
 def file_digest(path: Path) -> str | None:
     """sha256 of a file, or None when it does not exist (a store that was never created)."""
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None

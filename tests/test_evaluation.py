@@ -11,18 +11,14 @@ from engine.cli import main as gluelab
 from engine.grid import run_grid
 from engine.jobs import Job, plan_grid
 from engine.metrics import IMAGE_METRICS, PIXEL_METRICS
-from engine.synthetic.plant import generate_part
 from store.runs import artifacts_dir, run_artifacts, run_image_scores, run_metrics, runs
-from tests.conftest import file_digest
+from tests.conftest import file_digest, generated_store
 
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory) -> Path:
     """part1 with 25 images (15 train, 5 good test, 5 defective), registered in a fresh store."""
-    root = tmp_path_factory.mktemp("evaluation")
-    store = root / "store.duckdb"
-    assert gluelab(["generate", "--parts", "part1", "--images", "25", "--out", str(root / "data"), "--store", str(store)]) == 0
-    return store
+    return generated_store(tmp_path_factory.mktemp("evaluation"))
 
 
 def _metrics(store: Path, job: Job) -> dict:

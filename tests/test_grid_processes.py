@@ -14,13 +14,12 @@ import pytest
 from engine.cli import main as gluelab
 from engine.metrics import IMAGE_METRICS, PIXEL_METRICS
 from store.runs import STALE_RUN_ERROR, run_image_scores, run_metrics, runs
+from tests.conftest import generated_store
 
 
 @pytest.fixture
 def store(tmp_path) -> Path:
-    store = tmp_path / "store.duckdb"
-    assert gluelab(["generate", "--parts", "part1", "--images", "25", "--out", str(tmp_path / "data"), "--store", str(store)]) == 0
-    return store
+    return generated_store(tmp_path)
 
 
 def _evaluate(store: Path, *arguments: str) -> subprocess.Popen:

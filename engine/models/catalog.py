@@ -13,7 +13,7 @@ from anomalib.models.components import AnomalibModule
 from anomalib.pre_processing import PreProcessor
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
-from engine.backbones import PACKAGED_BACKBONES, backbone_status, ensure_offline_backbones
+from engine.backbones import PACKAGED_BACKBONES, ensure_offline_backbones
 from engine.models.anomalib_detector import AnomalibDetector
 from engine.models.base import Detector
 
