@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo
-DEMO_MODELS := legacy padim patchcore dfm dfkde stfpm fastflow
+DEMO_MODELS := legacy padim patchcore dfm dfkde stfpm fastflow efficient_ad
 
 .PHONY: demo test
 

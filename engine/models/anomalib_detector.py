@@ -10,6 +10,7 @@ the torch model directly.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 
 import albumentations as A
 import numpy as np
@@ -29,7 +30,7 @@ def to_tensor(gray: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(gray, dtype=torch.float32).div_(255).expand(3, -1, -1)
 
 
-class _TrainImages(Dataset):
+class TrainImages(Dataset):
     """Training images as anomalib items; augmented afresh on every access when `augment` is given."""
 
     def __init__(self, images: list[np.ndarray], augment: A.Compose | None):
@@ -71,7 +72,7 @@ class AnomalibDetector(Detector):
 
     def fit(self, train: list[np.ndarray], augment: A.Compose | None) -> None:
         loader = DataLoader(
-            _TrainImages(train, augment),
+            TrainImages(train, augment),
             batch_size=self.settings.get("batch_size", 32),
             shuffle=not isinstance(self.module, MemoryBankMixin),
             collate_fn=ImageBatch.collate,
@@ -86,8 +87,7 @@ class AnomalibDetector(Detector):
     def _collect_and_fit(self, loader: DataLoader) -> None:
         self.module.model.train()
         with torch.no_grad():
-            for batch in loader:
-                batch.image = self.transform(batch.image)
+            for batch in self._transformed(loader):
                 self.module.training_step(batch)
             self.module.fit()
         self.module._is_fitted = torch.tensor([True])
@@ -100,8 +100,7 @@ class AnomalibDetector(Detector):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*self.log.*")  # training steps log; there is no logger here
             for _ in range(self.settings["epochs"]):
-                for step, batch in enumerate(loader):
-                    batch.image = self.transform(batch.image)
+                for step, batch in enumerate(self._transformed(loader)):
                     output = self.module.training_step(batch, step)
                     loss = output["loss"] if isinstance(output, dict) else output
                     optimizer.zero_grad(set_to_none=True)
@@ -111,6 +110,12 @@ class AnomalibDetector(Detector):
                     optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
+
+    def _transformed(self, loader: DataLoader) -> Iterator[ImageBatch]:
+        """The loader's batches with the model's pre-processing applied, as anomalib's PreProcessor does."""
+        for batch in loader:
+            batch.image = self.transform(batch.image)
+            yield batch
 
     def predict(self, images: list[np.ndarray], batch_size: int) -> Prediction:
         scores, maps = [], []

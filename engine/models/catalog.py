@@ -16,6 +16,12 @@ from torchvision.transforms.v2 import Compose, Normalize, Resize
 from engine.backbones import PACKAGED_BACKBONES, ensure_offline_backbones
 from engine.models.anomalib_detector import AnomalibDetector
 from engine.models.base import Detector
+from engine.models.efficient_ad import (
+    BackboneTeacher,
+    BackboneTeacherEfficientAd,
+    EfficientAdDetector,
+    penalty_image_folder,
+)
 
 STUDY_BACKBONES = ("resnet18", "wide_resnet50_2")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -35,7 +41,9 @@ def _deviations(backbone: str, extra: list[str]) -> list[str]:
 
 
 def anomalib_builder(
-    make_module: Callable[[str, dict], AnomalibModule], deviations: Callable[[str, dict], list[str]] = lambda b, s: []
+    make_module: Callable[[str, dict], AnomalibModule],
+    deviations: Callable[[str, dict], list[str]] = lambda b, s: [],
+    detector: type[AnomalibDetector] = AnomalibDetector,
 ) -> Callable[[str, dict], Detector]:
     """A build function: construct the anomalib module for (backbone, settings) and wrap it."""
 
@@ -49,7 +57,7 @@ def anomalib_builder(
             "settings": settings,
             "deviations": _deviations(backbone, deviations(backbone, settings)),
         }
-        return AnomalibDetector(module, settings, config)
+        return detector(module, settings, config)
 
     return build
 
@@ -60,8 +68,13 @@ def pre_processor(backbone: str, settings: dict) -> PreProcessor:
     EfficientNet-Lite weights were trained on inputs scaled with mean = std = 0.5; anomalib's default
     ImageNet statistics would feed them shifted inputs.
     """
-    mean, std = ((0.5,) * 3, (0.5,) * 3) if backbone in PACKAGED_BACKBONES else (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = normalisation(backbone)
     return PreProcessor(transform=Compose([Resize(tuple(settings["image_size"]), antialias=True), Normalize(mean, std)]))
+
+
+def normalisation(backbone: str) -> tuple[tuple, tuple]:
+    """(mean, std) the backbone's ImageNet weights were trained with."""
+    return ((0.5,) * 3, (0.5,) * 3) if backbone in PACKAGED_BACKBONES else (IMAGENET_MEAN, IMAGENET_STD)
 
 
 def lean(backbone: str, settings: dict) -> dict:
@@ -113,6 +126,29 @@ def _fastflow(backbone: str, s: dict) -> AnomalibModule:
     return TimmFastflow(backbone=backbone, conv3x3_only=True, **lean(backbone, s))
 
 
+def _efficient_ad(backbone: str, s: dict) -> AnomalibModule:
+    teacher = BackboneTeacher(backbone, LAYERS[backbone][:2], *normalisation(backbone))
+    return BackboneTeacherEfficientAd(
+        teacher,
+        imagenet_dir=penalty_image_folder(),
+        model_size="small",
+        lr=1e-4,
+        weight_decay=1e-5,
+        pre_processor=PreProcessor(transform=Resize(tuple(s["image_size"]), antialias=True)),  # the teacher normalises
+        post_processor=False,
+        evaluator=False,
+        visualizer=False,
+    )
+
+
+def _efficient_ad_deviations(backbone: str, s: dict) -> list[str]:
+    return [
+        f"teacher: frozen {backbone} features at strides 4 and 8, not the PDN distilled from WideResNet-101 (a download)",
+        "penalty images: scikit-image's sample photos, not ImageNet/imagenette (a download)",
+        "map quantiles from the training images, not a validation split",
+    ] + ([f"{s['steps']} training steps instead of 200 epochs"] if "steps" in s else [])
+
+
 IMAGE_256 = {"image_size": [256, 256], "batch_size": 32}
 
 # name -> (paper name, build function, backbones, {preset: settings})
@@ -142,6 +178,12 @@ ANOMALIB_MODELS = {
         {"cpu": {**IMAGE_256, "pca_level": 0.97}, "paper": {**IMAGE_256, "pca_level": 0.97}},
     ),
     "dfkde": ("DFKDE", anomalib_builder(_dfkde), CNN_BACKBONES, {"cpu": IMAGE_256, "paper": IMAGE_256}),
+    "efficient_ad": (
+        "EfficientAD",
+        anomalib_builder(_efficient_ad, _efficient_ad_deviations, detector=EfficientAdDetector),
+        CNN_BACKBONES,
+        {"cpu": {**IMAGE_256, "steps": 60}, "paper": {**IMAGE_256, "epochs": 200}},
+    ),
     "fastflow": (
         "FastFlow",
         anomalib_builder(

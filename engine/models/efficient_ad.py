@@ -1,0 +1,105 @@
+"""EfficientAD without downloads: a frozen timm backbone as teacher, scikit-image photos as penalty set.
+
+The study's EfficientAD uses a PDN teacher distilled from WideResNet-101 on ImageNet and ImageNet
+(imagenette) images for the student's penalty loss; both are downloads. Here the teacher is the
+backbone's stride-4 and stride-8 features (frozen, resized to the student's output grid) and the
+penalty images are the natural photos that ship with scikit-image. anomalib's student, autoencoder,
+losses and scoring are unchanged; the training loop replaces the Lightning hooks that need a Trainer.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+import skimage.data
+import torch
+import torch.nn.functional as F
+from anomalib.data import ImageBatch
+from anomalib.models.components import TimmFeatureExtractor
+from anomalib.models.image.efficient_ad.lightning_model import EfficientAd
+from torch import nn
+from torch.utils.data import DataLoader
+
+from engine.models.anomalib_detector import AnomalibDetector, TrainImages
+from engine.paths import gluelab_home
+
+PENALTY_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg")
+LR_DROP_AT = 0.95  # anomalib's schedule: learning rate x 0.1 after 95 % of the steps
+
+
+class BackboneTeacher(nn.Module):
+    """Frozen timm features at strides 4 and 8, concatenated on the student's output grid."""
+
+    def __init__(self, backbone: str, layers: tuple[str, str], mean: tuple, std: tuple):
+        super().__init__()
+        self.features = TimmFeatureExtractor(backbone, layers=list(layers)).eval()
+        self.out_channels = sum(self.features.out_dims)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        height, width = images.shape[-2:]
+        grid = (height // 4 - 8, width // 4 - 8)  # the unpadded PDN student's output size
+        maps = self.features((images - self.mean) / self.std).values()
+        return torch.cat([F.interpolate(m, size=grid, mode="bilinear", align_corners=False) for m in maps], dim=1)
+
+
+class BackboneTeacherEfficientAd(EfficientAd):
+    def __init__(self, teacher: BackboneTeacher, **kwargs):
+        super().__init__(teacher_out_channels=teacher.out_channels, **kwargs)
+        self.model.teacher = teacher
+
+    def prepare_pretrained_model(self) -> None:
+        """Nothing to download: the teacher is already pretrained."""
+
+
+def penalty_image_folder() -> Path:
+    """An ImageFolder of scikit-image's natural photos, the offline stand-in for imagenette."""
+    root = gluelab_home() / "penalty_images"
+    folder = root / "natural"
+    folder.mkdir(parents=True, exist_ok=True)
+    source = Path(skimage.data.__file__).parent
+    for name in PENALTY_PHOTOS:
+        if not (folder / name).is_file():
+            shutil.copy(source / name, folder / name)
+    return root
+
+
+class EfficientAdDetector(AnomalibDetector):
+    """Teacher statistics, then `steps` single-image steps, then map quantiles from the training images."""
+
+    def fit(self, train: list[np.ndarray], augment: A.Compose | None) -> None:
+        module = self.module
+        module.prepare_imagenette_data(self.input_size)
+        plain = DataLoader(TrainImages(train, None), batch_size=1, collate_fn=ImageBatch.collate)
+        with torch.no_grad():
+            module.model.mean_std.update(module.teacher_channel_mean_std(self._transformed(plain)))
+        steps = self.settings.get("steps") or self.settings["epochs"] * len(train)
+        optimizer = torch.optim.Adam(
+            [*module.model.student.parameters(), *module.model.ae.parameters()], lr=module.lr, weight_decay=module.weight_decay
+        )
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(int(LR_DROP_AT * steps), 1), gamma=0.1)
+        shuffled = DataLoader(
+            TrainImages(train, augment),
+            batch_size=1,
+            shuffle=True,
+            collate_fn=ImageBatch.collate,
+            generator=torch.Generator().manual_seed(torch.initial_seed()),
+        )
+        module.train()
+        step = 0
+        while step < steps:
+            for batch in self._transformed(shuffled):
+                loss = module.training_step(batch)["loss"]
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                if step == steps:
+                    break
+        module.model.eval()
+        module.model.quantiles.update(module.map_norm_quantiles(self._transformed(plain)))
