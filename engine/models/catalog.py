@@ -27,7 +27,7 @@ STUDY_BACKBONES = ("resnet18", "wide_resnet50_2")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CNN_BACKBONES = PACKAGED_BACKBONES + STUDY_BACKBONES
 
-# Feature stages at strides 4, 8, 16 (EfficientNet-Lite) or 4, 8, 16 (ResNet layer1-3).
+# Feature stages at strides 4, 8 and 16: EfficientNet-Lite blocks.1/2/4, ResNet layer1-3.
 LAYERS = {
     **dict.fromkeys(PACKAGED_BACKBONES, ("blocks.1", "blocks.2", "blocks.4")),
     **dict.fromkeys(STUDY_BACKBONES, ("layer1", "layer2", "layer3")),
