@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 DEMO := demo
 DEMO_MODELS := legacy padim patchcore dfm dfkde stfpm fastflow efficient_ad
 
+CHROMIUM := /usr/bin/chromium
+
 .PHONY: demo test
 
 $(STAMP): pyproject.toml constraints.txt
@@ -18,6 +20,11 @@ demo: $(STAMP)
 	$(BIN)/gluelab generate --parts part1 part6 part16 --out $(DEMO)/data --store $(DEMO)/gluelab.duckdb
 	$(BIN)/gluelab load-published --store $(DEMO)/gluelab.duckdb
 	$(BIN)/gluelab evaluate --parts part1 part6 part16 --models $(DEMO_MODELS) --preset cpu --store $(DEMO)/gluelab.duckdb
+	$(BIN)/gluelab dashboard --store $(DEMO)/gluelab.duckdb
 
-test: $(STAMP)
+# Debian's Chromium for the dashboard's browser test (Playwright drives it; it never downloads a browser).
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest

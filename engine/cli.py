@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import warnings
 import sys
+import warnings
 from pathlib import Path
 
 from store import DEFAULT_STORE
@@ -111,6 +111,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import subprocess
+
+    project = Path(__file__).resolve().parent.parent  # holds dashboard/ and .streamlit/config.toml
+    store = args.store.resolve()
+    if not store.exists():
+        print(f"gluelab dashboard: no store at {store} yet; the dashboard will say how to create one.", file=sys.stderr)
+    print(f"gluelab dashboard: http://localhost:{args.port} (reading {store}; Ctrl-C stops it)", flush=True)
+    command = [sys.executable, "-m", "streamlit", "run", str(project / "dashboard" / "app.py"), "--server.port", str(args.port)]
+    return subprocess.call(command, cwd=project, env={**os.environ, "GLUELAB_STORE": str(store)})
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from store.export import export_table
 
@@ -177,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="every model x backbone and whether it runs on this machine")
     models.set_defaults(run=cmd_models)
+
+    dashboard = commands.add_parser("dashboard", help="open the dashboard on the results store")
+    dashboard.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    dashboard.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    dashboard.set_defaults(run=cmd_dashboard)
 
     parts = commands.add_parser("parts", help="list the synthetic parts and their difficulty knobs")
     parts.set_defaults(run=cmd_parts)

@@ -45,3 +45,29 @@ def generated_store(root: Path, images: int = 25) -> Path:
 def file_digest(path: Path) -> str | None:
     """sha256 of a file, or None when it does not exist (a store that was never created)."""
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+@pytest.fixture(scope="session")
+def dashboard_stores(tmp_path_factory) -> dict[str, Path]:
+    """The three stores every dashboard page must render: empty, published figures only, and evaluated.
+
+    The evaluated one holds real runs: legacy, PaDiM and DFM on small part1 (two seeds, baseline and
+    augmented) and part16 (one seed, baseline), plus the published figures.
+    """
+    from engine.cli import main as gluelab
+    from store import write_store
+
+    root = tmp_path_factory.mktemp("dashboard")
+    empty = root / "empty.duckdb"
+    with write_store(empty):
+        pass
+    published = root / "published.duckdb"
+    assert gluelab(["load-published", "--store", str(published)]) == 0
+
+    evaluated = generated_store(root / "evaluated")
+    assert gluelab(["generate", "--parts", "part16", "--images", "25", "--out", str(root / "evaluated" / "data"), "--store", str(evaluated)]) == 0
+    assert gluelab(["load-published", "--store", str(evaluated)]) == 0
+    models = ["--models", "legacy", "padim", "dfm", "--store", str(evaluated)]
+    assert gluelab(["evaluate", "--parts", "part1", "--seeds", "2", "--conditions", "baseline", "augmented", *models]) == 0
+    assert gluelab(["evaluate", "--parts", "part16", *models]) == 0
+    return {"empty": empty, "published": published, "evaluated": evaluated}

@@ -1,0 +1,133 @@
+"""What the pages read from the store, cached per (store, stamp) so any write to the store invalidates it.
+
+The stamp is the store's last-write time, itself cached for two seconds: a grid writing results
+shows up on the next rerun without every rerun paying for a fresh read of everything.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from engine.models.names import backbone_name, model_name
+from engine.results_table import LOCAL_SOURCE, RUNTIME_METRICS, results_long
+from store import dataset_parts, queries
+
+STAMP_SECONDS = 2
+PUBLISHED_SOURCE_LABEL = "published"
+
+
+def store_path() -> Path:
+    """The store the dashboard reads: `$GLUELAB_STORE`, as `gluelab dashboard --store` sets it."""
+    return Path(os.environ.get("GLUELAB_STORE", "gluelab.duckdb"))
+
+
+@st.cache_data(ttl=STAMP_SECONDS, show_spinner=False)
+def stamp(store: str) -> str | None:
+    """Last write of the store; None when there is no store file."""
+    return queries.store_stamp(store)
+
+
+def candidate_label(model: str, backbone: str, source: str, preset: str | None = None) -> str:
+    """How a model/backbone is named everywhere on the dashboard, e.g. `PaDiM / ResNet18 (paper)`."""
+    name = model_name(model) + (f" / {backbone_name(backbone)}" if backbone else "")
+    if source != LOCAL_SOURCE:
+        return f"{name} (paper)"
+    return f"{name} ({preset})" if preset else name
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def results(store: str, store_stamp: str) -> pd.DataFrame:
+    """Local aggregates over seeds and the published figures, long form, labelled for display."""
+    frame = results_long(store)
+    frame["candidate"] = [
+        candidate_label(m, b, s, p)
+        for m, b, s, p in zip(frame["model"], frame["backbone"], frame["source"], frame["preset"])
+    ]
+    frame["source"] = frame["source"].where(frame["source"] == LOCAL_SOURCE, PUBLISHED_SOURCE_LABEL)
+    return frame
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def local_parts(store: str, store_stamp: str) -> list[str]:
+    return dataset_parts(store)["part"].tolist()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def run_status(store: str, store_stamp: str) -> pd.DataFrame:
+    return queries.run_status_counts(store)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def recent_runs(store: str, store_stamp: str) -> pd.DataFrame:
+    return queries.recent_runs(store)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def runtime(store: str, store_stamp: str) -> pd.DataFrame:
+    frame = queries.runtime_table(store)
+    frame["candidate"] = [
+        candidate_label(m, b, LOCAL_SOURCE, p) for m, b, p in zip(frame["model"], frame["backbone"], frame["preset"])
+    ]
+    return frame
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def operating_points(store: str, store_stamp: str, parts: tuple[str, ...]) -> pd.DataFrame:
+    frame = queries.operating_points(store, list(parts))
+    frame["candidate"] = [
+        candidate_label(m, b, LOCAL_SOURCE, p) for m, b, p in zip(frame["model"], frame["backbone"], frame["preset"])
+    ]
+    return frame
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def part_images(store: str, store_stamp: str, part: str) -> pd.DataFrame:
+    return queries.part_images_summary(store, part)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def part_examples(store: str, store_stamp: str, part: str) -> pd.DataFrame:
+    frame = queries.part_examples(store, part)
+    frame["candidate"] = [
+        candidate_label(m, b, LOCAL_SOURCE, p) for m, b, p in zip(frame["model"], frame["backbone"], frame["preset"])
+    ]
+    return frame
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def scored_images(store: str, store_stamp: str, run_id: str) -> pd.DataFrame:
+    return queries.scored_images(store, run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def part_root(store: str, store_stamp: str, part: str) -> str | None:
+    return queries.part_root(store, part)
+
+
+def selection_rows(results: pd.DataFrame, parts: list[str], condition: str, source: str | None) -> pd.DataFrame:
+    """Long rows to choose from on `parts`: one condition and source, keyed by candidate.
+
+    The study timed its models on part1 only (Table 4); its candidates carry those runtimes to every
+    part, since time per image does not depend on what the image shows.
+    """
+    rows = results[(results["condition"] == condition) & results["part"].isin(parts)]
+    if source is not None:
+        rows = rows[rows["source"] == source]
+    runtime_rows = rows[rows["metric"].isin(RUNTIME_METRICS)]
+    timed = set(zip(runtime_rows["candidate"], runtime_rows["part"]))
+    published_runtime = results[
+        (results["source"] == PUBLISHED_SOURCE_LABEL)
+        & (results["part"] == "part1")
+        & results["metric"].isin(RUNTIME_METRICS)
+    ]
+    borrowed = [
+        published_runtime[published_runtime["candidate"] == candidate].assign(part=part, condition=condition)
+        for part in parts
+        for candidate in rows.loc[rows["source"] == PUBLISHED_SOURCE_LABEL, "candidate"].unique()
+        if (candidate, part) not in timed
+    ]
+    return pd.concat([rows, *borrowed], ignore_index=True)

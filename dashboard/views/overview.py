@@ -1,0 +1,65 @@
+"""Table-5-style leaderboard per part and condition: local runs and the study's figures side by side."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from dashboard import data, widgets
+from engine.results_table import METRIC_ORDER
+
+st.title("Overview")
+ctx = widgets.store_context()
+if ctx is not None:
+    results = data.results(ctx.store, ctx.stamp)
+    filters = widgets.sidebar_filters(ctx, results)
+    status = data.run_status(ctx.store, ctx.stamp)
+    counts = status.groupby("status")["runs"].sum()
+    columns = st.columns(4)
+    columns[0].metric("Finished runs", int(counts.get("finished", 0)))
+    columns[1].metric("Running", int(counts.get("running", 0)))
+    columns[2].metric("Failed or cancelled", int(counts.get("failed", 0) + counts.get("cancelled", 0)))
+    columns[3].metric("Parts with images", len(data.local_parts(ctx.store, ctx.stamp)))
+    st.caption(f"Store last written {ctx.stamp or 'never'} (UTC).")
+
+    chosen = widgets.filtered(results, filters)
+    if results.empty:
+        widgets.empty_state("The store holds no results yet.", ctx)
+    elif chosen.empty:
+        st.info(
+            f"No results for {filters.part} ({filters.condition}) in the chosen source. Try another part, condition or source."
+        )
+    else:
+        st.subheader(f"{filters.part} · {filters.condition}")
+        table = widgets.wide_table(chosen, METRIC_ORDER).sort_values(["source", "candidate"])
+        st.dataframe(
+            table.drop(columns=["model", "backbone"]),
+            hide_index=True,
+            column_config={
+                column: st.column_config.NumberColumn(widgets.METRIC_LABELS.get(column, column), format="%.3f")
+                for column in table.columns
+                if column.removesuffix(" ±") in METRIC_ORDER
+            },
+        )
+        st.download_button(
+            "Download CSV",
+            table.to_csv(index=False),
+            file_name=f"gluelab_{filters.part}_{filters.condition}.csv",
+            mime="text/csv",
+        )
+        metric = st.selectbox(
+            "Compare on",
+            [m for m in METRIC_ORDER if m in set(chosen["metric"])],
+            format_func=widgets.METRIC_LABELS.get,
+            key="overview_metric",
+        )
+        bars = chosen[chosen["metric"] == metric].sort_values("mean", ascending=False)
+        figure = px.bar(
+            bars,
+            x="candidate",
+            y="mean",
+            error_y="std",
+            color="source",
+            labels={"mean": widgets.METRIC_LABELS[metric], "candidate": ""},
+        )
+        st.plotly_chart(figure)

@@ -1,0 +1,105 @@
+"""One part in depth: its images, each model's metrics, and a segmentation gallery with models side by side."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from dashboard import data, widgets
+from engine.results_table import METRIC_ORDER
+from store.runs import artifacts_dir
+
+GALLERY_SIZE = 6
+
+st.title("Part drill-down")
+ctx = widgets.store_context()
+if ctx is not None:
+    results = data.results(ctx.store, ctx.stamp)
+    filters = widgets.sidebar_filters(ctx, results, source=False)
+    images = data.part_images(ctx.store, ctx.stamp, filters.part)
+    if images.empty:
+        widgets.empty_state(f"{filters.part} has no images in this store (published figures only).", ctx)
+    else:
+        test = images[images["split"] == "test"]
+        columns = st.columns(4)
+        columns[0].metric("Training images", int((images["split"] == "train").sum()))
+        columns[1].metric("Good test images", int((test["label"] == "normal").sum()))
+        columns[2].metric("Defective test images", int((test["label"] == "anomalous").sum()))
+        columns[3].metric("Over-exposed images", int(images["over_exposed"].fillna(False).sum()))
+        left, right = st.columns(2)
+        defects = test[test["label"] == "anomalous"].fillna({"region": "unknown"})
+        if not defects.empty:
+            per_region = defects.groupby(["region", "defect_type"]).size().reset_index(name="images")
+            left.plotly_chart(
+                px.bar(per_region, x="region", y="images", color="defect_type", title="Defects per region")
+            )
+        right.plotly_chart(
+            px.histogram(
+                images,
+                x="mean_brightness",
+                color="label",
+                nbins=40,
+                barmode="overlay",
+                title="Brightness (mean grey level)",
+            )
+        )
+
+        st.subheader("Metrics per model")
+        local = results[
+            (results["part"] == filters.part)
+            & (results["condition"] == filters.condition)
+            & (results["source"] == "local")
+        ]
+        if local.empty:
+            st.info(f"No finished local runs on {filters.part} ({filters.condition}) yet.")
+        else:
+            table = widgets.wide_table(local, METRIC_ORDER)
+            st.dataframe(table.drop(columns=["model", "backbone", "source"]), hide_index=True)
+
+        st.subheader("Segmentation gallery")
+        examples = data.part_examples(ctx.store, ctx.stamp, filters.part)
+        examples = examples[examples["condition"] == filters.condition]
+        if examples.empty:
+            st.info(
+                "No kept heatmaps for this part and condition: they are written by models that produce anomaly maps."
+            )
+        else:
+            regions = sorted(examples["region"].dropna().unique())
+            defect_types = sorted(examples["defect_type"].unique())
+            candidates = sorted(examples["candidate"].unique())
+            filter_columns = st.columns(4)
+            region = filter_columns[0].multiselect("Region", regions, default=regions, key="gallery_regions")
+            defect = filter_columns[1].multiselect(
+                "Defect type", defect_types, default=defect_types, key="gallery_defects"
+            )
+            first = filter_columns[2].selectbox("Model", candidates, key="gallery_model")
+            others = ["(none)"] + [c for c in candidates if c != first]
+            second = filter_columns[3].selectbox("Compare with", others, key="gallery_compare")
+            shown = examples[
+                examples["defect_type"].isin(defect) & (examples["region"].isin(region) | examples["region"].isna())
+            ]
+            shown = shown.drop_duplicates(["candidate", "image_path"])  # one seed per model
+            image_paths = shown.loc[shown["candidate"] == first, "image_path"].drop_duplicates()
+            if image_paths.empty:
+                st.info("No kept example matches these filters.")
+            page = st.number_input(
+                "Gallery page", 1, max(1, -(-len(image_paths) // GALLERY_SIZE)), 1, key="gallery_page"
+            )
+            root = artifacts_dir(ctx.store)
+            for image_path in image_paths.iloc[(page - 1) * GALLERY_SIZE : page * GALLERY_SIZE]:
+                rows = shown[shown["image_path"] == image_path]
+                example = rows[rows["candidate"] == first].iloc[0]
+                st.markdown(
+                    f"**{image_path}** · {example['label']} · {example['defect_type']}"
+                    + (
+                        f" · region {example['region']} · {example['severity']}"
+                        if isinstance(example["region"], str)
+                        else ""
+                    )
+                )
+                compared = [example] + [row for _, row in rows[rows["candidate"] == second].iterrows()]
+                if second != "(none)" and len(compared) == 1:
+                    st.caption(
+                        f"{second} kept no heatmap for this image (only defective and its 10 highest-scoring good images are kept)."
+                    )
+                widgets.segmentation_panels(compared, root)

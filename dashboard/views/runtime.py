@@ -1,0 +1,81 @@
+"""Training time, inference time and throughput per model and backbone (study Table 4, Fig. 10)."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from dashboard import data, widgets
+from engine.results_table import RUNTIME_METRICS
+
+st.title("Runtime")
+ctx = widgets.store_context()
+if ctx is not None:
+    results = data.results(ctx.store, ctx.stamp)
+    filters = widgets.sidebar_filters(ctx, results)
+    chosen = widgets.filtered(results, filters)
+    chosen = chosen[chosen["metric"].isin(RUNTIME_METRICS)]
+    if chosen.empty:
+        widgets.empty_state(f"No runtime figures for {filters.part} ({filters.condition}) in the chosen source.", ctx)
+    else:
+        log_scale = st.toggle("Logarithmic time axis", value=True, key="runtime_log")
+        table = widgets.wide_table(chosen, RUNTIME_METRICS)
+        left, right = st.columns(2)
+        for column, metric in ((left, "inference_ms"), (right, "train_min")):
+            if metric in table:
+                bars = table.dropna(subset=[metric]).sort_values(metric)
+                figure = px.bar(
+                    bars,
+                    x=metric,
+                    y="candidate",
+                    color="source",
+                    orientation="h",
+                    error_x=f"{metric} ±" if f"{metric} ±" in bars else None,
+                    log_x=log_scale,
+                    labels={metric: widgets.METRIC_LABELS[metric], "candidate": ""},
+                )
+                figure.update_layout(
+                    height=120 + 28 * len(bars),
+                    yaxis={"categoryorder": "array", "categoryarray": bars["candidate"].tolist()[::-1]},
+                )
+                column.plotly_chart(figure)
+        st.dataframe(
+            table.drop(columns=["model", "backbone"]),
+            hide_index=True,
+            column_config={
+                c: st.column_config.NumberColumn(widgets.METRIC_LABELS.get(c, c), format="%.2f")
+                for c in RUNTIME_METRICS
+            },
+        )
+
+        runs = data.runtime(ctx.store, ctx.stamp)
+        runs = runs[(runs["part"] == filters.part) & (runs["condition"] == filters.condition)]
+        if not runs.empty and filters.source != data.PUBLISHED_SOURCE_LABEL:
+            st.subheader("Local runs and the hardware they used")
+            st.caption(
+                "Inference is the median batch-1 latency after warm-up; throughput is measured at batch 32. "
+                "The study timed its runs on its own hardware, so compare local and published times as orders of magnitude."
+            )
+            st.dataframe(
+                runs[
+                    [
+                        "candidate",
+                        "seed",
+                        "train_seconds",
+                        "inference_ms",
+                        "throughput_fps",
+                        "peak_memory_mb",
+                        "processor",
+                        "cpu_count",
+                        "torch_threads",
+                        "gpu",
+                    ]
+                ],
+                hide_index=True,
+                column_config={
+                    "train_seconds": st.column_config.NumberColumn("Training (s)", format="%.1f"),
+                    "inference_ms": st.column_config.NumberColumn("Inference (ms/image)", format="%.1f"),
+                    "throughput_fps": st.column_config.NumberColumn("Throughput (images/s)", format="%.1f"),
+                    "peak_memory_mb": st.column_config.NumberColumn("Peak memory (MB)", format="%.0f"),
+                },
+            )

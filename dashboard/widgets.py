@@ -1,0 +1,151 @@
+"""Pieces every page shares: the store context, sidebar filters, empty states, metric names, image panels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from engine.results_table import LOCAL_SOURCE
+
+METRIC_LABELS = {
+    "image_auroc": "Image AUROC",
+    "image_f1": "Image F1",
+    "pixel_auroc": "Pixel AUROC",
+    "pixel_f1": "Pixel F1",
+    "aupro": "AUPRO",
+    "fpr_at_full_recall": "False-alarm rate at zero escapes",
+    "train_min": "Training time (min)",
+    "inference_ms": "Inference (ms/image)",
+    "throughput_fps": "Throughput (images/s)",
+}
+ACCURACY_METRICS = ("image_auroc", "image_f1", "pixel_auroc", "pixel_f1", "aupro")
+SOURCES = {"Both": None, "Local runs": LOCAL_SOURCE, "Published study": data.PUBLISHED_SOURCE_LABEL}
+FILL_THE_STORE = (
+    "Fill it with `make demo`, or step by step: `gluelab generate --parts part1 --store STORE`, "
+    "`gluelab load-published --store STORE`, `gluelab evaluate --parts part1 --models padim --store STORE`."
+)
+
+
+@dataclass(frozen=True)
+class StoreContext:
+    store: str
+    stamp: str
+
+
+@dataclass(frozen=True)
+class Filters:
+    part: str
+    condition: str
+    source: str | None  # None: local and published
+
+
+def store_context() -> StoreContext | None:
+    """The store this session reads, or None after showing how to create one."""
+    store = str(data.store_path())
+    stamp = data.stamp(store)
+    st.sidebar.caption(f"Store: `{store}`")
+    if stamp is None:
+        st.info(f"There is no results store at `{store}` yet. " + FILL_THE_STORE.replace("STORE", store))
+        return None
+    return StoreContext(store, stamp)
+
+
+def empty_state(message: str, ctx: StoreContext) -> None:
+    st.info(message + " " + FILL_THE_STORE.replace("STORE", ctx.store))
+
+
+def sidebar_filters(
+    ctx: StoreContext,
+    results: pd.DataFrame,
+    *,
+    default_part: str | None = None,
+    source: bool = True,
+    condition: bool = True,
+) -> Filters:
+    """Part, condition and source pickers in the sidebar; parts are those with results or images."""
+    parts = sorted(set(results["part"]) | set(data.local_parts(ctx.store, ctx.stamp)), key=part_order)
+    if not parts:
+        parts = [default_part or "part1"]
+    index = parts.index(default_part) if default_part in parts else 0
+    part = st.sidebar.selectbox("Part", parts, index=index, key="filter_part")
+    chosen_condition = (
+        st.sidebar.radio("Condition", ["baseline", "augmented"], horizontal=True, key="filter_condition")
+        if condition
+        else "baseline"
+    )
+    chosen_source = st.sidebar.radio("Source", list(SOURCES), key="filter_source") if source else "Both"
+    return Filters(part, chosen_condition, SOURCES[chosen_source])
+
+
+def part_order(part: str) -> tuple:
+    """part2 before part10; other names after the numbered parts."""
+    digits = part.removeprefix("part")
+    return (0, int(digits), "") if digits.isdigit() else (1, 0, part)
+
+
+def filtered(results: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    chosen = results[(results["part"] == filters.part) & (results["condition"] == filters.condition)]
+    return chosen if filters.source is None else chosen[chosen["source"] == filters.source]
+
+
+def wide_table(long: pd.DataFrame, metrics: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """One row per candidate: `<metric>` mean and `<metric> ±` std columns, seeds counted."""
+    keys = ["candidate", "source", "model", "backbone", "preset"]
+    chosen = long[long["metric"].isin(metrics)]
+    if chosen.empty:
+        return pd.DataFrame(columns=keys)
+    figures = chosen.groupby([*keys, "metric"])[["mean", "std"]].first().unstack("metric")
+    seeds = chosen.groupby(keys)["n_seeds"].max()
+    table = figures["mean"].join(figures["std"].add_suffix(" ±")).join(seeds.rename("seeds"))
+    ordered = [c for m in metrics for c in (m, f"{m} ±") if c in table.columns]
+    return table[ordered + ["seeds"]].reset_index().dropna(axis=1, how="all")
+
+
+def read_gray(path: Path) -> np.ndarray | None:
+    """8-bit grayscale image, or None when the file is missing or unreadable."""
+    return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+
+
+def heat_overlay(gray: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
+    """RGB picture of `gray` with the 8-bit `heatmap` (resized to it) blended on top in a jet colour map."""
+    heat = cv2.resize(heatmap, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
+    coloured = cv2.applyColorMap(heat, cv2.COLORMAP_JET)
+    base = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(cv2.addWeighted(base, 0.55, coloured, 0.45, 0), cv2.COLOR_BGR2RGB)
+
+
+def segmentation_panels(examples: list[pd.Series], artifacts_root: Path) -> None:
+    """input | ground truth | heatmap overlay | predicted mask, with a heatmap and mask for each further model."""
+    first = examples[0]
+    root = Path(first["root"])
+    image = read_gray(root / first["image_path"])
+    if image is None:
+        st.warning(f"{root / first['image_path']} is no longer on disk.")
+        return
+    truth = read_gray(root / first["mask_path"]) if isinstance(first["mask_path"], str) else np.zeros_like(image)
+    panels = [("Input", image), ("Ground truth", truth)]
+    for example in examples:
+        heatmap = read_gray(artifacts_root / example["anomaly_map_path"])
+        predicted = read_gray(artifacts_root / example["pred_mask_path"])
+        if heatmap is None or predicted is None:
+            st.warning(f"The kept heatmap of {example['candidate']} for {example['image_path']} is no longer on disk.")
+            continue
+        verdict = "flagged" if example["predicted_anomalous"] else "passed"
+        panels += [
+            (
+                f"{example['candidate']}: heatmap (score {example['score']:.3g}, {verdict})",
+                heat_overlay(image, heatmap),
+            ),
+            (
+                f"{example['candidate']}: predicted mask",
+                cv2.resize(predicted, image.shape[::-1], interpolation=cv2.INTER_NEAREST),
+            ),
+        ]
+    for column, (title, picture) in zip(st.columns(len(panels)), panels):
+        column.image(picture, caption=title, clamp=True, width="stretch")

@@ -1,0 +1,130 @@
+"""Read-only queries behind the dashboard: one function per view, each a single short read.
+
+Every function takes the store path first and returns a pandas DataFrame (empty when there is
+nothing to show); none of them writes. `store_stamp` changes whenever anything is written, so
+callers can cache the others on (store, stamp).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from store.connection import read_store
+
+
+def store_stamp(store: Path | str) -> str | None:
+    """When the store was last written (None: there is no store file yet)."""
+    if not Path(store).exists():
+        return None
+    with read_store(store) as con:
+        row = con.execute("SELECT value FROM store_meta WHERE key = 'last_write'").fetchone()
+    return row[0] if row else ""
+
+
+def run_status_counts(store: Path | str) -> pd.DataFrame:
+    """How many runs are running, finished, failed or cancelled, per part."""
+    with read_store(store) as con:
+        return con.execute("SELECT part, status, count(*) AS runs FROM runs GROUP BY ALL ORDER BY part, status").df()
+
+
+def recent_runs(store: Path | str, limit: int = 200) -> pd.DataFrame:
+    """The latest runs of any status, with their error if they failed."""
+    with read_store(store) as con:
+        return con.execute(
+            """SELECT run_id, part, model, backbone, preset, seed, condition, status, error, started_at, finished_at
+               FROM runs ORDER BY started_at DESC LIMIT ?""",
+            [limit],
+        ).df()
+
+
+def runtime_table(store: Path | str) -> pd.DataFrame:
+    """Training time, batch-1 latency, throughput and peak memory of every finished run, with its hardware."""
+    with read_store(store) as con:
+        return con.execute(
+            """SELECT part, condition, model, backbone, preset, seed, train_seconds, inference_ms, throughput_fps,
+                      peak_memory_mb, n_train, n_test,
+                      json_extract_string(environment, '$.hardware.processor') AS processor,
+                      CAST(json_extract(environment, '$.hardware.cpu_count') AS INTEGER) AS cpu_count,
+                      CAST(json_extract(environment, '$.hardware.torch_threads') AS INTEGER) AS torch_threads,
+                      json_extract_string(environment, '$.hardware.gpu') AS gpu
+               FROM runs WHERE status = 'finished'"""
+        ).df()
+
+
+def operating_points(store: Path | str, parts: list[str]) -> pd.DataFrame:
+    """Per finished run of `parts`: alarm counts at its F1-optimal threshold and at zero escapes.
+
+    At zero escapes the threshold is the lowest anomalous score, so every defective image is flagged
+    and the false alarms are the good images scoring at least that high.
+    """
+    with read_store(store) as con:
+        return con.execute(
+            """
+            WITH chosen AS (SELECT * FROM runs WHERE status = 'finished' AND list_contains(?, part)),
+            lowest_anomalous AS (
+                SELECT run_id, min(score) AS zero_escape_threshold FROM image_scores
+                WHERE label = 'anomalous' AND run_id IN (SELECT run_id FROM chosen) GROUP BY run_id
+            )
+            SELECT c.run_id, c.part, c.condition, c.model, c.backbone, c.preset, c.seed,
+                   count(*) FILTER (s.label = 'normal') AS n_good,
+                   count(*) FILTER (s.label = 'anomalous') AS n_defective,
+                   count(*) FILTER (s.label = 'normal' AND s.predicted_anomalous) AS false_alarms_f1,
+                   count(*) FILTER (s.label = 'anomalous' AND NOT s.predicted_anomalous) AS missed_f1,
+                   count(*) FILTER (s.label = 'normal' AND s.score >= l.zero_escape_threshold) AS false_alarms_zero_escape
+            FROM chosen c JOIN image_scores s USING (run_id) LEFT JOIN lowest_anomalous l USING (run_id)
+            GROUP BY ALL
+            """,
+            [parts],
+        ).df()
+
+
+def part_images_summary(store: Path | str, part: str) -> pd.DataFrame:
+    """Every image of `part` with split, label, defect type, region and brightness (empty if unknown part)."""
+    with read_store(store) as con:
+        return con.execute(
+            """SELECT image_path, split, label, defect_type, region, severity, mean_brightness, over_exposed, defect_area_px
+               FROM images WHERE part = ? ORDER BY split DESC, label, image_path""",
+            [part],
+        ).df()
+
+
+def scored_images(store: Path | str, run_id: str) -> pd.DataFrame:
+    """One run's per-image scores with the image's brightness, region, defect type and threshold margin."""
+    with read_store(store) as con:
+        return con.execute(
+            """SELECT s.image_path, s.label, s.score, s.predicted_anomalous,
+                      s.score - m.value AS margin, m.value AS threshold,
+                      i.mean_brightness, i.over_exposed, i.region, i.defect_type, i.severity
+               FROM image_scores s JOIN runs r USING (run_id)
+               JOIN images i ON i.part = r.part AND i.image_path = s.image_path
+               LEFT JOIN metrics m ON m.run_id = s.run_id AND m.metric = 'image_threshold'
+               WHERE s.run_id = ? ORDER BY s.image_path""",
+            [run_id],
+        ).df()
+
+
+def part_examples(store: Path | str, part: str) -> pd.DataFrame:
+    """Kept heatmaps of `part`'s finished runs, with the image's ground truth and where it lives on disk."""
+    with read_store(store) as con:
+        return con.execute(
+            """SELECT a.run_id, r.model, r.backbone, r.preset, r.seed, r.condition, a.image_path,
+                      a.anomaly_map_path, a.pred_mask_path, a.map_min, a.map_max,
+                      i.label, i.defect_type, i.region, i.severity, i.mask_path, i.mean_brightness, d.root,
+                      s.score, s.predicted_anomalous
+               FROM artifacts a JOIN runs r USING (run_id)
+               JOIN images i ON i.part = r.part AND i.image_path = a.image_path
+               JOIN datasets d ON d.part = r.part
+               LEFT JOIN image_scores s ON s.run_id = a.run_id AND s.image_path = a.image_path
+               WHERE r.part = ? AND r.status = 'finished'
+               ORDER BY a.image_path, r.model""",
+            [part],
+        ).df()
+
+
+def part_root(store: Path | str, part: str) -> str | None:
+    """Folder the part's image paths are relative to."""
+    with read_store(store) as con:
+        row = con.execute("SELECT root FROM datasets WHERE part = ?", [part]).fetchone()
+    return row[0] if row else None

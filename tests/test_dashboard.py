@@ -1,0 +1,160 @@
+"""Every dashboard page through Streamlit's AppTest: empty, published-only and evaluated stores, one interaction each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+PAGES = sorted(path.name for path in (APP.parent / "views").glob("*.py"))
+NEEDS_LOCAL_RUNS = {"operations.py", "failure_browser.py", "part_drilldown.py", "runs.py"}
+
+
+def open_page(store: Path, page: str, monkeypatch) -> AppTest:
+    monkeypatch.setenv("GLUELAB_STORE", str(store))
+    app = AppTest.from_file(str(APP), default_timeout=120)
+    app.switch_page(f"views/{page}")
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def messages(app: AppTest) -> str:
+    return " ".join(
+        str(element.value) for element in [*app.info, *app.warning, *app.success, *app.markdown, *app.caption]
+    )
+
+
+def test_the_pages_are_the_ones_the_app_navigates():
+    assert PAGES == sorted(
+        [
+            "overview.py",
+            "model_selection.py",
+            "operations.py",
+            "robustness.py",
+            "runtime.py",
+            "part_drilldown.py",
+            "failure_browser.py",
+            "runs.py",
+        ]
+    )
+    for page in PAGES:
+        assert f'"{page}"' in APP.read_text()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_explains_a_missing_store(page, tmp_path, monkeypatch):
+    app = open_page(tmp_path / "nothing_here.duckdb", page, monkeypatch)
+    assert "There is no results store" in messages(app) and "make demo" in messages(app)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_an_empty_store(page, dashboard_stores, monkeypatch):
+    app = open_page(dashboard_stores["empty"], page, monkeypatch)
+    if page != "runs.py":
+        assert "gluelab evaluate" in messages(app)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_published_figures_only(page, dashboard_stores, monkeypatch):
+    app = open_page(dashboard_stores["published"], page, monkeypatch)
+    if page in NEEDS_LOCAL_RUNS:
+        assert app.info, "pages that need local runs say so"
+    else:
+        assert "(paper)" in messages(app) + " ".join(str(d.value) for d in app.dataframe) or app.get("plotly_chart")
+
+
+def test_overview_lists_local_and_published_side_by_side_and_filters_by_source(dashboard_stores, monkeypatch):
+    app = open_page(dashboard_stores["evaluated"], "overview.py", monkeypatch)
+    table = app.dataframe[0].value
+    assert set(table["source"]) == {"local", "published"}
+    assert table.loc[table["source"] == "local", "seeds"].eq(2).all()
+    app.sidebar.radio(key="filter_source").set_value("Local runs").run()
+    assert set(app.dataframe[0].value["source"]) == {"local"}
+    assert app.get("download_button")
+
+
+def test_line_stops_turn_rates_into_minutes_against_legacy(dashboard_stores, monkeypatch):
+    app = open_page(dashboard_stores["evaluated"], "operations.py", monkeypatch)
+    assert "line-stop minutes" in messages(app)
+    app.number_input(key="ops_parts").set_value(900)
+    app.number_input(key="ops_minutes").set_value(3.0).run()
+    table = app.dataframe[0].value.set_index("candidate")
+    assert table.loc["Legacy", "minutes_avoided_per_shift"] == 0
+    expected = (table["vs_legacy_per_1000"] / 1000 * 900 * 3.0).round(6)
+    assert (table["minutes_avoided_per_shift"].round(6) == expected).all()
+    assert "avoided per shift of 900 parts" in messages(app)
+    app.radio(key="ops_policy").set_value("Zero escapes on the test set").run()
+    assert app.dataframe[0].value["missed_per_1000"].eq(0).all()
+
+
+def test_robustness_pairs_baseline_and_augmented(dashboard_stores, monkeypatch):
+    app = open_page(dashboard_stores["evaluated"], "robustness.py", monkeypatch)
+    app.sidebar.radio(key="filter_source").set_value("Local runs").run()
+    paired = app.dataframe[0].value
+    assert set(paired["candidate"]) == {"Legacy", "PaDiM / EfficientNet-Lite0 (cpu)", "DFM / EfficientNet-Lite0 (cpu)"}
+    assert list(paired["drop"]) == sorted(paired["drop"], reverse=True)
+    app.selectbox(key="robustness_metric").set_value("pixel_auroc").run()
+    assert "Pixel AUROC" in messages(app)
+
+
+def test_runtime_shows_the_hardware_of_each_run(dashboard_stores, monkeypatch):
+    app = open_page(dashboard_stores["evaluated"], "runtime.py", monkeypatch)
+    app.sidebar.radio(key="filter_source").set_value("Local runs").run()
+    runs = app.dataframe[1].value
+    assert len(runs) == 3 * 2 and runs["cpu_count"].ge(1).all() and runs["processor"].str.len().gt(0).all()
+    app.toggle(key="runtime_log").set_value(False).run()
+    assert not app.exception
+
+
+def test_part_drilldown_compares_two_models_on_the_same_images(dashboard_stores, monkeypatch):
+    app = open_page(dashboard_stores["evaluated"], "part_drilldown.py", monkeypatch)
+    assert [m.value for m in app.metric][:3] == ["15", "5", "5"]
+    single = len(app.get("imgs"))
+    app.selectbox(key="gallery_compare").set_value(app.selectbox(key="gallery_compare").options[1]).run()
+    assert len(app.get("imgs")) > single
+    app.multiselect(key="gallery_regions").set_value(["A"]).run()
+    assert not app.exception
+
+
+def test_failure_browser_opens_on_part16_and_lists_false_alarms(dashboard_stores, monkeypatch):
+    app = open_page(dashboard_stores["evaluated"], "failure_browser.py", monkeypatch)
+    assert app.sidebar.selectbox(key="filter_part").value == "part16"
+    app.selectbox(key="failure_model").set_value("Legacy").run()
+    assert "ρ =" in " ".join(m.value for m in app.metric)
+    app.radio(key="failure_order").set_value("Brightness (brightest first)").run()
+    everything = app.dataframe[2].value
+    assert list(everything["mean_brightness"]) == sorted(everything["mean_brightness"], reverse=True)
+
+
+def test_runs_page_follows_the_store(dashboard_stores, monkeypatch):
+    app = open_page(dashboard_stores["evaluated"], "runs.py", monkeypatch)
+    assert app.metric[0].value == "15"
+    app.toggle(key="runs_problems").set_value(True).run()
+    assert app.dataframe[0].value.empty
+
+
+def test_model_selection_recommends_the_knee_and_honours_limits_and_weights(dashboard_stores, monkeypatch):
+    app = open_page(dashboard_stores["evaluated"], "model_selection.py", monkeypatch)
+    card = app.markdown[0].value
+    assert card.startswith("#### part1: ") and "knee of the accuracy/time front" in card
+    front = app.dataframe[0].value
+    assert front["knee"].sum() >= 1 and front.loc[front["knee"], "on_front"].all()
+    app.slider(key="selection_floor").set_value(0.9).run()
+    left_out = app.dataframe[-1].value
+    assert left_out["reason"].str.contains("image_auroc .* is below the floor 0.9").any()
+    assert (app.dataframe[0].value["image_auroc_mean"] >= 0.9).all()
+    app.toggle(key="selection_use_weights").set_value(True).run()
+    assert "closest to your weights" in app.markdown[0].value
+
+
+def test_model_selection_across_parts_takes_the_worst_figure(dashboard_stores, monkeypatch):
+    app = open_page(dashboard_stores["evaluated"], "model_selection.py", monkeypatch)
+    app.sidebar.radio(key="filter_source").set_value("Local runs").run()
+    app.multiselect(key="selection_parts").set_value(["part1", "part16"]).run()
+    assert (
+        app.markdown[0].value.startswith("#### part1, part16: ")
+        and "worst figure across the chosen parts" in app.markdown[0].value
+    )

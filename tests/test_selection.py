@@ -1,0 +1,196 @@
+"""Selection maths on the study's published figures (store/reference/paper_results.csv)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import pytest
+
+from engine.selection import (
+    KNEE_BY_IDEAL,
+    KNEE_BY_TRADEOFF,
+    Constraint,
+    Criterion,
+    candidate_table,
+    select,
+    worst_case_across_parts,
+)
+from store.published import read_published_csv
+
+SPEED = Criterion("inference_ms", "min")
+IMAGE_AUROC = Criterion("image_auroc", "max")
+PIXEL_AUROC = Criterion("pixel_auroc", "max")
+
+
+@pytest.fixture(scope="module")
+def published() -> pd.DataFrame:
+    return read_published_csv()
+
+
+@pytest.fixture(scope="module")
+def part1(published) -> pd.DataFrame:
+    """Table 4 (runtime) joined with Table 5 (accuracy): part1 baseline, one row per (model, backbone)."""
+    return candidate_table(published[published["source_table"].isin(["Table 4", "Table 5"])])
+
+
+def label(model: str, backbone: str) -> str:
+    return f"{model}-{backbone}" if backbone else model
+
+
+def names(frame: pd.DataFrame) -> set[str]:
+    return {label(model, backbone) for model, backbone in zip(frame["model"], frame["backbone"])}
+
+
+def flagged(result, column: str) -> set[str]:
+    return names(result.feasible[result.feasible[column]])
+
+
+def reasons_by_name(excluded: pd.DataFrame) -> dict[str, str]:
+    return {
+        label(model, backbone): reason for model, backbone, reason in excluded[["model", "backbone", "reason"]].values
+    }
+
+
+def test_tables_4_and_5_join_one_to_one_on_model_and_backbone(published, part1):
+    keys = {
+        table: set(zip(rows["model"], rows["backbone"]))
+        for table, rows in published[published["source_table"].isin(["Table 4", "Table 5"])].groupby("source_table")
+    }
+    assert keys["Table 4"] == keys["Table 5"]
+    assert len(part1) == len(keys["Table 5"])
+    assert part1[["inference_ms_mean", "image_auroc_mean"]].notna().all().all()
+    assert part1.loc[part1["model"] == "EfficientAD", "backbone"].tolist() == [""]
+
+
+def test_candidate_table_refuses_rows_it_cannot_tell_apart(published):
+    part1_both_conditions = published[published["source_table"].isin(["Table 5", "Table C.9"])]
+    with pytest.raises(ValueError, match="several rows"):
+        candidate_table(part1_both_conditions)
+    keyed = candidate_table(part1_both_conditions, ["condition", "model", "backbone"])
+    assert set(keyed["condition"]) == {"baseline", "augmented"}
+
+
+def test_front_of_inference_time_and_image_auroc_is_the_published_four(part1):
+    result = select(part1, [SPEED, IMAGE_AUROC])
+    assert flagged(result, "on_front") == {"DFKDE-ResNet18", "GANomaly", "EfficientAD", "STFPM-ResNet18"}
+    assert result.excluded.empty
+
+
+def test_knee_lies_on_the_front_and_names_its_method(part1):
+    filters = list(warnings.filters)
+    result = select(part1, [SPEED, IMAGE_AUROC])
+    assert warnings.filters == filters  # pymoo's HighTradeoffPoints must not silence warnings for everyone
+    assert result.knee_method == KNEE_BY_TRADEOFF
+    assert flagged(result, "knee") == {"GANomaly"}
+    assert flagged(result, "knee") <= flagged(result, "on_front")
+    assert result.feasible.loc[~result.feasible["on_front"], "ideal_distance"].isna().all()
+
+
+def test_constraints_apply_before_the_front_and_excluded_say_why(part1):
+    result = select(
+        part1,
+        [SPEED, IMAGE_AUROC],
+        [Constraint("image_auroc", floor=0.9), Constraint("inference_ms", ceiling=250)],
+    )
+    assert flagged(result, "on_front") == {"EfficientAD", "STFPM-ResNet18"}
+    reasons = reasons_by_name(result.excluded)
+    assert "image_auroc" in reasons["GANomaly"] and "below the floor 0.9" in reasons["GANomaly"]
+    assert "above the ceiling 250" in reasons["MMR-WideResNet50"]
+    assert "below the floor" in reasons["CFA-ResNet18"] and "above the ceiling" in reasons["CFA-ResNet18"]
+    assert not names(result.excluded) & names(result.feasible)
+    assert len(result.excluded) + len(result.feasible) == len(part1)
+    assert result.knee_method == KNEE_BY_IDEAL
+    assert flagged(result, "knee") == {"EfficientAD", "STFPM-ResNet18"}
+
+
+def test_single_point_front_is_its_own_knee_and_preference(part1):
+    result = select(
+        part1, [SPEED, Criterion("throughput_fps", "max")], weights={"inference_ms": 1, "throughput_fps": 0}
+    )
+    fastest = part1.loc[[part1["inference_ms_mean"].idxmin()]]
+    assert flagged(result, "on_front") == flagged(result, "knee") == flagged(result, "preferred") == names(fastest)
+    assert result.knee_method == KNEE_BY_IDEAL
+
+
+def test_identical_candidates_share_front_knee_and_preference(part1):
+    twin = part1[part1["model"] == "EfficientAD"].assign(model="EfficientAD twin")
+    result = select(pd.concat([part1, twin]), [SPEED, IMAGE_AUROC], weights={"inference_ms": 0.1, "image_auroc": 0.9})
+    assert {"EfficientAD", "EfficientAD twin"} <= flagged(result, "on_front")
+    assert flagged(result, "preferred") == {"EfficientAD", "EfficientAD twin"}
+    assert flagged(result, "knee") == {"GANomaly"}
+
+
+def test_models_without_pixel_figures_are_excluded_from_pixel_criteria_with_a_reason(part1):
+    result = select(part1, [SPEED, PIXEL_AUROC])
+    assert reasons_by_name(result.excluded) == {
+        "DFKDE-ResNet18": "no pixel_auroc figure",
+        "DFKDE-WideResNet50": "no pixel_auroc figure",
+        "GANomaly": "no pixel_auroc figure",
+    }
+    assert {"DFKDE-ResNet18", "GANomaly"} <= flagged(select(part1, [SPEED, IMAGE_AUROC]), "on_front")
+
+
+def test_pseudo_weights_pick_different_candidates_for_different_weights(part1):
+    def preferred(speed: float, accuracy: float) -> set[str]:
+        return flagged(
+            select(part1, [SPEED, IMAGE_AUROC], weights={"inference_ms": speed, "image_auroc": accuracy}), "preferred"
+        )
+
+    assert preferred(0.9, 0.1) == {"DFKDE-ResNet18"}
+    assert preferred(0.5, 0.5) == {"GANomaly"}
+    assert preferred(0.1, 0.9) == {"EfficientAD"}
+    assert preferred(1, 9) == preferred(0.1, 0.9)
+    assert flagged(select(part1, [SPEED, IMAGE_AUROC]), "preferred") == set()
+    with pytest.raises(ValueError, match="exactly the criteria"):
+        select(part1, [SPEED, IMAGE_AUROC], weights={"inference_ms": 1})
+
+
+def test_near_front_flags_dominated_candidates_within_one_std(part1):
+    result = select(part1, [SPEED, IMAGE_AUROC])
+    near = flagged(result, "near_front")
+    assert not near & flagged(result, "on_front")
+    assert "FastFlow-WideResNet50" in near  # slower than STFPM-ResNet18, AUROC intervals overlap
+    assert "DFKDE-WideResNet50" not in near  # slower and worse than DFKDE-ResNet18, both with std 0
+    stds = result.feasible.set_index(["model", "backbone"])["image_auroc_std"]
+    assert stds.equals(part1.set_index(["model", "backbone"])["image_auroc_std"])
+
+
+def test_worst_case_across_parts_takes_each_criterion_at_its_worst_part(published):
+    parts = ["part1", "part6", "part16"]
+    accuracy = published[published["source_table"].isin(["Table 5", "Table D.10", "Table 6"])]
+    candidates, excluded = worst_case_across_parts(accuracy, parts, [IMAGE_AUROC, PIXEL_AUROC])
+
+    per_part = (
+        candidate_table(accuracy, ["part", "model", "backbone"]).set_index(["model", "backbone", "part"]).sort_index()
+    )
+    for row in candidates.itertuples():
+        for metric in ("image_auroc", "pixel_auroc"):
+            figures = per_part.loc[(row.model, row.backbone), f"{metric}_mean"]
+            assert getattr(row, f"{metric}_mean") == figures.min()
+            worst_part = getattr(row, f"{metric}_worst_part")
+            assert figures[worst_part] == figures.min()
+            worst_std = per_part.at[(row.model, row.backbone, worst_part), f"{metric}_std"]
+            assert pd.Series([getattr(row, f"{metric}_std")]).equals(pd.Series([worst_std]))
+
+    reasons = reasons_by_name(excluded)
+    assert set(reasons) == {
+        "DFKDE-ResNet18",
+        "DFKDE-WideResNet50",
+        "DFM-ResNet18",
+        "GANomaly",
+        "MMR-WideResNet50",
+        "SimpleNet-WideResNet50",
+    }
+    assert reasons["MMR-WideResNet50"] == "no image_auroc figure for part16; no pixel_auroc figure for part16"
+    assert reasons["GANomaly"] == "no pixel_auroc figure for part1, part6, part16"
+    assert not select(candidates, [IMAGE_AUROC, PIXEL_AUROC]).front.empty
+
+
+def test_criteria_and_constraints_are_checked():
+    with pytest.raises(ValueError, match="two criteria"):
+        select(pd.DataFrame(), [SPEED])
+    with pytest.raises(ValueError, match="'max' or 'min'"):
+        Criterion("image_auroc", "up")
+    with pytest.raises(ValueError, match="floor or a ceiling"):
+        Constraint("image_auroc")
