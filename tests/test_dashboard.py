@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from tests.conftest import generated_store
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 PAGES = sorted(path.name for path in (APP.parent / "views").glob("*.py"))
@@ -82,7 +85,7 @@ def test_line_stops_turn_rates_into_minutes_against_legacy(dashboard_stores, mon
     app.number_input(key="ops_parts").set_value(900)
     app.number_input(key="ops_minutes").set_value(3.0).run()
     table = app.dataframe[0].value.set_index("candidate")
-    assert table.loc["Legacy", "minutes_avoided_per_shift"] == 0
+    assert table.loc["Legacy (cpu)", "minutes_avoided_per_shift"] == 0
     expected = (table["vs_legacy_per_1000"] / 1000 * 900 * 3.0).round(6)
     assert (table["minutes_avoided_per_shift"].round(6) == expected).all()
     assert "avoided per shift of 900 parts" in messages(app)
@@ -94,7 +97,11 @@ def test_robustness_pairs_baseline_and_augmented(dashboard_stores, monkeypatch):
     app = open_page(dashboard_stores["evaluated"], "robustness.py", monkeypatch)
     app.sidebar.radio(key="filter_source").set_value("Local runs").run()
     paired = app.dataframe[0].value
-    assert set(paired["candidate"]) == {"Legacy", "PaDiM / EfficientNet-Lite0 (cpu)", "DFM / EfficientNet-Lite0 (cpu)"}
+    assert set(paired["candidate"]) == {
+        "Legacy (cpu)",
+        "PaDiM / EfficientNet-Lite0 (cpu)",
+        "DFM / EfficientNet-Lite0 (cpu)",
+    }
     assert list(paired["drop"]) == sorted(paired["drop"], reverse=True)
     app.selectbox(key="robustness_metric").set_value("pixel_auroc").run()
     assert "Pixel AUROC" in messages(app)
@@ -112,9 +119,9 @@ def test_runtime_shows_the_hardware_of_each_run(dashboard_stores, monkeypatch):
 def test_part_drilldown_compares_two_models_on_the_same_images(dashboard_stores, monkeypatch):
     app = open_page(dashboard_stores["evaluated"], "part_drilldown.py", monkeypatch)
     assert [m.value for m in app.metric][:3] == ["15", "5", "5"]
-    single = len(app.get("imgs"))
+    single = len(app.get("image"))
     app.selectbox(key="gallery_compare").set_value(app.selectbox(key="gallery_compare").options[1]).run()
-    assert len(app.get("imgs")) > single
+    assert len(app.get("image")) > single
     app.multiselect(key="gallery_regions").set_value(["A"]).run()
     assert not app.exception
 
@@ -122,7 +129,7 @@ def test_part_drilldown_compares_two_models_on_the_same_images(dashboard_stores,
 def test_failure_browser_opens_on_part16_and_lists_false_alarms(dashboard_stores, monkeypatch):
     app = open_page(dashboard_stores["evaluated"], "failure_browser.py", monkeypatch)
     assert app.sidebar.selectbox(key="filter_part").value == "part16"
-    app.selectbox(key="failure_model").set_value("Legacy").run()
+    app.selectbox(key="failure_model").set_value("Legacy (cpu)").run()
     assert "ρ =" in " ".join(m.value for m in app.metric)
     app.radio(key="failure_order").set_value("Brightness (brightest first)").run()
     everything = app.dataframe[2].value
@@ -158,3 +165,23 @@ def test_model_selection_across_parts_takes_the_worst_figure(dashboard_stores, m
         app.markdown[0].value.startswith("#### part1, part16: ")
         and "worst figure across the chosen parts" in app.markdown[0].value
     )
+
+
+def test_an_evaluation_started_from_the_runs_page_lands_in_the_store(tmp_path, monkeypatch):
+    store = generated_store(tmp_path)
+    app = open_page(store, "runs.py", monkeypatch)
+    app.multiselect(key="start_models").set_value(["legacy"])
+    app.button(key="start_submit").click().run()
+    assert "Started `gluelab evaluate --parts part1 --models legacy" in app.success[0].value
+    deadline = time.monotonic() + 120
+    while finished_runs(store) < 1 and time.monotonic() < deadline:
+        time.sleep(1)
+    app.run()
+    assert app.metric[0].value == "1"
+    assert "1 runs finished, 0 failed" in " ".join(code.value for code in app.code)
+
+
+def finished_runs(store: Path) -> int:
+    from store.runs import runs
+
+    return int((runs(store)["status"] == "finished").sum())

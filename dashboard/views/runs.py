@@ -6,20 +6,66 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import data, widgets
+from engine.background import start_evaluation
+from engine.models.names import MODEL_NAMES
 
 REFRESH_SECONDS = 3
+LOG_LINES = 15
 
 st.title("Runs")
-st.caption(
-    "Start evaluations with `gluelab evaluate --parts … --models … --store STORE`; this page follows the store "
-    f"every {REFRESH_SECONDS} s while it is open."
-)
+st.caption(f"Evaluations writing to this store, followed every {REFRESH_SECONDS} s while the page is open.")
 ctx = widgets.store_context()
+
+
+def start_form(ctx: widgets.StoreContext) -> None:
+    """Pick parts, models, seeds and conditions, then run `gluelab evaluate` in the background."""
+    parts = data.local_parts(ctx.store, ctx.stamp)
+    with st.expander("Start an evaluation", expanded=False):
+        if not parts:
+            st.info(
+                "Register images first: `gluelab generate --parts part1 --store STORE` or `gluelab import`.".replace(
+                    "STORE", ctx.store
+                )
+            )
+            return
+        with st.form("start_evaluation"):
+            chosen_parts = st.multiselect("Parts", parts, default=parts[:1], key="start_parts")
+            models = st.multiselect(
+                "Models",
+                list(MODEL_NAMES),
+                default=["legacy", "padim"],
+                format_func=MODEL_NAMES.get,
+                key="start_models",
+            )
+            left, middle, right = st.columns(3)
+            seeds = left.number_input("Seeds", min_value=1, max_value=10, value=1, key="start_seeds")
+            conditions = middle.multiselect(
+                "Conditions", ["baseline", "augmented"], default=["baseline"], key="start_conditions"
+            )
+            preset = right.radio("Preset", ["cpu", "paper"], horizontal=True, key="start_preset")
+            submitted = st.form_submit_button("Start", key="start_submit")
+        if submitted:
+            if not (chosen_parts and models and conditions):
+                st.warning("Choose at least one part, one model and one condition.")
+                return
+            job = start_evaluation(ctx.store, chosen_parts, models, int(seeds), conditions, preset)
+            st.session_state["started_jobs"] = [*st.session_state.get("started_jobs", []), job]
+            st.success(f"Started `{' '.join(job.command)}` (process {job.pid}).")
+
+
+def show_logs() -> None:
+    """The tail of each evaluation started from this session."""
+    for job in st.session_state.get("started_jobs", []):
+        text = job.log.read_text(errors="replace").replace("\r", "\n") if job.log.exists() else ""
+        lines = [line for line in text.splitlines() if line.strip()]
+        st.caption(f"`{' '.join(job.command)}`, log {job.log}")
+        st.code("\n".join(lines[-LOG_LINES:]) or "(starting…)", language=None)
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def progress(store: str) -> None:
     stamp = data.stamp(store) or ""
+    show_logs()
     status = data.run_status(store, stamp)
     if status.empty:
         st.info("No evaluation has run against this store yet.")
@@ -44,4 +90,5 @@ def progress(store: str) -> None:
 
 
 if ctx is not None:
+    start_form(ctx)
     progress(ctx.store)
