@@ -16,6 +16,15 @@ POLICIES = {
     "Zero escapes on the test set": ("false_alarms_zero_escape", None),
 }
 
+COLUMN_LABELS = {
+    "false_alarms_per_1000": "False alarms per 1000 good parts",
+    "missed_per_1000": "Missed defects per 1000 defective parts",
+    "vs_legacy_per_1000": "Fewer false alarms than legacy, per 1000",
+    "stop_minutes_per_shift": "Line-stop minutes per shift",
+    "minutes_avoided_per_shift": "Minutes avoided per shift vs legacy",
+    "good_test_images": "Good test images",
+}
+
 st.title("Line stops")
 ctx = widgets.store_context()
 if ctx is not None:
@@ -95,16 +104,16 @@ if ctx is not None:
             y="per_1000",
             color="kind",
             barmode="group",
-            labels={"per_1000": "per 1000 parts", "candidate": ""},
+            labels={"per_1000": "per 1000 parts", "candidate": "", "kind": ""},
         )
+        figure.for_each_trace(lambda trace: trace.update(name=COLUMN_LABELS[trace.name]))
         st.plotly_chart(figure)
         st.dataframe(
             table.drop(columns=["model"]),
             hide_index=True,
             column_config={
-                c: st.column_config.NumberColumn(format="%.1f")
-                for c in table.columns
-                if c not in ("candidate", "model", "seeds", "good_test_images")
+                column: st.column_config.NumberColumn(label, format="%d" if column == "good_test_images" else "%.1f")
+                for column, label in COLUMN_LABELS.items()
             },
         )
         st.caption(
