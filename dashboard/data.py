@@ -1,7 +1,8 @@
 """What the pages read from the store, cached per (store, stamp) so any write to the store invalidates it.
 
 The stamp is the store's last-write time, itself cached for two seconds: a grid writing results
-shows up on the next rerun without every rerun paying for a fresh read of everything.
+shows up on the next rerun without every rerun paying for a fresh read of everything. Pages read
+only the parts they show, so load time follows a part's size, not the store's.
 """
 
 from __future__ import annotations
@@ -39,16 +40,33 @@ def candidate_label(model: str, backbone: str, source: str, preset: str | None =
     return f"{name} ({preset})" if preset else name
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def results(store: str, store_stamp: str) -> pd.DataFrame:
-    """Local aggregates over seeds and the published figures, long form, labelled for display."""
-    frame = results_long(store)
-    frame["candidate"] = [
+def with_candidates(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+    """`frame` with a `candidate` label column; each distinct model/backbone/source/preset is labelled once."""
+    keys = frame[["model", "backbone", "preset"]].assign(source=frame["source"] if source is None else source)
+    distinct = keys.drop_duplicates()
+    distinct["candidate"] = [
         candidate_label(m, b, s, p)
-        for m, b, s, p in zip(frame["model"], frame["backbone"], frame["source"], frame["preset"])
+        for m, b, s, p in distinct[["model", "backbone", "source", "preset"]].itertuples(index=False)
     ]
+    return frame.assign(candidate=keys.merge(distinct, how="left", on=list(keys.columns))["candidate"].to_numpy())
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def parts(store: str, store_stamp: str) -> list[str]:
+    """Parts with images, runs or published figures."""
+    return queries.result_parts(store)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def part_results(store: str, store_stamp: str, part: str) -> pd.DataFrame:
+    """Local aggregates over seeds and the published figures of one part, long form, labelled for display."""
+    frame = with_candidates(results_long(store, part))
     frame["source"] = frame["source"].where(frame["source"] == LOCAL_SOURCE, PUBLISHED_SOURCE_LABEL)
     return frame
+
+
+def results(store: str, store_stamp: str, chosen_parts: list[str]) -> pd.DataFrame:
+    return pd.concat([part_results(store, store_stamp, part) for part in chosen_parts], ignore_index=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -66,22 +84,14 @@ def recent_runs(store: str, store_stamp: str) -> pd.DataFrame:
     return queries.recent_runs(store)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def runtime(store: str, store_stamp: str) -> pd.DataFrame:
-    frame = queries.runtime_table(store)
-    frame["candidate"] = [
-        candidate_label(m, b, LOCAL_SOURCE, p) for m, b, p in zip(frame["model"], frame["backbone"], frame["preset"])
-    ]
-    return frame
+@st.cache_data(show_spinner=False, max_entries=16)
+def runtime(store: str, store_stamp: str, part: str) -> pd.DataFrame:
+    return with_candidates(queries.runtime_table(store, part), LOCAL_SOURCE)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def operating_points(store: str, store_stamp: str, parts: tuple[str, ...]) -> pd.DataFrame:
-    frame = queries.operating_points(store, list(parts))
-    frame["candidate"] = [
-        candidate_label(m, b, LOCAL_SOURCE, p) for m, b, p in zip(frame["model"], frame["backbone"], frame["preset"])
-    ]
-    return frame
+def operating_points(store: str, store_stamp: str, chosen_parts: tuple[str, ...]) -> pd.DataFrame:
+    return with_candidates(queries.operating_points(store, list(chosen_parts)), LOCAL_SOURCE)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -90,12 +100,13 @@ def part_images(store: str, store_stamp: str, part: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def part_examples(store: str, store_stamp: str, part: str) -> pd.DataFrame:
-    frame = queries.part_examples(store, part)
-    frame["candidate"] = [
-        candidate_label(m, b, LOCAL_SOURCE, p) for m, b, p in zip(frame["model"], frame["backbone"], frame["preset"])
-    ]
-    return frame
+def part_examples(store: str, store_stamp: str, part: str, condition: str) -> pd.DataFrame:
+    return with_candidates(queries.part_examples(store, part, condition), LOCAL_SOURCE)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def run_example(store: str, store_stamp: str, run_id: str, image_path: str) -> pd.DataFrame:
+    return with_candidates(queries.run_example(store, run_id, image_path), LOCAL_SOURCE)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -108,25 +119,27 @@ def part_root(store: str, store_stamp: str, part: str) -> str | None:
     return queries.part_root(store, part)
 
 
-def selection_rows(results: pd.DataFrame, parts: list[str], condition: str, source: str | None) -> pd.DataFrame:
+def selection_rows(
+    store: str, store_stamp: str, chosen_parts: list[str], condition: str, source: str | None
+) -> pd.DataFrame:
     """Long rows to choose from on `parts`: one condition and source, keyed by candidate.
 
     The study timed its models on part1 only (Table 4); its candidates carry those runtimes to every
     part, since time per image does not depend on what the image shows.
     """
-    rows = results[(results["condition"] == condition) & results["part"].isin(parts)]
+    rows = results(store, store_stamp, chosen_parts)
+    rows = rows[rows["condition"] == condition]
     if source is not None:
         rows = rows[rows["source"] == source]
     runtime_rows = rows[rows["metric"].isin(RUNTIME_METRICS)]
     timed = set(zip(runtime_rows["candidate"], runtime_rows["part"]))
-    published_runtime = results[
-        (results["source"] == PUBLISHED_SOURCE_LABEL)
-        & (results["part"] == "part1")
-        & results["metric"].isin(RUNTIME_METRICS)
+    timed_part = part_results(store, store_stamp, "part1")
+    published_runtime = timed_part[
+        (timed_part["source"] == PUBLISHED_SOURCE_LABEL) & timed_part["metric"].isin(RUNTIME_METRICS)
     ]
     borrowed = [
         published_runtime[published_runtime["candidate"] == candidate].assign(part=part, condition=condition)
-        for part in parts
+        for part in chosen_parts
         for candidate in rows.loc[rows["source"] == PUBLISHED_SOURCE_LABEL, "candidate"].unique()
         if (candidate, part) not in timed
     ]

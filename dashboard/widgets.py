@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from engine.results_table import LOCAL_SOURCE
+from engine.results_table import LOCAL_SOURCE, wide_results
 
 METRIC_LABELS = {
     "image_auroc": "Image AUROC",
@@ -62,14 +62,13 @@ def empty_state(message: str, ctx: StoreContext) -> None:
 
 def sidebar_filters(
     ctx: StoreContext,
-    results: pd.DataFrame,
     *,
     default_part: str | None = None,
     source: bool = True,
     condition: bool = True,
 ) -> Filters:
-    """Part, condition and source pickers in the sidebar; parts are those with results or images."""
-    parts = sorted(set(results["part"]) | set(data.local_parts(ctx.store, ctx.stamp)), key=part_order)
+    """Part, condition and source pickers in the sidebar; parts are those with images, runs or published figures."""
+    parts = sorted(data.parts(ctx.store, ctx.stamp), key=part_order)
     if not parts:
         parts = [default_part or "part1"]
     index = parts.index(default_part) if default_part in parts else 0
@@ -95,16 +94,28 @@ def filtered(results: pd.DataFrame, filters: Filters) -> pd.DataFrame:
 
 
 def wide_table(long: pd.DataFrame, metrics: tuple[str, ...] | list[str]) -> pd.DataFrame:
-    """One row per candidate: `<metric>` mean and `<metric> ±` std columns, seeds counted."""
-    keys = ["candidate", "source", "model", "backbone", "preset"]
+    """One row per candidate with `<metric>_mean`, `<metric>_std` and `n_seeds` columns."""
     chosen = long[long["metric"].isin(metrics)]
     if chosen.empty:
-        return pd.DataFrame(columns=keys)
-    figures = chosen.groupby([*keys, "metric"])[["mean", "std"]].first().unstack("metric")
-    seeds = chosen.groupby(keys)["n_seeds"].max()
-    table = figures["mean"].join(figures["std"].add_suffix(" ±")).join(seeds.rename("seeds"))
-    ordered = [c for m in metrics for c in (m, f"{m} ±") if c in table.columns]
-    return table[ordered + ["seeds"]].reset_index().dropna(axis=1, how="all")
+        return pd.DataFrame(columns=["candidate", "source"])
+    table = wide_results(chosen)
+    labels = chosen.drop_duplicates(["source", "model", "backbone", "preset"])[
+        ["source", "model", "backbone", "preset", "candidate"]
+    ]
+    table = table.merge(labels, on=["source", "model", "backbone", "preset"], how="left")
+    return table[["candidate", *table.columns.drop("candidate")]].dropna(axis=1, how="all")
+
+
+def metric_columns(table: pd.DataFrame, digits: int = 3) -> dict:
+    """Column settings naming `<metric>_mean` / `_std` columns in words, for st.dataframe."""
+    settings = {}
+    for column in table.columns:
+        metric, _, statistic = column.rpartition("_")
+        if metric in METRIC_LABELS:
+            label = METRIC_LABELS[metric] + (" ±" if statistic == "std" else "")
+            settings[column] = st.column_config.NumberColumn(label, format=f"%.{digits}f")
+    settings["n_seeds"] = st.column_config.NumberColumn("Seeds", format="%d")
+    return settings
 
 
 def read_gray(path: Path) -> np.ndarray | None:

@@ -23,6 +23,15 @@ def store_stamp(store: Path | str) -> str | None:
     return row[0] if row else ""
 
 
+def result_parts(store: Path | str) -> list[str]:
+    """Every part with images, runs or published figures."""
+    with read_store(store) as con:
+        rows = con.execute(
+            "SELECT part FROM datasets UNION SELECT part FROM runs UNION SELECT part FROM published_results"
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
 def run_status_counts(store: Path | str) -> pd.DataFrame:
     """How many runs are running, finished, failed or cancelled, per part."""
     with read_store(store) as con:
@@ -39,17 +48,22 @@ def recent_runs(store: Path | str, limit: int = 200) -> pd.DataFrame:
         ).df()
 
 
-def runtime_table(store: Path | str) -> pd.DataFrame:
-    """Training time, batch-1 latency, throughput and peak memory of every finished run, with its hardware."""
+def runtime_table(store: Path | str, part: str) -> pd.DataFrame:
+    """Training time, batch-1 latency, throughput and peak memory of `part`'s finished runs, with their hardware."""
     with read_store(store) as con:
         return con.execute(
             """SELECT part, condition, model, backbone, preset, seed, train_seconds, inference_ms, throughput_fps,
-                      peak_memory_mb, n_train, n_test,
-                      json_extract_string(environment, '$.hardware.processor') AS processor,
-                      CAST(json_extract(environment, '$.hardware.cpu_count') AS INTEGER) AS cpu_count,
-                      CAST(json_extract(environment, '$.hardware.torch_threads') AS INTEGER) AS torch_threads,
-                      json_extract_string(environment, '$.hardware.gpu') AS gpu
-               FROM runs WHERE status = 'finished'"""
+                      peak_memory_mb, n_train, n_test, hardware[1] AS processor,
+                      CAST(hardware[2] AS INTEGER) AS cpu_count, CAST(hardware[3] AS INTEGER) AS torch_threads,
+                      hardware[4] AS gpu
+               FROM (
+                   SELECT *, json_extract_string(  -- a list of paths: each environment is parsed once, not four times
+                       environment,
+                       ['$.hardware.processor', '$.hardware.cpu_count', '$.hardware.torch_threads', '$.hardware.gpu']
+                   ) AS hardware
+                   FROM runs WHERE status = 'finished' AND part = ?
+               )""",
+            [part],
         ).df()
 
 
@@ -105,21 +119,44 @@ def scored_images(store: Path | str, run_id: str) -> pd.DataFrame:
         ).df()
 
 
-def part_examples(store: Path | str, part: str) -> pd.DataFrame:
-    """Kept heatmaps of `part`'s finished runs, with the image's ground truth and where it lives on disk."""
+EXAMPLE_COLUMNS = """a.run_id, r.model, r.backbone, r.preset, r.seed, r.condition, a.image_path,
+    a.anomaly_map_path, a.pred_mask_path, a.map_min, a.map_max,
+    i.label, i.defect_type, i.region, i.severity, i.mask_path, i.mean_brightness, d.root,
+    s.score, s.predicted_anomalous"""
+
+
+def part_examples(store: Path | str, part: str, condition: str) -> pd.DataFrame:
+    """Kept heatmaps of `part` in `condition`, from each model's lowest-seed finished run, with ground truth and location."""
     with read_store(store) as con:
         return con.execute(
-            """SELECT a.run_id, r.model, r.backbone, r.preset, r.seed, r.condition, a.image_path,
-                      a.anomaly_map_path, a.pred_mask_path, a.map_min, a.map_max,
-                      i.label, i.defect_type, i.region, i.severity, i.mask_path, i.mean_brightness, d.root,
-                      s.score, s.predicted_anomalous
+            f"""WITH chosen AS (
+                   SELECT * FROM runs WHERE part = ? AND condition = ? AND status = 'finished'
+                   QUALIFY seed = min(seed) OVER (PARTITION BY model, backbone, preset)
+               )
+               SELECT {EXAMPLE_COLUMNS}
+               FROM artifacts a JOIN chosen r USING (run_id)
+               JOIN images i ON i.part = r.part AND i.image_path = a.image_path
+               JOIN datasets d ON d.part = r.part
+               LEFT JOIN (  -- only the chosen runs' scores, not every score in the store
+                   SELECT run_id, image_path, score, predicted_anomalous FROM image_scores
+                   WHERE run_id IN (SELECT run_id FROM chosen)
+               ) s ON s.run_id = a.run_id AND s.image_path = a.image_path
+               ORDER BY a.image_path, r.model, r.backbone, r.preset""",
+            [part, condition],
+        ).df()
+
+
+def run_example(store: Path | str, run_id: str, image_path: str) -> pd.DataFrame:
+    """The kept heatmap of one image in one run (empty when that image's heatmap was not kept)."""
+    with read_store(store) as con:
+        return con.execute(
+            f"""SELECT {EXAMPLE_COLUMNS}
                FROM artifacts a JOIN runs r USING (run_id)
                JOIN images i ON i.part = r.part AND i.image_path = a.image_path
                JOIN datasets d ON d.part = r.part
                LEFT JOIN image_scores s ON s.run_id = a.run_id AND s.image_path = a.image_path
-               WHERE r.part = ? AND r.status = 'finished'
-               ORDER BY a.image_path, r.model""",
-            [part],
+               WHERE a.run_id = ? AND a.image_path = ?""",
+            [run_id, image_path],
         ).df()
 
 

@@ -73,7 +73,7 @@ def test_overview_lists_local_and_published_side_by_side_and_filters_by_source(d
     app = open_page(dashboard_stores["evaluated"], "overview.py", monkeypatch)
     table = app.dataframe[0].value
     assert set(table["source"]) == {"local", "published"}
-    assert table.loc[table["source"] == "local", "seeds"].eq(2).all()
+    assert table.loc[table["source"] == "local", "n_seeds"].eq(2).all()
     app.sidebar.radio(key="filter_source").set_value("Local runs").run()
     assert set(app.dataframe[0].value["source"]) == {"local"}
     assert app.get("download_button")

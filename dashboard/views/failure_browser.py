@@ -22,8 +22,7 @@ ORDERS = {
 st.title("Failure browser")
 ctx = widgets.store_context()
 if ctx is not None:
-    results = data.results(ctx.store, ctx.stamp)
-    filters = widgets.sidebar_filters(ctx, results, default_part=DEFAULT_PART, source=False)
+    filters = widgets.sidebar_filters(ctx, default_part=DEFAULT_PART, source=False)
     runs = data.operating_points(ctx.store, ctx.stamp, (filters.part,))
     runs = runs[runs["condition"] == filters.condition].sort_values(["candidate", "seed"])
     if runs.empty:
@@ -106,8 +105,7 @@ if ctx is not None:
             f"**{image_path}** · {chosen['outcome']} · score {chosen['score']:.4g} (margin {chosen['margin']:+.3g}) · "
             f"mean grey level {chosen['mean_brightness']:.0f}"
         )
-        examples = data.part_examples(ctx.store, ctx.stamp, filters.part)
-        kept = examples[(examples["run_id"] == run["run_id"]) & (examples["image_path"] == image_path)]
+        kept = data.run_example(ctx.store, ctx.stamp, run["run_id"], image_path)
         if kept.empty:
             root = data.part_root(ctx.store, ctx.stamp, filters.part)
             image = widgets.read_gray(Path(root) / image_path) if root else None

@@ -109,9 +109,8 @@ def figure_text(row: pd.Series, criterion: Criterion) -> str:
 st.title("Model selection")
 ctx = widgets.store_context()
 if ctx is not None:
-    results = data.results(ctx.store, ctx.stamp)
-    filters = widgets.sidebar_filters(ctx, results)
-    all_parts = sorted(set(results["part"]), key=widgets.part_order)
+    filters = widgets.sidebar_filters(ctx)
+    all_parts = sorted(data.parts(ctx.store, ctx.stamp), key=widgets.part_order)
     parts = st.multiselect(
         "Parts to choose for (several parts: each candidate counts with its worst figure across them)",
         all_parts,
@@ -130,8 +129,8 @@ if ctx is not None:
     )
     log_x = middle.toggle("Logarithmic time axis", value=True, key="selection_log")
     use_weights = right.toggle("Weigh the criteria instead of the knee", key="selection_use_weights")
-    rows = data.selection_rows(results, parts, filters.condition, filters.source)
-    if not parts or rows.empty:
+    rows = data.selection_rows(ctx.store, ctx.stamp, parts, filters.condition, filters.source) if parts else None
+    if rows is None or rows.empty:
         widgets.empty_state("No figures for the chosen parts, condition and source.", ctx)
     else:
         with st.expander("Acceptability limits and weights", expanded=True):

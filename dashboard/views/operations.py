@@ -28,8 +28,7 @@ COLUMN_LABELS = {
 st.title("Line stops")
 ctx = widgets.store_context()
 if ctx is not None:
-    results = data.results(ctx.store, ctx.stamp)
-    filters = widgets.sidebar_filters(ctx, results, source=False)
+    filters = widgets.sidebar_filters(ctx, source=False)
     runs = data.operating_points(ctx.store, ctx.stamp, (filters.part,))
     runs = runs[runs["condition"] == filters.condition]
     if runs.empty:

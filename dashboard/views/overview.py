@@ -11,8 +11,8 @@ from engine.results_table import METRIC_ORDER
 st.title("Overview")
 ctx = widgets.store_context()
 if ctx is not None:
-    results = data.results(ctx.store, ctx.stamp)
-    filters = widgets.sidebar_filters(ctx, results)
+    filters = widgets.sidebar_filters(ctx)
+    results = data.part_results(ctx.store, ctx.stamp, filters.part)
     status = data.run_status(ctx.store, ctx.stamp)
     counts = status.groupby("status")["runs"].sum()
     columns = st.columns(4)
@@ -23,7 +23,7 @@ if ctx is not None:
     st.caption(f"Store last written {ctx.stamp or 'never'} (UTC).")
 
     chosen = widgets.filtered(results, filters)
-    if results.empty:
+    if not data.parts(ctx.store, ctx.stamp):
         widgets.empty_state("The store holds no results yet.", ctx)
     elif chosen.empty:
         st.info(
@@ -35,11 +35,7 @@ if ctx is not None:
         st.dataframe(
             table.drop(columns=["model", "backbone"]),
             hide_index=True,
-            column_config={
-                column: st.column_config.NumberColumn(widgets.METRIC_LABELS.get(column, column), format="%.3f")
-                for column in table.columns
-                if column.removesuffix(" ±") in METRIC_ORDER
-            },
+            column_config=widgets.metric_columns(table),
         )
         st.download_button(
             "Download CSV",

@@ -14,8 +14,7 @@ GALLERY_SIZE = 6
 st.title("Part drill-down")
 ctx = widgets.store_context()
 if ctx is not None:
-    results = data.results(ctx.store, ctx.stamp)
-    filters = widgets.sidebar_filters(ctx, results, source=False)
+    filters = widgets.sidebar_filters(ctx, source=False)
     images = data.part_images(ctx.store, ctx.stamp, filters.part)
     if images.empty:
         widgets.empty_state(f"{filters.part} has no images in this store (published figures only).", ctx)
@@ -45,20 +44,20 @@ if ctx is not None:
         )
 
         st.subheader("Metrics per model")
-        local = results[
-            (results["part"] == filters.part)
-            & (results["condition"] == filters.condition)
-            & (results["source"] == "local")
-        ]
+        results = data.part_results(ctx.store, ctx.stamp, filters.part)
+        local = results[(results["condition"] == filters.condition) & (results["source"] == "local")]
         if local.empty:
             st.info(f"No finished local runs on {filters.part} ({filters.condition}) yet.")
         else:
             table = widgets.wide_table(local, METRIC_ORDER)
-            st.dataframe(table.drop(columns=["model", "backbone", "source"]), hide_index=True)
+            st.dataframe(
+                table.drop(columns=["model", "backbone", "source"]),
+                hide_index=True,
+                column_config=widgets.metric_columns(table),
+            )
 
         st.subheader("Segmentation gallery")
-        examples = data.part_examples(ctx.store, ctx.stamp, filters.part)
-        examples = examples[examples["condition"] == filters.condition]
+        examples = data.part_examples(ctx.store, ctx.stamp, filters.part, filters.condition)
         if examples.empty:
             st.info(
                 "No kept heatmaps for this part and condition: they are written by models that produce anomaly maps."
@@ -78,8 +77,7 @@ if ctx is not None:
             shown = examples[
                 examples["defect_type"].isin(defect) & (examples["region"].isin(region) | examples["region"].isna())
             ]
-            shown = shown.drop_duplicates(["candidate", "image_path"])  # one seed per model
-            image_paths = shown.loc[shown["candidate"] == first, "image_path"].drop_duplicates()
+            image_paths = shown.loc[shown["candidate"] == first, "image_path"]
             if image_paths.empty:
                 st.info("No kept example matches these filters.")
             page = st.number_input(

@@ -14,9 +14,8 @@ st.caption(
 )
 ctx = widgets.store_context()
 if ctx is not None:
-    results = data.results(ctx.store, ctx.stamp)
-    filters = widgets.sidebar_filters(ctx, results, condition=False)
-    part = results[results["part"] == filters.part]
+    filters = widgets.sidebar_filters(ctx, condition=False)
+    part = data.part_results(ctx.store, ctx.stamp, filters.part)
     if filters.source is not None:
         part = part[part["source"] == filters.source]
     metric = st.selectbox(

@@ -11,9 +11,8 @@ from engine.results_table import RUNTIME_METRICS
 st.title("Runtime")
 ctx = widgets.store_context()
 if ctx is not None:
-    results = data.results(ctx.store, ctx.stamp)
-    filters = widgets.sidebar_filters(ctx, results)
-    chosen = widgets.filtered(results, filters)
+    filters = widgets.sidebar_filters(ctx)
+    chosen = widgets.filtered(data.part_results(ctx.store, ctx.stamp, filters.part), filters)
     chosen = chosen[chosen["metric"].isin(RUNTIME_METRICS)]
     if chosen.empty:
         widgets.empty_state(f"No runtime figures for {filters.part} ({filters.condition}) in the chosen source.", ctx)
@@ -22,17 +21,17 @@ if ctx is not None:
         table = widgets.wide_table(chosen, RUNTIME_METRICS)
         left, right = st.columns(2)
         for column, metric in ((left, "inference_ms"), (right, "train_min")):
-            if metric in table:
-                bars = table.dropna(subset=[metric]).sort_values(metric)
+            if f"{metric}_mean" in table:
+                bars = table.dropna(subset=[f"{metric}_mean"]).sort_values(f"{metric}_mean")
                 figure = px.bar(
                     bars,
-                    x=metric,
+                    x=f"{metric}_mean",
                     y="candidate",
                     color="source",
                     orientation="h",
-                    error_x=f"{metric} ±" if f"{metric} ±" in bars else None,
+                    error_x=f"{metric}_std" if f"{metric}_std" in bars else None,
                     log_x=log_scale,
-                    labels={metric: widgets.METRIC_LABELS[metric], "candidate": ""},
+                    labels={f"{metric}_mean": widgets.METRIC_LABELS[metric], "candidate": ""},
                 )
                 figure.update_layout(
                     height=120 + 28 * len(bars),
@@ -42,14 +41,11 @@ if ctx is not None:
         st.dataframe(
             table.drop(columns=["model", "backbone"]),
             hide_index=True,
-            column_config={
-                c: st.column_config.NumberColumn(widgets.METRIC_LABELS.get(c, c), format="%.2f")
-                for c in RUNTIME_METRICS
-            },
+            column_config=widgets.metric_columns(table, digits=2),
         )
 
-        runs = data.runtime(ctx.store, ctx.stamp)
-        runs = runs[(runs["part"] == filters.part) & (runs["condition"] == filters.condition)]
+        runs = data.runtime(ctx.store, ctx.stamp, filters.part)
+        runs = runs[runs["condition"] == filters.condition]
         if not runs.empty and filters.source != data.PUBLISHED_SOURCE_LABEL:
             st.subheader("Local runs and the hardware they used")
             st.caption(
