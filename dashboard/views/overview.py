@@ -33,7 +33,7 @@ if ctx is not None:
         st.subheader(f"{filters.part} · {filters.condition}")
         table = widgets.wide_table(chosen, METRIC_ORDER).sort_values(["source", "candidate"])
         st.dataframe(
-            table.drop(columns=["model", "backbone"]),
+            table.drop(columns=["model", "backbone", "part", "condition"]),
             hide_index=True,
             column_config=widgets.metric_columns(table),
         )

@@ -51,7 +51,7 @@ if ctx is not None:
         else:
             table = widgets.wide_table(local, METRIC_ORDER)
             st.dataframe(
-                table.drop(columns=["model", "backbone", "source"]),
+                table.drop(columns=["model", "backbone", "source", "part", "condition"]),
                 hide_index=True,
                 column_config=widgets.metric_columns(table),
             )

@@ -39,7 +39,7 @@ if ctx is not None:
                 )
                 column.plotly_chart(figure)
         st.dataframe(
-            table.drop(columns=["model", "backbone"]),
+            table.drop(columns=["model", "backbone", "part", "condition"]),
             hide_index=True,
             column_config=widgets.metric_columns(table, digits=2),
         )
