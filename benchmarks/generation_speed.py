@@ -1,6 +1,6 @@
 """Print synthetic-plant generation speed, written PNGs included (target: >= 20 images/s per core).
 
-    .venv/bin/python benchmarks/generation_speed.py [--images 300]
+.venv/bin/python benchmarks/generation_speed.py [--images 300]
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def main() -> None:
     for part in ("part1", "part16"):
         single = images_per_second(part, args.images, workers=1)
         every = images_per_second(part, args.images, workers=cores)
-        print(f"{part:7s} {single:6.1f} images/s on 1 core; {every:6.1f} images/s on {cores} cores ({every / single:.2f}x)")
+        print(
+            f"{part:7s} {single:6.1f} images/s on 1 core; {every:6.1f} images/s on {cores} cores ({every / single:.2f}x)"
+        )
 
 
 if __name__ == "__main__":

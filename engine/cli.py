@@ -48,8 +48,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_weights_import(args: argparse.Namespace) -> int:
     from engine.backbones import import_weights
+    from engine.models.dsr import VQ_WEIGHTS, import_vq_weights
 
-    path = import_weights(args.file, args.name)
+    path = import_vq_weights(args.file) if args.name == VQ_WEIGHTS else import_weights(args.file, args.name)
     print(f"{args.name}: weights registered at {path}")
     return 0
 
@@ -105,22 +106,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from engine.models.registry import model_states
 
-    print(f"{'model':12} {'study name':20} {'backbone':24} state")
-    for row in model_states():
-        print(f"{row['model']:12} {row['paper_name']:20} {row['backbone'] or '-':24} {row['state']}")
+    rows = [("model", "study name", "backbone", "state")]
+    rows += [(row["model"], row["paper_name"], row["backbone"] or "-", row["state"]) for row in model_states()]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths)) + "  " + row[3])
     return 0
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    import subprocess
-
     project = Path(__file__).resolve().parent.parent  # holds dashboard/ and .streamlit/config.toml
     store = args.store.resolve()
     if not store.exists():
         print(f"gluelab dashboard: no store at {store} yet; the dashboard will say how to create one.", file=sys.stderr)
     print(f"gluelab dashboard: http://localhost:{args.port} (reading {store}; Ctrl-C stops it)", flush=True)
-    command = [sys.executable, "-m", "streamlit", "run", str(project / "dashboard" / "app.py"), "--server.port", str(args.port)]
-    return subprocess.call(command, cwd=project, env={**os.environ, "GLUELAB_STORE": str(store)})
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(project / "dashboard" / "app.py"),
+        "--server.port",
+        str(args.port),
+    ]
+    os.chdir(project)
+    os.execve(sys.executable, command, {**os.environ, "GLUELAB_STORE": str(store)})  # signals reach Streamlit itself
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -137,10 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="generate synthetic glue-line parts (MVTec AD layout)")
     generate.add_argument("--parts", nargs="+", default=["part1", "part6", "part16"], help="part1 ... part20")
-    generate.add_argument("--images", type=int, default=300, help="images per part (default 300: 60%% train, 20%% good test, 20%% defective)")
+    generate.add_argument(
+        "--images",
+        type=int,
+        default=300,
+        help="images per part (default 300: 60%% train, 20%% good test, 20%% defective)",
+    )
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--out", type=Path, default=Path("data"), help="output folder (default ./data)")
-    generate.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    generate.add_argument(
+        "--workers", type=_positive_int, default=os.cpu_count() or 1, help="processes (default: all cores)"
+    )
     generate.add_argument("--store", type=Path, help="also register the parts in this results store")
     generate.set_defaults(run=cmd_generate)
 
@@ -152,11 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument("path", nargs="?", type=Path, help="dataset folder (not used for --layout elpv)")
     imports.set_defaults(run=cmd_import)
 
-    weights = commands.add_parser("weights", help="backbone weights for machines without internet")
+    weights = commands.add_parser("weights", help="pretrained weights for machines without internet")
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)
-    weights_import = weights_commands.add_parser("import", help="register a timm checkpoint file for a backbone")
+    weights_import = weights_commands.add_parser(
+        "import", help="register a checkpoint file: a timm backbone or DSR's codebook"
+    )
     weights_import.add_argument("file", type=Path)
-    weights_import.add_argument("--name", required=True, help="timm model name, e.g. resnet18 or wide_resnet50_2")
+    weights_import.add_argument(
+        "--name",
+        required=True,
+        help="timm model name, e.g. resnet18 or wide_resnet50_2, or dsr_vq for DSR's VQ codebook",
+    )
     weights_import.set_defaults(run=cmd_weights_import)
 
     published = commands.add_parser("load-published", help="load the study's published figures into the store")
@@ -170,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
     results.set_defaults(run=cmd_results)
 
-    evaluate = commands.add_parser("evaluate", help="train and test models over parts x models x backbones x seeds x conditions")
+    evaluate = commands.add_parser(
+        "evaluate", help="train and test models over parts x models x backbones x seeds x conditions"
+    )
     evaluate.add_argument("--parts", nargs="+", required=True)
     evaluate.add_argument("--models", nargs="+", required=True, help="see `gluelab models`")
     evaluate.add_argument("--backbones", nargs="+", help="timm names (default: each model's default backbone)")

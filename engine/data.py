@@ -64,7 +64,9 @@ def study_augmentation(seed: int) -> A.Compose:
     return A.Compose(
         [
             A.Defocus(radius=(3, 10), alias_blur=(0.1, 0.5), p=0.5),
-            A.RandomBrightnessContrast(brightness_limit=(-0.2, 0.2), contrast_limit=(-0.2, 0.2), brightness_by_max=True, p=0.5),
+            A.RandomBrightnessContrast(
+                brightness_limit=(-0.2, 0.2), contrast_limit=(-0.2, 0.2), brightness_by_max=True, p=0.5
+            ),
             A.ISONoise(color_shift=(0.01, 0.05), intensity=(0.1, 0.5), p=0.5),
         ],
         seed=seed,

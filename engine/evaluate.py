@@ -9,6 +9,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 from statistics import median
+from typing import Self
 
 import cv2
 import numpy as np
@@ -37,7 +38,7 @@ class NonFiniteScores(ValueError):
 class PeakMemory:
     """Largest resident set size of this process while the block runs, sampled every 20 ms."""
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> Self:
         self.peak_bytes = self._rss()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)

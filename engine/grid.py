@@ -48,7 +48,9 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_grid(jobs: list[Job], store: Path | str = DEFAULT_STORE, force: bool = False, show_progress: bool = True) -> GridSummary:
+def run_grid(
+    jobs: list[Job], store: Path | str = DEFAULT_STORE, force: bool = False, show_progress: bool = True
+) -> GridSummary:
     stale = mark_stale_runs(store)
     done = finished_run_ids(store)
     todo = [job for job in jobs if force or job.run_id not in done]

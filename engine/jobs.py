@@ -54,7 +54,9 @@ def plan_grid(
         problems.append(f"--seeds must be at least 1 (got {seeds})")
     if preset not in PRESETS:
         problems.append(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    problems += [f"unknown condition {c!r}; choose from {', '.join(CONDITIONS)}" for c in conditions if c not in CONDITIONS]
+    problems += [
+        f"unknown condition {c!r}; choose from {', '.join(CONDITIONS)}" for c in conditions if c not in CONDITIONS
+    ]
     entries = {}
     for name in models:
         try:
@@ -70,7 +72,9 @@ def plan_grid(
             if backbone in entry.backbones:
                 pairs.append((name, backbone))
             else:
-                problems.append(f"model {name!r} cannot take backbone {backbone!r}; it takes {', '.join(entry.backbones)}")
+                problems.append(
+                    f"model {name!r} cannot take backbone {backbone!r}; it takes {', '.join(entry.backbones)}"
+                )
     registered = set(dataset_parts(store)["part"]) if Path(store).exists() else set()
     problems += [
         f"part {part!r} is not in the store {store}; add it with `gluelab generate --store` or `gluelab import`"

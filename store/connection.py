@@ -43,7 +43,9 @@ def _connect(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBP
 
 
 @contextmanager
-def write_store(path: Path | str = DEFAULT_STORE, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+def write_store(
+    path: Path | str = DEFAULT_STORE, wait_seconds: float = LOCK_WAIT_SECONDS
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A write connection inside one transaction: committed on success, rolled back on any error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,11 +74,15 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame) -> None:
 
 
 @contextmanager
-def read_store(path: Path | str = DEFAULT_STORE, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+def read_store(
+    path: Path | str = DEFAULT_STORE, wait_seconds: float = LOCK_WAIT_SECONDS
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection; a store that does not exist yet raises FileNotFoundError."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no results store at {path}; create one with `gluelab generate --store {path}` or `gluelab import`")
+        raise FileNotFoundError(
+            f"no results store at {path}; create one with `gluelab generate --store {path}` or `gluelab import`"
+        )
     con = _connect(path, read_only=True, wait_seconds=wait_seconds)
     if not is_current(con):  # a store written by an older gluelab: bring its schema up to date once
         con.close()

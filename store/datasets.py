@@ -51,7 +51,15 @@ def register_dataset(dataset: DatasetRecord, images: list[ImageRecord], store: P
         con.execute("DELETE FROM datasets WHERE part = ?", [dataset.part])
         con.execute(
             "INSERT INTO datasets (part, layout, root, source, n_images, has_masks, has_manifest) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [dataset.part, dataset.layout, dataset.root, dataset.source, dataset.n_images, dataset.has_masks, dataset.has_manifest],
+            [
+                dataset.part,
+                dataset.layout,
+                dataset.root,
+                dataset.source,
+                dataset.n_images,
+                dataset.has_masks,
+                dataset.has_manifest,
+            ],
         )
         insert_frame(con, "images", frame)
 

@@ -21,7 +21,9 @@ PUBLISHED_CSV = files("store") / "reference" / "paper_results.csv"
 
 
 def read_published_csv() -> pd.DataFrame:
-    frame = pd.read_csv(PUBLISHED_CSV, dtype={"backbone": "string"}, keep_default_na=False, na_values={"mean": [""], "std": [""]})
+    frame = pd.read_csv(
+        PUBLISHED_CSV, dtype={"backbone": "string"}, keep_default_na=False, na_values={"mean": [""], "std": [""]}
+    )
     frame.insert(0, "source", PUBLISHED_SOURCE)
     return frame
 

@@ -35,7 +35,9 @@ class RunOutcome:
     config: dict
     environment: dict
     image_scores: pd.DataFrame  # image_path, label, score, predicted_anomalous
-    artifacts: pd.DataFrame = field(default_factory=pd.DataFrame)  # image_path, anomaly_map_path, pred_mask_path, map_min, map_max
+    artifacts: pd.DataFrame = field(
+        default_factory=pd.DataFrame
+    )  # image_path, anomaly_map_path, pred_mask_path, map_min, map_max
 
 
 def artifacts_dir(store: Path | str) -> Path:
@@ -72,7 +74,9 @@ def finish_run(run_id: str, outcome: RunOutcome, store: Path | str = DEFAULT_STO
                 run_id,
             ],
         )
-        metrics = pd.DataFrame({"run_id": run_id, "metric": list(outcome.metrics), "value": list(outcome.metrics.values())})
+        metrics = pd.DataFrame(
+            {"run_id": run_id, "metric": list(outcome.metrics), "value": list(outcome.metrics.values())}
+        )
         metrics["value"] = metrics["value"].astype("float64")
         insert_frame(con, "metrics", metrics)
         insert_frame(con, "image_scores", outcome.image_scores.assign(run_id=run_id))
@@ -80,7 +84,9 @@ def finish_run(run_id: str, outcome: RunOutcome, store: Path | str = DEFAULT_STO
             insert_frame(con, "artifacts", outcome.artifacts.assign(run_id=run_id))
 
 
-def end_run(run_id: str, status: str, error: str, config: dict | None = None, store: Path | str = DEFAULT_STORE) -> None:
+def end_run(
+    run_id: str, status: str, error: str, config: dict | None = None, store: Path | str = DEFAULT_STORE
+) -> None:
     """Mark a run failed or cancelled, keeping the error and (when known) its config."""
     with write_store(store) as con:
         con.execute(
@@ -94,7 +100,9 @@ def mark_stale_runs(store: Path | str = DEFAULT_STORE) -> int:
     if not Path(store).exists():
         return 0
     with read_store(store) as con:
-        running = con.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [socket.gethostname()]).fetchall()
+        running = con.execute(
+            "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [socket.gethostname()]
+        ).fetchall()
     stale = [run_id for run_id, pid in running if not _process_alive(pid)]
     if stale:
         with write_store(store) as con:
@@ -115,16 +123,14 @@ def finished_run_ids(store: Path | str = DEFAULT_STORE) -> set[str]:
 def runs(store: Path | str = DEFAULT_STORE, part: str | None = None) -> pd.DataFrame:
     """Every run (any status), newest first."""
     with read_store(store) as con:
-        return con.execute(
-            "SELECT * FROM runs WHERE ? IS NULL OR part = ? ORDER BY started_at DESC", [part, part]
-        ).df()
+        return con.execute("SELECT * FROM runs WHERE ? IS NULL OR part = ? ORDER BY started_at DESC", [part, part]).df()
 
 
 def run_metrics(store: Path | str = DEFAULT_STORE, part: str | None = None) -> pd.DataFrame:
     """Finished runs in long form: run key, metric, value."""
     with read_store(store) as con:
         return con.execute(
-            f"""SELECT r.run_id, {', '.join('r.' + k for k in RUN_KEY)}, m.metric, m.value
+            f"""SELECT r.run_id, {", ".join("r." + k for k in RUN_KEY)}, m.metric, m.value
                 FROM runs r JOIN metrics m USING (run_id)
                 WHERE r.status = 'finished' AND (? IS NULL OR r.part = ?)""",
             [part, part],

@@ -38,7 +38,22 @@ def generated_store(root: Path, images: int = 25) -> Path:
     from engine.cli import main as gluelab
 
     store = root / "store.duckdb"
-    assert gluelab(["generate", "--parts", "part1", "--images", str(images), "--out", str(root / "data"), "--store", str(store)]) == 0
+    assert (
+        gluelab(
+            [
+                "generate",
+                "--parts",
+                "part1",
+                "--images",
+                str(images),
+                "--out",
+                str(root / "data"),
+                "--store",
+                str(store),
+            ]
+        )
+        == 0
+    )
     return store
 
 
@@ -65,9 +80,26 @@ def dashboard_stores(tmp_path_factory) -> dict[str, Path]:
     assert gluelab(["load-published", "--store", str(published)]) == 0
 
     evaluated = generated_store(root / "evaluated")
-    assert gluelab(["generate", "--parts", "part16", "--images", "25", "--out", str(root / "evaluated" / "data"), "--store", str(evaluated)]) == 0
+    assert (
+        gluelab(
+            [
+                "generate",
+                "--parts",
+                "part16",
+                "--images",
+                "25",
+                "--out",
+                str(root / "evaluated" / "data"),
+                "--store",
+                str(evaluated),
+            ]
+        )
+        == 0
+    )
     assert gluelab(["load-published", "--store", str(evaluated)]) == 0
     models = ["--models", "legacy", "padim", "dfm", "--store", str(evaluated)]
-    assert gluelab(["evaluate", "--parts", "part1", "--seeds", "2", "--conditions", "baseline", "augmented", *models]) == 0
+    assert (
+        gluelab(["evaluate", "--parts", "part1", "--seeds", "2", "--conditions", "baseline", "augmented", *models]) == 0
+    )
     assert gluelab(["evaluate", "--parts", "part16", *models]) == 0
     return {"empty": empty, "published": published, "evaluated": evaluated}

@@ -85,7 +85,7 @@ def test_line_stops_turn_rates_into_minutes_against_legacy(dashboard_stores, mon
     app.number_input(key="ops_parts").set_value(900)
     app.number_input(key="ops_minutes").set_value(3.0).run()
     table = app.dataframe[0].value.set_index("candidate")
-    assert table.loc["Legacy (cpu)", "minutes_avoided_per_shift"] == 0
+    assert table.loc["Legacy camera check (cpu)", "minutes_avoided_per_shift"] == 0
     expected = (table["vs_legacy_per_1000"] / 1000 * 900 * 3.0).round(6)
     assert (table["minutes_avoided_per_shift"].round(6) == expected).all()
     assert "avoided per shift of 900 parts" in messages(app)
@@ -98,7 +98,7 @@ def test_robustness_pairs_baseline_and_augmented(dashboard_stores, monkeypatch):
     app.sidebar.radio(key="filter_source").set_value("Local runs").run()
     paired = app.dataframe[0].value
     assert set(paired["candidate"]) == {
-        "Legacy (cpu)",
+        "Legacy camera check (cpu)",
         "PaDiM / EfficientNet-Lite0 (cpu)",
         "DFM / EfficientNet-Lite0 (cpu)",
     }
@@ -129,7 +129,7 @@ def test_part_drilldown_compares_two_models_on_the_same_images(dashboard_stores,
 def test_failure_browser_opens_on_part16_and_lists_false_alarms(dashboard_stores, monkeypatch):
     app = open_page(dashboard_stores["evaluated"], "failure_browser.py", monkeypatch)
     assert app.sidebar.selectbox(key="filter_part").value == "part16"
-    app.selectbox(key="failure_model").set_value("Legacy (cpu)").run()
+    app.selectbox(key="failure_model").set_value("Legacy camera check (cpu)").run()
     assert "ρ =" in " ".join(m.value for m in app.metric)
     app.radio(key="failure_order").set_value("Brightness (brightest first)").run()
     everything = app.dataframe[2].value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -108,8 +109,13 @@ def test_a_malformed_request_is_refused_before_anything_runs(arguments, named, s
 
 def test_models_command_lists_every_model_and_backbone_with_its_state(capsys):
     assert gluelab(["models"]) == 0
-    rows = {(line[:12].strip(), line[34:58].strip()): line[59:] for line in capsys.readouterr().out.splitlines()[1:]}
+    lines = capsys.readouterr().out.splitlines()
+    assert re.split(r" {2,}", lines[0]) == ["model", "study name", "backbone", "state"]
+    columns = [re.split(r" {2,}", line, maxsplit=3) for line in lines[1:]]
+    rows = {(model, backbone): state for model, _, backbone, state in columns}
     assert rows[("padim", "tf_efficientnet_lite0")] == "runnable"
     assert rows[("fastflow", "tf_efficientnet_lite2")] == "runnable"
     assert rows[("legacy", "-")] == "runnable"
     assert "gluelab weights import FILE --name resnet18" in rows[("padim", "resnet18")]
+    assert rows[("reverse_distillation", "tf_efficientnet_lite0")] == "runnable"
+    assert rows[("dsr", "-")].endswith("gluelab weights import FILE --name dsr_vq")

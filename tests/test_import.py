@@ -32,11 +32,19 @@ def populated_store(small_plant, tmp_path) -> Path:
 
 def test_generate_with_store_registers_parts_and_import_reads_the_manifest(tmp_path, capsys):
     store = tmp_path / "s.duckdb"
-    assert gluelab(["generate", "--parts", "part1", "--images", "10", "--out", str(tmp_path / "d"), "--store", str(store)]) == 0
+    assert (
+        gluelab(["generate", "--parts", "part1", "--images", "10", "--out", str(tmp_path / "d"), "--store", str(store)])
+        == 0
+    )
     registered = dataset_parts(store)
     assert list(registered.part) == ["part1"] and registered.has_manifest[0] and registered.has_masks[0]
 
-    assert gluelab(["import", "--layout", "mvtec", "--part", "again", "--store", str(store), str(tmp_path / "d" / "part1")]) == 0
+    assert (
+        gluelab(
+            ["import", "--layout", "mvtec", "--part", "again", "--store", str(store), str(tmp_path / "d" / "part1")]
+        )
+        == 0
+    )
     images = part_images("again", store)
     manifest = pd.read_csv(tmp_path / "d" / "part1" / "manifest.csv")
     assert len(images) == len(manifest) == 10
@@ -44,14 +52,19 @@ def test_generate_with_store_registers_parts_and_import_reads_the_manifest(tmp_p
     expected = manifest[manifest.label == "anomalous"].set_index("image_path")
     assert defective.region.to_dict() == expected.region.to_dict()
     assert defective.defect_area_px.to_dict() == expected.defect_area_px.to_dict()
-    assert np.allclose(images.set_index("image_path").mean_brightness.sort_index(), manifest.set_index("image_path").mean_brightness.sort_index())
+    assert np.allclose(
+        images.set_index("image_path").mean_brightness.sort_index(),
+        manifest.set_index("image_path").mean_brightness.sort_index(),
+    )
     assert "10 images" in capsys.readouterr().out
 
 
 def test_folder_layout_with_rgb_images_and_no_masks(tmp_path, small_plant):
     root = tmp_path / "plant_images"
-    for folder, files in (("normal", sorted((small_plant / "part1" / "train" / "good").glob("*.png"))[:10]),
-                          ("abnormal", sorted((small_plant / "part1" / "test").glob("[!g]*/*.png")))):
+    for folder, files in (
+        ("normal", sorted((small_plant / "part1" / "train" / "good").glob("*.png"))[:10]),
+        ("abnormal", sorted((small_plant / "part1" / "test").glob("[!g]*/*.png"))),
+    ):
         (root / folder).mkdir(parents=True)
         for i, source in enumerate(files):
             Image.open(source).convert("RGB").resize((320, 240)).save(root / folder / f"{i:02d}.jpg")

@@ -17,13 +17,18 @@ from store.runs import run_metrics
 
 def test_padim_image_and_pixel_auroc_match_plain_anomalib(tmp_path):
     data, store = tmp_path / "data", tmp_path / "store.duckdb"
-    assert gluelab(["generate", "--parts", "part1", "--images", "40", "--seed", "4", "--out", str(data), "--store", str(store)]) == 0
+    assert (
+        gluelab(
+            ["generate", "--parts", "part1", "--images", "40", "--seed", "4", "--out", str(data), "--store", str(store)]
+        )
+        == 0
+    )
 
     jobs = plan_grid(["part1"], ["padim"], None, 1, ["baseline"], "cpu", store)
     run_grid(jobs, store, show_progress=False)
     ours = run_metrics(store).set_index("metric")["value"]
 
-    settings = ANOMALIB_MODELS["padim"][3]["cpu"]
+    settings = ANOMALIB_MODELS["padim"].presets["cpu"]
     ensure_offline_backbones()
     seed_everything(jobs[0].seed)
     model = Padim(
@@ -34,9 +39,16 @@ def test_padim_image_and_pixel_auroc_match_plain_anomalib(tmp_path):
         visualizer=False,
     )
     datamodule = MVTecAD(
-        root=data, category="part1", train_batch_size=32, eval_batch_size=32, num_workers=0, val_split_mode="same_as_test"
+        root=data,
+        category="part1",
+        train_batch_size=32,
+        eval_batch_size=32,
+        num_workers=0,
+        val_split_mode="same_as_test",
     )
-    engine = Engine(accelerator="cpu", devices=1, logger=False, default_root_dir=tmp_path / "anomalib", enable_progress_bar=False)
+    engine = Engine(
+        accelerator="cpu", devices=1, logger=False, default_root_dir=tmp_path / "anomalib", enable_progress_bar=False
+    )
     engine.fit(model=model, datamodule=datamodule)
     plain = engine.test(model=model, datamodule=datamodule)[0]
 

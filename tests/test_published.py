@@ -23,7 +23,9 @@ def test_loading_is_idempotent_and_keeps_every_figure(tmp_path):
     assert len(stored) == len(rows) and set(stored.source) == {PUBLISHED_SOURCE}
     keyed = stored.set_index(["source_table", "part", "condition", "model", "backbone", "metric"])
     for row in rows:
-        figure = keyed.loc[(row["source_table"], row["part"], row["condition"], row["model"], row["backbone"], row["metric"])]
+        figure = keyed.loc[
+            (row["source_table"], row["part"], row["condition"], row["model"], row["backbone"], row["metric"])
+        ]
         assert figure["mean"] == float(row["mean"])
         assert (figure["std"] != figure["std"]) if row["std"] == "" else figure["std"] == float(row["std"])
 

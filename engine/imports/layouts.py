@@ -94,7 +94,10 @@ def _require_folder(folder: Path, discovery: Discovery, expected: str) -> bool:
 def discover_mvtec(root: Path) -> Discovery:
     discovery = Discovery(root, f"MVTec AD layout at {root}")
     expected = "train/good/, test/<defect or good>/ and optionally ground_truth/<defect>/"
-    if not (_require_folder(root / "train" / "good", discovery, expected) & _require_folder(root / "test", discovery, expected)):
+    if not (
+        _require_folder(root / "train" / "good", discovery, expected)
+        & _require_folder(root / "test", discovery, expected)
+    ):
         return discovery
     for image in _image_files(root / "train" / "good", discovery):
         discovery.candidates.append(Candidate(image, "train", "normal", "good", None))
@@ -102,7 +105,9 @@ def discover_mvtec(root: Path) -> Discovery:
     discovery.masks_expected = ground_truth.is_dir()
     for folder in _files(root / "test"):
         if not folder.is_dir():
-            discovery.problems.append((str(folder), "unexpected file: test/ holds one folder per defect type and good/"))
+            discovery.problems.append(
+                (str(folder), "unexpected file: test/ holds one folder per defect type and good/")
+            )
             continue
         images = _image_files(folder, discovery)
         if folder.name == "good":
@@ -143,7 +148,9 @@ def _read_manifest(discovery: Discovery) -> None:
 def discover_folder(root: Path) -> Discovery:
     discovery = Discovery(root, f"folder layout at {root}")
     expected = "normal/ and abnormal/ (optionally mask/ and normal_test/)"
-    if not (_require_folder(root / "normal", discovery, expected) & _require_folder(root / "abnormal", discovery, expected)):
+    if not (
+        _require_folder(root / "normal", discovery, expected) & _require_folder(root / "abnormal", discovery, expected)
+    ):
         return discovery
     normals = _image_files(root / "normal", discovery)
     if (root / "normal_test").is_dir():

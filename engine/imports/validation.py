@@ -34,7 +34,9 @@ def read_image(path: Path) -> ImageFacts:
             with Image.open(path) as image:
                 width, height = image.size
                 if width * height > MAX_MEGAPIXELS * 1_000_000:
-                    raise ValueError(f"image is {width}x{height} ({width * height / 1e6:.0f} MP), over the {MAX_MEGAPIXELS} MP limit")
+                    raise ValueError(
+                        f"image is {width}x{height} ({width * height / 1e6:.0f} MP), over the {MAX_MEGAPIXELS} MP limit"
+                    )
                 mode = image.mode
                 image.load()
                 gray = np.asarray(image.convert("L"))

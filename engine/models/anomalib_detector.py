@@ -3,14 +3,17 @@
 Images go through the model's own pre-processor transform (resize, normalise) exactly as anomalib
 applies it, so scores match anomalib's. Memory-bank models (PaDiM, PatchCore, DFM, DFKDE) collect
 features in one pass and fit; models trained by gradient descent run a plain loop over the model's
-own training_step and optimiser (no Trainer, logger, checkpoints or validation). Inference calls
-the torch model directly.
+own hooks, training_step and optimisers (no Trainer, logger, checkpoints or validation). Inference
+calls the torch model directly.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from itertools import islice
+from types import SimpleNamespace
 
 import albumentations as A
 import numpy as np
@@ -18,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from anomalib.data import ImageBatch, ImageItem
 from anomalib.models.components import AnomalibModule, MemoryBankMixin
+from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2.functional import resize
@@ -49,17 +53,78 @@ class TrainImages(Dataset):
         return ImageItem(image=tv_tensors.Image(image), gt_label=torch.tensor(0))
 
 
-def _optimizer_and_scheduler(configured) -> tuple[torch.optim.Optimizer, object | None]:
-    """The one optimiser (and optional epoch scheduler) from any form `configure_optimizers` returns."""
+class PreProcessedLoader:
+    """A loader's batches with the model's pre-processing applied, as anomalib's PreProcessor does."""
+
+    def __init__(self, loader: DataLoader, transform: Callable[[torch.Tensor], torch.Tensor]):
+        self.loader, self.transform = loader, transform
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[ImageBatch]:
+        for batch in self.loader:
+            batch.image = self.transform(batch.image)
+            yield batch
+
+
+class TrainerStandIn:
+    """The Trainer attributes anomalib's models read while they train, for a loop without a Trainer.
+
+    `max_epochs` sizes learning-rate schedules (SuperSimpleNet, DSR), `current_epoch` switches DSR's
+    training phase, and `datamodule.train_dataloader()` hands out pre-processed batches (CFA builds its
+    centroids from it; under a Trainer it would get un-normalised images). `barebones` makes `self.log`
+    a no-op, as under Lightning's barebones Trainer.
+    """
+
+    barebones = True
+    max_steps = -1
+
+    def __init__(self, batches: PreProcessedLoader, epochs: int):
+        self.max_epochs = epochs
+        self.current_epoch = 0
+        self.optimizers: list[torch.optim.Optimizer] = []
+        self.datamodule = SimpleNamespace(train_dataloader=lambda: batches)
+
+
+@contextmanager
+def _attached(module: AnomalibModule, trainer: TrainerStandIn):
+    """The module's Lightning calls answered by `trainer` while the block runs.
+
+    Manual-optimisation models (CFlow, GANomaly, DSR) call `self.optimizers()` and
+    `self.manual_backward(loss)`; they get the plain optimisers and `loss.backward`.
+    """
+    module.trainer = trainer
+    module.optimizers = lambda use_pl_optimizer=True: (
+        trainer.optimizers[0] if len(trainer.optimizers) == 1 else trainer.optimizers
+    )
+    module.manual_backward = lambda loss, *args, **kwargs: loss.backward(*args, **kwargs)
+    try:
+        yield
+    finally:
+        del module.optimizers, module.manual_backward
+        module.trainer = None
+
+
+def _optimizers_and_schedulers(configured) -> tuple[list[torch.optim.Optimizer], list]:
+    """Optimisers and schedulers from any form Lightning allows `configure_optimizers` to return."""
+    if isinstance(configured, torch.optim.Optimizer):
+        return [configured], []
     if isinstance(configured, dict):
-        scheduler = configured.get("lr_scheduler")
-        return configured["optimizer"], scheduler.get("scheduler") if isinstance(scheduler, dict) else scheduler
-    if isinstance(configured, (list, tuple)):
-        optimizers, schedulers = (configured, []) if not isinstance(configured[0], (list, tuple)) else configured
-        if len(optimizers) != 1:
-            raise NotImplementedError("models with several optimisers need their own training loop")
-        return optimizers[0], schedulers[0] if schedulers else None
-    return configured, None
+        configured = [configured]
+    if len(configured) == 2 and all(isinstance(part, (list, tuple)) for part in configured):
+        optimizers, schedulers = configured
+        return list(optimizers), [s["scheduler"] if isinstance(s, dict) else s for s in schedulers]
+    optimizers, schedulers = [], []
+    for item in configured:
+        if not isinstance(item, dict):
+            optimizers.append(item)
+            continue
+        optimizers.append(item["optimizer"])
+        scheduler = item.get("lr_scheduler")
+        if scheduler is not None:
+            schedulers.append(scheduler["scheduler"] if isinstance(scheduler, dict) else scheduler)
+    return optimizers, schedulers
 
 
 class AnomalibDetector(Detector):
@@ -93,29 +158,45 @@ class AnomalibDetector(Detector):
         self.module._is_fitted = torch.tensor([True])
 
     def _train(self, loader: DataLoader) -> None:
-        """Plain gradient descent with the model's own optimiser, loss and gradient clipping."""
-        optimizer, scheduler = _optimizer_and_scheduler(self.module.configure_optimizers())
-        clip = self.module.trainer_arguments.get("gradient_clip_val") or 0
-        self.module.train()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*self.log.*")  # training steps log; there is no logger here
-            for _ in range(self.settings["epochs"]):
-                for step, batch in enumerate(self._transformed(loader)):
-                    output = self.module.training_step(batch, step)
-                    loss = output["loss"] if isinstance(output, dict) else output
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if clip:
-                        torch.nn.utils.clip_grad_norm_(self.module.parameters(), clip)
-                    optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
+        """Lightning's fit loop, reduced to what the models use.
 
-    def _transformed(self, loader: DataLoader) -> Iterator[ImageBatch]:
-        """The loader's batches with the model's pre-processing applied, as anomalib's PreProcessor does."""
-        for batch in loader:
-            batch.image = self.transform(batch.image)
-            yield batch
+        on_train_start, then per batch training_step; with automatic optimisation also the model's own
+        backward, gradient clipping and optimiser step, and epoch-wise schedulers (manual-optimisation
+        models step their own optimisers, as under Lightning). `batches_per_epoch` caps an epoch like
+        Lightning's `limit_train_batches`.
+        """
+        module = self.module
+        epochs, batches_per_epoch = self.settings["epochs"], self.settings.get("batches_per_epoch")
+        batches = self._transformed(loader)
+        trainer = TrainerStandIn(batches, epochs)
+        pass_index = is_param_in_hook_signature(module.training_step, "batch_idx", min_args=2)
+        module.train()
+        with _attached(module, trainer), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*self.log.*")  # training steps log; there is no logger here
+            trainer.optimizers, schedulers = _optimizers_and_schedulers(module.configure_optimizers())
+            module.on_train_start()
+            for epoch in range(epochs):
+                trainer.current_epoch = epoch
+                for index, batch in enumerate(islice(batches, batches_per_epoch)):
+                    output = module.training_step(batch, index) if pass_index else module.training_step(batch)
+                    if module.automatic_optimization:
+                        self._optimiser_step(trainer.optimizers, output["loss"] if isinstance(output, dict) else output)
+                if module.automatic_optimization:
+                    for scheduler in schedulers:
+                        scheduler.step()
+
+    def _optimiser_step(self, optimizers: list[torch.optim.Optimizer], loss: torch.Tensor) -> None:
+        if len(optimizers) != 1:
+            raise NotImplementedError("automatic optimisation takes one optimiser (as in Lightning)")
+        optimizers[0].zero_grad(set_to_none=True)
+        self.module.backward(loss)  # CFA's override keeps the graph
+        clip = self.module.trainer_arguments.get("gradient_clip_val") or 0
+        if clip:
+            torch.nn.utils.clip_grad_norm_(self.module.parameters(), clip)
+        optimizers[0].step()
+
+    def _transformed(self, loader: DataLoader) -> PreProcessedLoader:
+        return PreProcessedLoader(loader, self.transform)
 
     def predict(self, images: list[np.ndarray], batch_size: int) -> Prediction:
         scores, maps = [], []

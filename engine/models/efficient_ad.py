@@ -9,12 +9,8 @@ losses and scoring are unchanged; the training loop replaces the Lightning hooks
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import albumentations as A
 import numpy as np
-import skimage.data
 import torch
 import torch.nn.functional as F
 from anomalib.data import ImageBatch
@@ -24,9 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from engine.models.anomalib_detector import AnomalibDetector, TrainImages
-from engine.paths import gluelab_home
 
-PENALTY_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg")
 LR_DROP_AT = 0.95  # anomalib's schedule: learning rate x 0.1 after 95 % of the steps
 
 
@@ -56,18 +50,6 @@ class BackboneTeacherEfficientAd(EfficientAd):
         """Nothing to download: the teacher is already pretrained."""
 
 
-def penalty_image_folder() -> Path:
-    """An ImageFolder of scikit-image's natural photos, the offline stand-in for imagenette."""
-    root = gluelab_home() / "penalty_images"
-    folder = root / "natural"
-    folder.mkdir(parents=True, exist_ok=True)
-    source = Path(skimage.data.__file__).parent
-    for name in PENALTY_PHOTOS:
-        if not (folder / name).is_file():
-            shutil.copy(source / name, folder / name)
-    return root
-
-
 class EfficientAdDetector(AnomalibDetector):
     """Teacher statistics, then `steps` single-image steps, then map quantiles from the training images."""
 
@@ -79,7 +61,9 @@ class EfficientAdDetector(AnomalibDetector):
             module.model.mean_std.update(module.teacher_channel_mean_std(self._transformed(plain)))
         steps = self.settings.get("steps") or self.settings["epochs"] * len(train)
         optimizer = torch.optim.Adam(
-            [*module.model.student.parameters(), *module.model.ae.parameters()], lr=module.lr, weight_decay=module.weight_decay
+            [*module.model.student.parameters(), *module.model.ae.parameters()],
+            lr=module.lr,
+            weight_decay=module.weight_decay,
         )
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(int(LR_DROP_AT * steps), 1), gamma=0.1)
         shuffled = DataLoader(

@@ -19,15 +19,21 @@ FEATURE_STAGES = (1, 2, 3)
 
 
 class TimmFastflowModel(FastflowModel):
-    def __init__(self, input_size: tuple[int, int], backbone: str, flow_steps: int, conv3x3_only: bool, hidden_ratio: float):
+    def __init__(
+        self, input_size: tuple[int, int], backbone: str, flow_steps: int, conv3x3_only: bool, hidden_ratio: float
+    ):
         nn.Module.__init__(self)
         self.input_size = input_size
-        self.feature_extractor = timm.create_model(backbone, pretrained=True, features_only=True, out_indices=FEATURE_STAGES)
+        self.feature_extractor = timm.create_model(
+            backbone, pretrained=True, features_only=True, out_indices=FEATURE_STAGES
+        )
         for parameter in self.feature_extractor.parameters():
             parameter.requires_grad = False
         shapes = [
             [channels, input_size[0] // stride, input_size[1] // stride]
-            for channels, stride in zip(self.feature_extractor.feature_info.channels(), self.feature_extractor.feature_info.reduction())
+            for channels, stride in zip(
+                self.feature_extractor.feature_info.channels(), self.feature_extractor.feature_info.reduction()
+            )
         ]
         self.norms = nn.ModuleList(nn.LayerNorm(shape, elementwise_affine=True) for shape in shapes)
         self.fast_flow_blocks = nn.ModuleList(

@@ -27,7 +27,9 @@ class LegacyDetector(Detector):
         return Prediction(np.array([r.score for r in results]), np.stack(maps).astype(np.float32))
 
     def resize_masks(self, masks: list[np.ndarray]) -> np.ndarray:
-        return np.stack([cv2.resize(m.astype(np.uint8), MAP_SIZE[::-1], interpolation=cv2.INTER_NEAREST) > 0 for m in masks])
+        return np.stack(
+            [cv2.resize(m.astype(np.uint8), MAP_SIZE[::-1], interpolation=cv2.INTER_NEAREST) > 0 for m in masks]
+        )
 
     @property
     def config(self) -> dict:

@@ -6,7 +6,7 @@ Kept free of heavy imports so the dashboard can label models without loading tor
 from __future__ import annotations
 
 MODEL_NAMES = {
-    "legacy": "Legacy",
+    "legacy": "Legacy camera check",
     "padim": "PaDiM",
     "patchcore": "PatchCore",
     "dfm": "DFM",
@@ -30,6 +30,7 @@ BACKBONE_NAMES = {
     "tf_efficientnet_lite2": "EfficientNet-Lite2",
     "resnet18": "ResNet18",
     "wide_resnet50_2": "WideResNet50",
+    "tf_efficientnet_b5": "EfficientNet-B5",
 }
 
 

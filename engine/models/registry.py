@@ -1,7 +1,8 @@
 """The registry of models: command-line name -> what it is, which backbones it takes, its presets.
 
 `paper` presets follow the study's Table B.8; `cpu` presets are sized so one run on a 300-image part
-takes about a minute or two on 2 CPU cores. Each entry can say what is missing on this machine.
+takes about a minute or two on 2 CPU cores. Each entry can say what is missing on this machine
+(backbone weights, DSR's codebook) and the command that imports it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.models.base import Detector
+from engine.models.names import model_name
 
 PRESETS = ("cpu", "paper")
 
@@ -41,13 +43,12 @@ def _legacy(backbone: str, settings: dict) -> Detector:
 
 
 def _all_models() -> dict[str, ModelEntry]:
-    from engine.backbones import backbone_status
     from engine.models.catalog import ANOMALIB_MODELS
 
-    entries = [ModelEntry("legacy", "Legacy camera check", _legacy, {"cpu": {}, "paper": {}})]
+    entries = [ModelEntry("legacy", model_name("legacy"), _legacy, {"cpu": {}, "paper": {}})]
     entries += [
-        ModelEntry(name, paper_name, build, presets, backbones, backbone_status)
-        for name, (paper_name, build, backbones, presets) in ANOMALIB_MODELS.items()
+        ModelEntry(name, model_name(name), entry.build, entry.presets, entry.backbones, entry.missing)
+        for name, entry in ANOMALIB_MODELS.items()
     ]
     return {entry.name: entry for entry in entries}
 
@@ -68,6 +69,11 @@ def model_states() -> list[dict]:
         for backbone in entry.backbones or ("",):
             problem = entry.missing(backbone)
             rows.append(
-                {"model": entry.name, "paper_name": entry.paper_name, "backbone": backbone, "state": problem or "runnable"}
+                {
+                    "model": entry.name,
+                    "paper_name": entry.paper_name,
+                    "backbone": backbone,
+                    "state": problem or "runnable",
+                }
             )
     return rows

@@ -79,9 +79,7 @@ def plan_part(n_images: int) -> list[ImagePlan]:
     n_test_good = max(1, round(n_images * TEST_GOOD_SHARE))
     n_train = n_images - n_defective - n_test_good
     plans = [ImagePlan(i, "train", "good", "", "", f"train/good/{i:03d}.png", "") for i in range(n_train)]
-    plans += [
-        ImagePlan(n_train + i, "test", "good", "", "", f"test/good/{i:03d}.png", "") for i in range(n_test_good)
-    ]
+    plans += [ImagePlan(n_train + i, "test", "good", "", "", f"test/good/{i:03d}.png", "") for i in range(n_test_good)]
     per_type = Counter()
     for k in range(n_defective):
         kind = DEFECT_TYPES[k % len(DEFECT_TYPES)]
@@ -117,9 +115,7 @@ def render_planned(part: str, seed: int, plan: ImagePlan):
     for _ in range(10):
         i = int(rng.integers(len(points)))
         centre = rendered.camera @ np.append(points[i], 1.0)
-        defect = apply_warp_defect(
-            rendered.image, centre, rotation @ tangents[i], plan.defect_type, plan.severity, rng
-        )
+        defect = apply_warp_defect(rendered.image, centre, rotation @ tangents[i], plan.defect_type, plan.severity, rng)
         if defect.area_px >= MIN_DEFECT_AREA_PX:
             return rendered, defect
     raise RuntimeError(f"{part} image {plan.index}: no visible {plan.defect_type} defect in region {plan.region}")
@@ -159,7 +155,9 @@ def _clear_previous_output(part_dir: Path) -> None:
     if not part_dir.exists():
         return
     if not (part_dir / MANIFEST_NAME).is_file():
-        raise FileExistsError(f"{part_dir} exists and is not a generated part (no {MANIFEST_NAME}); choose another --out")
+        raise FileExistsError(
+            f"{part_dir} exists and is not a generated part (no {MANIFEST_NAME}); choose another --out"
+        )
     shutil.rmtree(part_dir)
 
 
@@ -170,7 +168,7 @@ def generate_part(part: str, n_images: int, seed: int, out_dir: Path, workers: i
     part_dir = Path(out_dir) / part
     _clear_previous_output(part_dir)
     tasks = [(part, seed, plan, part_dir) for plan in plans]
-    progress = dict(total=len(tasks), desc=f"generating {part}", unit="img", leave=False, disable=None)
+    progress = {"total": len(tasks), "desc": f"generating {part}", "unit": "img", "leave": False, "disable": None}
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             rows = list(tqdm(pool.map(_generate_one, tasks, chunksize=8), **progress))
