@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo
 DEMO_MODELS := legacy padim patchcore dfm dfkde stfpm fastflow efficient_ad
+DEMO_IMAGES := 200
 
 CHROMIUM := /usr/bin/chromium
 
@@ -17,9 +18,9 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/gluelab generate --parts part1 part6 part16 --out $(DEMO)/data --store $(DEMO)/gluelab.duckdb
+	$(BIN)/gluelab generate --parts part1 part6 part16 --images $(DEMO_IMAGES) --out $(DEMO)/data --store $(DEMO)/gluelab.duckdb
 	$(BIN)/gluelab load-published --store $(DEMO)/gluelab.duckdb
-	$(BIN)/gluelab evaluate --parts part1 part6 part16 --models $(DEMO_MODELS) --preset cpu --store $(DEMO)/gluelab.duckdb
+	-$(BIN)/gluelab evaluate --parts part1 part6 part16 --models $(DEMO_MODELS) --preset cpu --store $(DEMO)/gluelab.duckdb
 	$(BIN)/gluelab dashboard --store $(DEMO)/gluelab.duckdb
 
 # Debian's Chromium for the dashboard's browser test (Playwright drives it; it never downloads a browser).

@@ -90,6 +90,11 @@ def runtime(store: str, store_stamp: str, part: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
+def deviations(store: str, store_stamp: str, part: str) -> pd.DataFrame:
+    return with_candidates(queries.run_deviations(store, part), LOCAL_SOURCE)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
 def operating_points(store: str, store_stamp: str, chosen_parts: tuple[str, ...]) -> pd.DataFrame:
     return with_candidates(queries.operating_points(store, list(chosen_parts)), LOCAL_SOURCE)
 

@@ -67,6 +67,17 @@ def runtime_table(store: Path | str, part: str) -> pd.DataFrame:
         ).df()
 
 
+def run_deviations(store: Path | str, part: str) -> pd.DataFrame:
+    """How each model/backbone/preset of `part`'s finished runs departs from the study's setup (one row each)."""
+    with read_store(store) as con:
+        return con.execute(
+            """SELECT model, backbone, preset,
+                      any_value(CAST(json_extract(config, '$.deviations') AS VARCHAR[])) AS deviations
+               FROM runs WHERE part = ? AND status = 'finished' GROUP BY ALL ORDER BY model, backbone, preset""",
+            [part],
+        ).df()
+
+
 def operating_points(store: Path | str, parts: list[str]) -> pd.DataFrame:
     """Per finished run of `parts`: alarm counts at its F1-optimal threshold and at zero escapes.
 

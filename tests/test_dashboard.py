@@ -66,7 +66,8 @@ def test_every_page_renders_published_figures_only(page, dashboard_stores, monke
     if page in NEEDS_LOCAL_RUNS:
         assert app.info, "pages that need local runs say so"
     else:
-        assert "(paper)" in messages(app) + " ".join(str(d.value) for d in app.dataframe) or app.get("plotly_chart")
+        shown = messages(app) + " ".join(d.value.to_csv() for d in app.dataframe)
+        assert "EfficientAD (paper)" in shown
 
 
 def test_overview_lists_local_and_published_side_by_side_and_filters_by_source(dashboard_stores, monkeypatch):
@@ -74,6 +75,7 @@ def test_overview_lists_local_and_published_side_by_side_and_filters_by_source(d
     table = app.dataframe[0].value
     assert set(table["source"]) == {"local", "published"}
     assert table.loc[table["source"] == "local", "n_seeds"].eq(2).all()
+    assert "instead of the paper's ResNet" in messages(app)  # each local run's departures from the study
     app.sidebar.radio(key="filter_source").set_value("Local runs").run()
     assert set(app.dataframe[0].value["source"]) == {"local"}
     assert app.get("download_button")

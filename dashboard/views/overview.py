@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.express as px
 import streamlit as st
 
@@ -43,6 +44,14 @@ if ctx is not None:
             file_name=f"gluelab_{filters.part}_{filters.condition}.csv",
             mime="text/csv",
         )
+        departures = data.deviations(ctx.store, ctx.stamp, filters.part)
+        if not departures.empty and filters.source != data.PUBLISHED_SOURCE_LABEL:
+            with st.expander("How the local runs depart from the study's setup"):
+                for row in departures.itertuples():
+                    items = list(row.deviations) if isinstance(row.deviations, (list, np.ndarray)) else []
+                    st.markdown(
+                        f"**{row.candidate}**\n" + ("".join(f"\n- {item}" for item in items) or "\n\nnone recorded")
+                    )
         metric = st.selectbox(
             "Compare on",
             [m for m in METRIC_ORDER if m in set(chosen["metric"])],

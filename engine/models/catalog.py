@@ -309,7 +309,7 @@ ANOMALIB_MODELS = {
     "efficient_ad": anomalib_entry(
         _efficient_ad,
         CNN_BACKBONES,
-        cpu={**IMAGE_256, "steps": 60},
+        cpu={**IMAGE_256, "steps": 30},
         paper={**IMAGE_256, "epochs": 200},
         deviations=_efficient_ad_deviations,
         detector=EfficientAdDetector,
