@@ -67,7 +67,7 @@ def test_every_page_renders_published_figures_only(page, dashboard_stores, monke
         assert app.info, "pages that need local runs say so"
     else:
         shown = messages(app) + " ".join(d.value.to_csv() for d in app.dataframe)
-        assert "EfficientAD (paper)" in shown
+        assert "(paper)" in shown
 
 
 def test_overview_lists_local_and_published_side_by_side_and_filters_by_source(dashboard_stores, monkeypatch):
