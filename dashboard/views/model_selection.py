@@ -26,50 +26,41 @@ def trade_off_chart(result: SelectionResult, x: Criterion, y: Criterion, log_x: 
     """Feasible candidates with seed error bars, the Pareto front as a line, knee and preferred points marked."""
     feasible = result.feasible
     figure = go.Figure()
-    groups = (
+
+    def add(points: pd.DataFrame, **style) -> None:
+        figure.add_scatter(
+            x=points[mean_column(x.metric)], y=points[mean_column(y.metric)], text=points["candidate"], **style
+        )
+
+    hover = "%{text}<br>%{x:.4g}, %{y:.3f}<extra></extra>"
+    for column, name, symbol, size in (
         ("on_front", "Pareto front", "circle", 12),
         ("near_front", "within one std of the front", "circle-open", 10),
-    )
-    rest = feasible[~feasible["on_front"] & ~feasible["near_front"]]
-    for column, name, symbol, size in groups:
+    ):
         members = feasible[feasible[column]]
-        figure.add_scatter(
-            x=members[mean_column(x.metric)],
-            y=members[mean_column(y.metric)],
+        add(
+            members,
             mode="markers",
             name=name,
             marker={"symbol": symbol, "size": size},
-            text=members["candidate"],
             error_x={"array": members[std_column(x.metric)].fillna(0)},
             error_y={"array": members[std_column(y.metric)].fillna(0)},
-            hovertemplate="%{text}<br>%{x:.4g}, %{y:.3f}<extra></extra>",
+            hovertemplate=hover,
         )
-    figure.add_scatter(
-        x=rest[mean_column(x.metric)],
-        y=rest[mean_column(y.metric)],
-        mode="markers",
-        name="dominated",
-        marker={"color": "#bbbbbb"},
-        text=rest["candidate"],
-        hovertemplate="%{text}<br>%{x:.4g}, %{y:.3f}<extra></extra>",
-    )
-    front = result.front.sort_values(mean_column(x.metric))
-    figure.add_scatter(
-        x=front[mean_column(x.metric)],
-        y=front[mean_column(y.metric)],
+    rest = feasible[~feasible["on_front"] & ~feasible["near_front"]]
+    add(rest, mode="markers", name="dominated", marker={"color": "#bbbbbb"}, hovertemplate=hover)
+    add(
+        result.front.sort_values(mean_column(x.metric)),
         mode="lines",
         name="front",
         line={"dash": "dot"},
         hoverinfo="skip",
     )
     for column, name, symbol in (("knee", "knee", "star"), ("preferred", "preferred by weights", "diamond-open")):
-        marked = feasible[feasible[column]]
-        figure.add_scatter(
-            x=marked[mean_column(x.metric)],
-            y=marked[mean_column(y.metric)],
+        add(
+            feasible[feasible[column]],
             mode="markers+text",
             name=name,
-            text=marked["candidate"],
             textposition="top center",
             marker={"symbol": symbol, "size": 20, "line": {"width": 2}},
             hoverinfo="skip",
