@@ -24,8 +24,10 @@ demo: $(STAMP)
 	$(BIN)/gluelab dashboard --store $(DEMO)/gluelab.duckdb
 
 # Debian's Chromium for the dashboard's browser test (Playwright drives it; it never downloads a browser).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
 $(CHROMIUM):
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest
