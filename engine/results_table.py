@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from engine.selection import candidate_table
 from store.published import published_results
 from store.runs import leaderboard
 
@@ -50,17 +51,13 @@ def results_for_part(store: Path | str, part: str, condition: str | None = None)
 
 
 def wide_results(long: pd.DataFrame) -> pd.DataFrame:
-    """One row per ROW_KEYS with `<metric>_mean`, `<metric>_std` columns and `n_seeds`."""
+    """One row per ROW_KEYS + preset with `<metric>_mean`, `<metric>_std` columns (METRIC_ORDER) and `n_seeds`."""
     keys = ROW_KEYS + ["preset"]
     present = [metric for metric in METRIC_ORDER if metric in set(long["metric"])]
-    means = long.pivot_table(index=keys, columns="metric", values="mean", aggfunc="first")
-    stds = long.pivot_table(index=keys, columns="metric", values="std", aggfunc="first", dropna=False)
-    wide = pd.DataFrame(index=means.index)
-    for metric in present:
-        wide[f"{metric}_mean"] = means.get(metric)
-        wide[f"{metric}_std"] = stds.get(metric)
-    wide["n_seeds"] = long.groupby(keys)["n_seeds"].max()
-    return wide.reset_index()
+    wide = candidate_table(long, keys)
+    seeds = long.groupby(keys)["n_seeds"].max().rename("n_seeds").reset_index()
+    columns = [f"{metric}_{statistic}" for metric in present for statistic in ("mean", "std")]
+    return wide[keys + columns].merge(seeds, on=keys, how="left")
 
 
 def readable_results(wide: pd.DataFrame) -> pd.DataFrame:
