@@ -9,7 +9,7 @@ DEMO_IMAGES := 200
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test
+.PHONY: demo test lint
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,5 +29,12 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-test: $(STAMP) $(CHROMIUM)
+# Style, types and the import contracts (stages import downwards; the dashboard never loads torch).
+lint: $(STAMP)
+	$(BIN)/ruff check engine store dashboard tests benchmarks
+	$(BIN)/ruff format --check engine store dashboard tests benchmarks
+	$(BIN)/mypy engine store dashboard
+	$(BIN)/lint-imports
+
+test: $(STAMP) $(CHROMIUM) lint
 	$(BIN)/python -m pytest

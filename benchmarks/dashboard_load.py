@@ -6,9 +6,9 @@ many parts as the runs need, each run with the metrics, runtime columns, per-ima
 examples the engine records; beside them the parts' datasets and images (paths to no file) and the
 published figures.
 
-First it shows that a write to the store changes `data.stamp` and makes the loaders reload. Then every
+First it shows that a write to the store changes `cached_queries.stamp` and makes the loaders reload. Then every
 page is rendered through Streamlit's AppTest on a cleared cache and rerun: the time spent in the
-`dashboard.data` loaders is the page's data time, the figure held to 1 s.
+`dashboard.cached_queries` loaders is the page's data time, the figure held to 1 s.
 
 Like the dashboard it measures, it loads neither torch nor the model registry: the presets, conditions,
 metric names and environment fields the engine records are spelled out here.
@@ -38,20 +38,20 @@ import streamlit.logger
 from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
+from engine.ingest.synthetic.plant import DEFAULT_IMAGES, plan_part
 from engine.models.names import BACKBONE_NAMES, MODEL_NAMES
-from engine.synthetic.plant import DEFAULT_IMAGES, plan_part
 from store import DatasetRecord, ImageRecord, dataset_parts, register_dataset
 from store.connection import insert_frame, write_store
 from store.published import load_published_results
 from store.queries import run_status_counts
-from store.runs import RUN_KEY
+from store.runs import CONDITIONS, PRESETS, RUN_KEY
 
 # Cached loaders called here and in AppTest warn on every call that no Streamlit server runs: errors only.
 streamlit_config.get_config_options()
 streamlit_config.set_option("logger.level", "error")
 streamlit.logger.set_log_level("error")
 
-from dashboard import data
+from dashboard import cached_queries  # noqa: E402  (after the logger is quietened: importing it registers the loaders)
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 VIEWS = APP.parent / "views"
@@ -59,10 +59,8 @@ DEFAULT_STORE_FILE = Path(tempfile.gettempdir()) / "gluelab_dashboard_load.duckd
 SYNTHETIC_SOURCE = "synthetic load of benchmarks/dashboard_load.py: random draws, not results"
 TARGET_SECONDS = 1.0
 RENDER_TIMEOUT_SECONDS = 300
-PRESETS = ("cpu", "paper")  # engine.models.registry.PRESETS
-CONDITIONS = ("baseline", "augmented")  # engine.data.CONDITIONS
 MODELS_WITHOUT_BACKBONE = ("legacy", "draem", "dsr", "ganomaly")
-# engine.metrics IMAGE_METRICS + PIXEL_METRICS, drawn uniformly; image_threshold is each run's, drawn with its scores
+# engine.evaluation.metrics IMAGE_METRICS + PIXEL_METRICS, drawn uniformly; image_threshold is each run's, drawn with its scores
 METRIC_RANGES = {
     "image_auroc": (0.5, 1.0),
     "image_f1": (0.6, 1.0),
@@ -72,9 +70,9 @@ METRIC_RANGES = {
     "pixel_threshold": (0.2, 5.0),
     "aupro": (0.3, 1.0),
 }
-# engine.evaluate keeps the heatmaps of every defective image and of the 10 highest-scoring good ones
+# engine.evaluation.evaluate keeps the heatmaps of every defective image and of the 10 highest-scoring good ones
 NORMAL_EXAMPLES = 10
-ENVIRONMENT = {  # the shape of engine.evaluate.environment()
+ENVIRONMENT = {  # the shape of engine.evaluation.evaluate.environment()
     "versions": {"gluelab": "synthetic-load"},
     "python": platform.python_version(),
     "hardware": {
@@ -104,12 +102,12 @@ def grid_runs(n_runs: int, n_seeds: int) -> pd.DataFrame:
     )
     keys = pd.DataFrame(list(islice(jobs, n_runs)), columns=list(RUN_KEY))
     run_ids = [hashlib.sha1("|".join(map(str, key)).encode()).hexdigest()[:16] for key in keys.itertuples(index=False)]
-    keys.insert(0, "run_id", run_ids)  # as engine.jobs.Job.run_id
+    keys.insert(0, "run_id", run_ids)  # as engine.evaluation.jobs.Job.run_id
     return keys
 
 
 def synthetic_images(rng: np.random.Generator) -> list[ImageRecord]:
-    """The images of a default synthetic part (engine.synthetic.plant's plan) with drawn brightness and defect sizes."""
+    """The images of a default synthetic part (engine.ingest.synthetic.plant's plan) with drawn brightness and defect sizes."""
     records = []
     for plan in plan_part(DEFAULT_IMAGES):
         brightness = float(rng.normal(95, 25))
@@ -146,7 +144,7 @@ def finished_runs(keys: pd.DataFrame, n_train: int, n_test: int, rng: np.random.
     configs = [
         json.dumps(
             {
-                "job": dict(zip(key_columns, key)),
+                "job": dict(zip(key_columns, key, strict=True)),
                 "run_id": run_id,
                 "image_size": [256, 256],
                 "batch_size": 32,
@@ -211,8 +209,12 @@ def write_run_batch(store: Path, runs: pd.DataFrame, test_images: pd.DataFrame, 
         {
             "run_id": kept_runs,
             "image_path": test_images["image_path"].to_numpy()[kept_indices],
-            "anomaly_map_path": [f"{run_id}/{index:04d}_map.png" for run_id, index in zip(kept_runs, kept_indices)],
-            "pred_mask_path": [f"{run_id}/{index:04d}_mask.png" for run_id, index in zip(kept_runs, kept_indices)],
+            "anomaly_map_path": [
+                f"{run_id}/{index:04d}_map.png" for run_id, index in zip(kept_runs, kept_indices, strict=True)
+            ],
+            "pred_mask_path": [
+                f"{run_id}/{index:04d}_mask.png" for run_id, index in zip(kept_runs, kept_indices, strict=True)
+            ],
             "map_min": 0.0,
             "map_max": np.repeat(rng.uniform(1, 10, n), kept.shape[1]),
         }
@@ -265,7 +267,7 @@ def is_synthetic_store(store: Path) -> bool:
 
 
 class DataTimer:
-    """Times every `dashboard.data` loader the pages call, counting only the outermost call of a nest."""
+    """Times every `dashboard.cached_queries` loader the pages call, counting only the outermost call of a nest."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -287,9 +289,13 @@ class DataTimer:
 
     def install(self) -> None:
         """Replace the module's loaders (cached reads and the helpers built on them) with timed ones."""
-        for name, loader in vars(data).items():
-            if callable(loader) and getattr(loader, "__module__", None) == data.__name__ and name != "store_path":
-                setattr(data, name, self.wrap(loader))
+        for name, loader in vars(cached_queries).items():
+            if (
+                callable(loader)
+                and getattr(loader, "__module__", None) == cached_queries.__name__
+                and name != "store_path"
+            ):
+                setattr(cached_queries, name, self.wrap(loader))
 
     def total(self) -> float:
         return sum(self.seconds.values())
@@ -298,7 +304,7 @@ class DataTimer:
 def time_pages(store: str) -> None:
     """Each page rendered through Streamlit's AppTest on a cleared cache, then rerun (cached).
 
-    The data figure is the time spent inside `dashboard.data` loaders during the render, which is what the
+    The data figure is the time spent inside `dashboard.cached_queries` loaders during the render, which is what the
     page waits for from the store; the render figure adds building the page and its charts.
     """
     os.environ["GLUELAB_STORE"] = store
@@ -332,28 +338,28 @@ def time_pages(store: str) -> None:
 
 
 def show_invalidation(store: str) -> None:
-    cached_stamp = data.stamp(store)
-    data.part_results(store, cached_stamp, PART)
+    cached_stamp = cached_queries.stamp(store)
+    cached_queries.part_results(store, cached_stamp, PART)
     start = time.perf_counter()
-    data.part_results(store, cached_stamp, PART)
+    cached_queries.part_results(store, cached_stamp, PART)
     cached = time.perf_counter() - start
-    data.stamp.clear()  # read the stamp afresh, so its ttl starts now
-    before = data.stamp(store)
+    cached_queries.stamp.clear()  # read the stamp afresh, so its ttl starts now
+    before = cached_queries.stamp(store)
     load_published_results(store)
-    within_ttl = data.stamp(store)
-    time.sleep(data.STAMP_SECONDS + 0.5)
-    after = data.stamp(store)
+    within_ttl = cached_queries.stamp(store)
+    time.sleep(cached_queries.STAMP_SECONDS + 0.5)
+    after = cached_queries.stamp(store)
     start = time.perf_counter()
-    data.part_results(store, after, PART)
+    cached_queries.part_results(store, after, PART)
     reload = time.perf_counter() - start
     print(f"\nInvalidation: a write (load_published_results) moved the store stamp {before} -> {after}")
     print(
-        f"  read again at once, data.stamp still gave the {'cached old' if within_ttl == before else 'NEW'} stamp "
-        f"(ttl {data.STAMP_SECONDS} s); {data.STAMP_SECONDS + 0.5} s later: "
+        f"  read again at once, cached_queries.stamp still gave the {'cached old' if within_ttl == before else 'NEW'} stamp "
+        f"(ttl {cached_queries.STAMP_SECONDS} s); {cached_queries.STAMP_SECONDS + 0.5} s later: "
         + ("the new one" if after != before else "UNCHANGED")
     )
     print(
-        f"  data.part_results({PART}): {cached:.3f} s from the cache on the old stamp, {reload:.3f} s reloaded on the new one"
+        f"  cached_queries.part_results({PART}): {cached:.3f} s from the cache on the old stamp, {reload:.3f} s reloaded on the new one"
     )
 
 

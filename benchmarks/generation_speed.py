@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.synthetic.plant import generate_part
+from engine.ingest.synthetic.plant import generate_part
 
 
 def images_per_second(part: str, n_images: int, workers: int) -> float:

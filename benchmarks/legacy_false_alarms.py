@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.legacy_check import legacy_rates
+from benchmarks.legacy_rates import legacy_rates
 
 
 def main() -> None:

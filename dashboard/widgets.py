@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
-from engine.results_table import LOCAL_SOURCE, wide_results
+from dashboard import cached_queries
+from engine.analysis.results_table import LOCAL_SOURCE, wide_results
 
 METRIC_LABELS = {
     "image_auroc": "Image AUROC",
@@ -25,7 +25,7 @@ METRIC_LABELS = {
     "throughput_fps": "Throughput (images/s)",
 }
 ACCURACY_METRICS = ("image_auroc", "image_f1", "pixel_auroc", "pixel_f1", "aupro")
-SOURCES = {"Both": None, "Local runs": LOCAL_SOURCE, "Published study": data.PUBLISHED_SOURCE_LABEL}
+SOURCES = {"Both": None, "Local runs": LOCAL_SOURCE, "Published study": cached_queries.PUBLISHED_SOURCE_LABEL}
 FILL_THE_STORE = (
     "Fill it with `make demo`, or step by step: `gluelab generate --parts part1 --store STORE`, "
     "`gluelab load-published --store STORE`, `gluelab evaluate --parts part1 --models padim --store STORE`."
@@ -47,8 +47,8 @@ class Filters:
 
 def store_context() -> StoreContext | None:
     """The store this session reads, or None after showing how to create one."""
-    store = str(data.store_path())
-    stamp = data.stamp(store)
+    store = str(cached_queries.store_path())
+    stamp = cached_queries.stamp(store)
     st.sidebar.caption(f"Store: `{store}`")
     if stamp is None:
         st.info(f"There is no results store at `{store}` yet. " + FILL_THE_STORE.replace("STORE", store))
@@ -68,7 +68,7 @@ def sidebar_filters(
     condition: bool = True,
 ) -> Filters:
     """Part, condition and source pickers in the sidebar; parts are those with images, runs or published figures."""
-    parts = sorted(data.parts(ctx.store, ctx.stamp), key=part_order)
+    parts = sorted(cached_queries.parts(ctx.store, ctx.stamp), key=part_order)
     if not parts:
         parts = [default_part or "part1"]
     index = parts.index(default_part) if default_part in parts else 0
@@ -158,5 +158,5 @@ def segmentation_panels(examples: list[pd.Series], artifacts_root: Path) -> None
                 cv2.resize(predicted, image.shape[::-1], interpolation=cv2.INTER_NEAREST),
             ),
         ]
-    for column, (title, picture) in zip(st.columns(len(panels)), panels):
+    for column, (title, picture) in zip(st.columns(len(panels)), panels, strict=True):
         column.image(picture, caption=title, clamp=True, width="stretch")

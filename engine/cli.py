@@ -22,9 +22,9 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from engine.imports import import_dataset
-    from engine.synthetic.parts import part_number
-    from engine.synthetic.plant import generate_part
+    from engine.ingest.importer import import_dataset
+    from engine.ingest.synthetic.parts import part_number
+    from engine.ingest.synthetic.plant import generate_part
 
     for part in args.parts:
         part_number(part)
@@ -38,7 +38,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from engine.imports import import_dataset
+    from engine.ingest.importer import import_dataset
 
     dataset = import_dataset(args.layout, args.part, args.path, args.store, limit=args.limit)
     masks = "with masks" if dataset.has_masks else "no masks: pixel metrics will be n/a"
@@ -47,7 +47,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_weights_import(args: argparse.Namespace) -> int:
-    from engine.backbones import import_weights
+    from engine.models.backbones import import_weights
     from engine.models.dsr import VQ_WEIGHTS, import_vq_weights
 
     path = import_vq_weights(args.file) if args.name == VQ_WEIGHTS else import_weights(args.file, args.name)
@@ -56,7 +56,7 @@ def cmd_weights_import(args: argparse.Namespace) -> int:
 
 
 def cmd_parts(args: argparse.Namespace) -> int:
-    from engine.synthetic.parts import knobs_table
+    from engine.ingest.synthetic.parts import knobs_table
 
     print(knobs_table())
     return 0
@@ -76,7 +76,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def _print_results(store: Path, part: str, condition: str | None, fmt: str) -> None:
-    from engine.results_table import readable_results, results_for_part
+    from engine.analysis.results_table import readable_results, results_for_part
 
     wide = results_for_part(store, part, condition)
     if fmt == "csv":
@@ -88,8 +88,8 @@ def _print_results(store: Path, part: str, condition: str | None, fmt: str) -> N
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engine.grid import run_grid
-    from engine.jobs import plan_grid
+    from engine.evaluation.grid import run_grid
+    from engine.evaluation.jobs import plan_grid
 
     jobs = plan_grid(args.parts, args.models, args.backbones, args.seeds, args.conditions, args.preset, args.store)
     summary = run_grid(jobs, args.store, force=args.force)
@@ -110,7 +110,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows += [(row["model"], row["paper_name"], row["backbone"] or "-", row["state"]) for row in model_states()]
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     for row in rows:
-        print("  ".join(value.ljust(width) for value, width in zip(row, widths)) + "  " + row[3])
+        print("  ".join(value.ljust(width) for value, width in zip(row[:3], widths, strict=True)) + "  " + row[3])
     return 0
 
 

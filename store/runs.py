@@ -18,6 +18,10 @@ import pandas as pd
 from store.connection import DEFAULT_STORE, insert_frame, read_store, write_store
 
 RUN_KEY = ("part", "model", "backbone", "preset", "seed", "condition")
+# The values a run key's preset and condition take: `paper` follows the study's Table B.8, `cpu` fits this
+# kind of machine; `augmented` trains with the study's Table 3 augmentations, `baseline` without.
+PRESETS = ("cpu", "paper")
+CONDITIONS = ("baseline", "augmented")
 STALE_RUN_ERROR = "interrupted: the evaluating process stopped without finishing (killed or crashed)"
 
 

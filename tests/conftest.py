@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.synthetic.plant import generate_part
+from engine.ingest.synthetic.plant import generate_part
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,7 +16,7 @@ from anomalib.models.components import TimmFeatureExtractor
 from safetensors.torch import save_file as save_safetensors
 from skimage import data
 
-from engine.backbones import (
+from engine.models.backbones import (
     DEFAULT_BACKBONE,
     PACKAGED_BACKBONES,
     MissingWeightsError,
@@ -136,7 +136,7 @@ def test_imported_weights_survive_a_new_process(fresh_home, resnet18_checkpoint)
     file, _ = resnet18_checkpoint
     import_weights(file, "resnet18")
     check = (
-        "import torch; from engine.backbones import create_backbone; "
+        "import torch; from engine.models.backbones import create_backbone; "
         "m = create_backbone('resnet18', features_only=True); "
         f"assert torch.equal(m.conv1.weight, torch.load({str(file)!r}, weights_only=True)['conv1.weight'])"
     )

@@ -31,17 +31,20 @@ def messages(app: AppTest) -> str:
 
 
 def test_the_pages_are_the_ones_the_app_navigates():
-    assert PAGES == sorted(
-        [
-            "overview.py",
-            "model_selection.py",
-            "operations.py",
-            "robustness.py",
-            "runtime.py",
-            "part_drilldown.py",
-            "failure_browser.py",
-            "runs.py",
-        ]
+    assert (
+        sorted(
+            [
+                "overview.py",
+                "model_selection.py",
+                "operations.py",
+                "robustness.py",
+                "runtime.py",
+                "part_drilldown.py",
+                "failure_browser.py",
+                "runs.py",
+            ]
+        )
+        == PAGES
     )
     for page in PAGES:
         assert f'"{page}"' in APP.read_text()

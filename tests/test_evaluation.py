@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main as gluelab
-from engine.grid import run_grid
-from engine.jobs import Job, plan_grid
-from engine.metrics import IMAGE_METRICS, PIXEL_METRICS
+from engine.evaluation.grid import run_grid
+from engine.evaluation.jobs import Job, plan_grid
+from engine.evaluation.metrics import IMAGE_METRICS, PIXEL_METRICS
 from store.runs import artifacts_dir, run_artifacts, run_image_scores, run_metrics, runs
 from tests.conftest import file_digest, generated_store
 

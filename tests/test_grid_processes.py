@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main as gluelab
-from engine.metrics import IMAGE_METRICS, PIXEL_METRICS
+from engine.evaluation.metrics import IMAGE_METRICS, PIXEL_METRICS
 from store.runs import STALE_RUN_ERROR, run_image_scores, run_metrics, runs
 from tests.conftest import generated_store
 

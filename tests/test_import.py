@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from engine.cli import main as gluelab
-from engine.imports import ImportRefused, import_dataset
+from engine.ingest.importer import ImportRefused, import_dataset
 from store import dataset_parts, part_images
 from tests.conftest import file_digest
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.legacy import LegacyInspector
-from engine.legacy_check import legacy_rates
-from engine.synthetic.plant import plan_part, render_planned
+from benchmarks.legacy_rates import legacy_rates
+from engine.ingest.synthetic.plant import plan_part, render_planned
+from engine.models.legacy.inspector import LegacyInspector
 
 
 def test_part16_false_alarms_are_several_times_part1():

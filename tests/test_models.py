@@ -13,8 +13,8 @@ from anomalib.models.components import KCenterGreedy
 from anomalib.models.image.dsr.torch_model import DsrModel
 
 from engine.cli import main as gluelab
-from engine.grid import run_grid
-from engine.jobs import Job, plan_grid
+from engine.evaluation.grid import run_grid
+from engine.evaluation.jobs import Job, plan_grid
 from engine.models.patchcore import FastKCenterGreedy
 from engine.models.registry import MODELS, model_states
 from store.runs import run_metrics, runs

@@ -7,10 +7,10 @@ from anomalib.engine import Engine
 from anomalib.models import Padim
 from lightning.pytorch import seed_everything
 
-from engine.backbones import ensure_offline_backbones
 from engine.cli import main as gluelab
-from engine.grid import run_grid
-from engine.jobs import plan_grid
+from engine.evaluation.grid import run_grid
+from engine.evaluation.jobs import plan_grid
+from engine.models.backbones import ensure_offline_backbones
 from engine.models.catalog import ANOMALIB_MODELS, LAYERS, pre_processor
 from store.runs import run_metrics
 

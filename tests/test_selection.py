@@ -7,7 +7,7 @@ import warnings
 import pandas as pd
 import pytest
 
-from engine.selection import (
+from engine.analysis.selection import (
     KNEE_BY_IDEAL,
     KNEE_BY_TRADEOFF,
     Constraint,
@@ -39,7 +39,7 @@ def label(model: str, backbone: str) -> str:
 
 
 def names(frame: pd.DataFrame) -> set[str]:
-    return {label(model, backbone) for model, backbone in zip(frame["model"], frame["backbone"])}
+    return {label(model, backbone) for model, backbone in zip(frame["model"], frame["backbone"], strict=True)}
 
 
 def flagged(result, column: str) -> set[str]:
@@ -54,7 +54,7 @@ def reasons_by_name(excluded: pd.DataFrame) -> dict[str, str]:
 
 def test_tables_4_and_5_join_one_to_one_on_model_and_backbone(published, part1):
     keys = {
-        table: set(zip(rows["model"], rows["backbone"]))
+        table: set(zip(rows["model"], rows["backbone"], strict=True))
         for table, rows in published[published["source_table"].isin(["Table 4", "Table 5"])].groupby("source_table")
     }
     assert keys["Table 4"] == keys["Table 5"]

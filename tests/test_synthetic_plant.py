@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from engine.synthetic.geometry import build_geometry
-from engine.synthetic.parts import DEFECT_TYPES, PART_KNOBS, REGIONS, knobs_table
-from engine.synthetic.plant import MANIFEST_COLUMNS, generate_part, plan_part, render_planned
+from engine.ingest.synthetic.geometry import build_geometry
+from engine.ingest.synthetic.parts import DEFECT_TYPES, PART_KNOBS, REGIONS, knobs_table
+from engine.ingest.synthetic.plant import MANIFEST_COLUMNS, generate_part, plan_part, render_planned
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from dashboard import data, widgets
+from dashboard import cached_queries, widgets
 from store.runs import artifacts_dir
 
 DEFAULT_PART = "part16"
@@ -23,7 +23,7 @@ st.title("Failure browser")
 ctx = widgets.store_context()
 if ctx is not None:
     filters = widgets.sidebar_filters(ctx, default_part=DEFAULT_PART, source=False)
-    runs = data.operating_points(ctx.store, ctx.stamp, (filters.part,))
+    runs = cached_queries.operating_points(ctx.store, ctx.stamp, (filters.part,))
     runs = runs[runs["condition"] == filters.condition].sort_values(["candidate", "seed"])
     if runs.empty:
         widgets.empty_state(f"No finished local run on {filters.part} ({filters.condition}) to browse.", ctx)
@@ -33,7 +33,7 @@ if ctx is not None:
         seeds = runs.loc[runs["candidate"] == candidate, "seed"].tolist()
         seed = right.selectbox("Seed", seeds, key="failure_seed")
         run = runs[(runs["candidate"] == candidate) & (runs["seed"] == seed)].iloc[0]
-        scored = data.scored_images(ctx.store, ctx.stamp, run["run_id"]).assign(
+        scored = cached_queries.scored_images(ctx.store, ctx.stamp, run["run_id"]).assign(
             outcome=lambda f: (
                 (f["label"] == "anomalous").map({True: "defective", False: "good"})
                 + f["predicted_anomalous"].map({True: " · flagged", False: " · passed"})
@@ -105,9 +105,9 @@ if ctx is not None:
             f"**{image_path}** · {chosen['outcome']} · score {chosen['score']:.4g} (margin {chosen['margin']:+.3g}) · "
             f"mean grey level {chosen['mean_brightness']:.0f}"
         )
-        kept = data.run_example(ctx.store, ctx.stamp, run["run_id"], image_path)
+        kept = cached_queries.run_example(ctx.store, ctx.stamp, run["run_id"], image_path)
         if kept.empty:
-            root = data.part_root(ctx.store, ctx.stamp, filters.part)
+            root = cached_queries.part_root(ctx.store, ctx.stamp, filters.part)
             image = widgets.read_gray(Path(root) / image_path) if root else None
             if image is not None:
                 st.image(

@@ -7,8 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import data, widgets
-from engine.selection import (
+from dashboard import cached_queries, widgets
+from engine.analysis.selection import (
     Constraint,
     Criterion,
     SelectionResult,
@@ -77,7 +77,7 @@ def trade_off_chart(result: SelectionResult, x: Criterion, y: Criterion, log_x: 
 
 def false_alarm_sentence(ctx: widgets.StoreContext, part: str, condition: str, candidate: str) -> str:
     """', 4 false alarms per 1000 good parts vs 61 for the legacy system' from local runs, or ''."""
-    runs = data.operating_points(ctx.store, ctx.stamp, (part,))
+    runs = cached_queries.operating_points(ctx.store, ctx.stamp, (part,))
     runs = runs[runs["condition"] == condition]
     rates = (1000 * runs["false_alarms_f1"] / runs["n_good"]).groupby(runs["candidate"]).mean()
     if candidate not in rates:
@@ -101,7 +101,7 @@ st.title("Model selection")
 ctx = widgets.store_context()
 if ctx is not None:
     filters = widgets.sidebar_filters(ctx)
-    all_parts = sorted(data.parts(ctx.store, ctx.stamp), key=widgets.part_order)
+    all_parts = sorted(cached_queries.parts(ctx.store, ctx.stamp), key=widgets.part_order)
     parts = st.multiselect(
         "Parts to choose for (several parts: each candidate counts with its worst figure across them)",
         all_parts,
@@ -120,7 +120,9 @@ if ctx is not None:
     )
     log_x = middle.toggle("Logarithmic time axis", value=True, key="selection_log")
     use_weights = right.toggle("Weigh the criteria instead of the knee", key="selection_use_weights")
-    rows = data.selection_rows(ctx.store, ctx.stamp, parts, filters.condition, filters.source) if parts else None
+    rows = (
+        cached_queries.selection_rows(ctx.store, ctx.stamp, parts, filters.condition, filters.source) if parts else None
+    )
     if rows is None or rows.empty:
         widgets.empty_state("No figures for the chosen parts, condition and source.", ctx)
     else:

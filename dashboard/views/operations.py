@@ -9,7 +9,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from dashboard import data, widgets
+from dashboard import cached_queries, widgets
 
 POLICIES = {
     "F1-optimal threshold": ("false_alarms_f1", "missed_f1"),
@@ -29,7 +29,7 @@ st.title("Line stops")
 ctx = widgets.store_context()
 if ctx is not None:
     filters = widgets.sidebar_filters(ctx, source=False)
-    runs = data.operating_points(ctx.store, ctx.stamp, (filters.part,))
+    runs = cached_queries.operating_points(ctx.store, ctx.stamp, (filters.part,))
     runs = runs[runs["condition"] == filters.condition]
     if runs.empty:
         widgets.empty_state(

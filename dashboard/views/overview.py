@@ -6,25 +6,25 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from dashboard import data, widgets
-from engine.results_table import METRIC_ORDER
+from dashboard import cached_queries, widgets
+from engine.analysis.results_table import METRIC_ORDER
 
 st.title("Overview")
 ctx = widgets.store_context()
 if ctx is not None:
     filters = widgets.sidebar_filters(ctx)
-    results = data.part_results(ctx.store, ctx.stamp, filters.part)
-    status = data.run_status(ctx.store, ctx.stamp)
+    results = cached_queries.part_results(ctx.store, ctx.stamp, filters.part)
+    status = cached_queries.run_status(ctx.store, ctx.stamp)
     counts = status.groupby("status")["runs"].sum()
     columns = st.columns(4)
     columns[0].metric("Finished runs", int(counts.get("finished", 0)))
     columns[1].metric("Running", int(counts.get("running", 0)))
     columns[2].metric("Failed or cancelled", int(counts.get("failed", 0) + counts.get("cancelled", 0)))
-    columns[3].metric("Parts with images", len(data.local_parts(ctx.store, ctx.stamp)))
+    columns[3].metric("Parts with images", len(cached_queries.local_parts(ctx.store, ctx.stamp)))
     st.caption(f"Store last written {ctx.stamp or 'never'} (UTC).")
 
     chosen = widgets.filtered(results, filters)
-    if not data.parts(ctx.store, ctx.stamp):
+    if not cached_queries.parts(ctx.store, ctx.stamp):
         widgets.empty_state("The store holds no results yet.", ctx)
     elif chosen.empty:
         st.info(
@@ -44,8 +44,8 @@ if ctx is not None:
             file_name=f"gluelab_{filters.part}_{filters.condition}.csv",
             mime="text/csv",
         )
-        departures = data.deviations(ctx.store, ctx.stamp, filters.part)
-        if not departures.empty and filters.source != data.PUBLISHED_SOURCE_LABEL:
+        departures = cached_queries.deviations(ctx.store, ctx.stamp, filters.part)
+        if not departures.empty and filters.source != cached_queries.PUBLISHED_SOURCE_LABEL:
             with st.expander("How the local runs depart from the study's setup"):
                 for row in departures.itertuples():
                     items = list(row.deviations) if isinstance(row.deviations, (list, np.ndarray)) else []

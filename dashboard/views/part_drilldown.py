@@ -5,8 +5,8 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from dashboard import data, widgets
-from engine.results_table import METRIC_ORDER
+from dashboard import cached_queries, widgets
+from engine.analysis.results_table import METRIC_ORDER
 from store.runs import artifacts_dir
 
 GALLERY_SIZE = 6
@@ -15,7 +15,7 @@ st.title("Part drill-down")
 ctx = widgets.store_context()
 if ctx is not None:
     filters = widgets.sidebar_filters(ctx, source=False)
-    images = data.part_images(ctx.store, ctx.stamp, filters.part)
+    images = cached_queries.part_images(ctx.store, ctx.stamp, filters.part)
     if images.empty:
         widgets.empty_state(f"{filters.part} has no images in this store (published figures only).", ctx)
     else:
@@ -44,7 +44,7 @@ if ctx is not None:
         )
 
         st.subheader("Metrics per model")
-        results = data.part_results(ctx.store, ctx.stamp, filters.part)
+        results = cached_queries.part_results(ctx.store, ctx.stamp, filters.part)
         local = results[(results["condition"] == filters.condition) & (results["source"] == "local")]
         if local.empty:
             st.info(f"No finished local runs on {filters.part} ({filters.condition}) yet.")
@@ -57,7 +57,7 @@ if ctx is not None:
             )
 
         st.subheader("Segmentation gallery")
-        examples = data.part_examples(ctx.store, ctx.stamp, filters.part, filters.condition)
+        examples = cached_queries.part_examples(ctx.store, ctx.stamp, filters.part, filters.condition)
         if examples.empty:
             st.info(
                 "No kept heatmaps for this part and condition: they are written by models that produce anomaly maps."

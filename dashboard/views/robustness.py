@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import data, widgets
+from dashboard import cached_queries, widgets
 
 st.title("Robustness")
 st.caption(
@@ -15,7 +15,7 @@ st.caption(
 ctx = widgets.store_context()
 if ctx is not None:
     filters = widgets.sidebar_filters(ctx, condition=False)
-    part = data.part_results(ctx.store, ctx.stamp, filters.part)
+    part = cached_queries.part_results(ctx.store, ctx.stamp, filters.part)
     if filters.source is not None:
         part = part[part["source"] == filters.source]
     metric = st.selectbox(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from dashboard import data, widgets
-from engine.background import start_evaluation
+from dashboard import cached_queries, widgets
+from dashboard.background import start_evaluation
 from engine.models.names import MODEL_NAMES
 
 REFRESH_SECONDS = 3
@@ -19,7 +19,7 @@ ctx = widgets.store_context()
 
 def start_form(ctx: widgets.StoreContext) -> None:
     """Pick parts, models, seeds and conditions, then run `gluelab evaluate` in the background."""
-    parts = data.local_parts(ctx.store, ctx.stamp)
+    parts = cached_queries.local_parts(ctx.store, ctx.stamp)
     with st.expander("Start an evaluation", expanded=False):
         if not parts:
             st.info(
@@ -64,15 +64,15 @@ def show_logs() -> None:
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def progress(store: str) -> None:
-    stamp = data.stamp(store) or ""
+    stamp = cached_queries.stamp(store) or ""
     show_logs()
-    status = data.run_status(store, stamp)
+    status = cached_queries.run_status(store, stamp)
     if status.empty:
         st.info("No evaluation has run against this store yet.")
         return
     totals = status.groupby("status")["runs"].sum()
     columns = st.columns(4)
-    for column, name in zip(columns, ("finished", "running", "failed", "cancelled")):
+    for column, name in zip(columns, ("finished", "running", "failed", "cancelled"), strict=True):
         column.metric(name.capitalize(), int(totals.get(name, 0)))
     figure = px.bar(
         status,
@@ -82,7 +82,7 @@ def progress(store: str) -> None:
         color_discrete_map={"finished": "#4c9f70", "running": "#0b6e99", "failed": "#d62728", "cancelled": "#999999"},
     )
     st.plotly_chart(figure)
-    recent = data.recent_runs(store, stamp)
+    recent = cached_queries.recent_runs(store, stamp)
     only_problems = st.toggle("Only failed and cancelled runs", key="runs_problems")
     if only_problems:
         recent = recent[recent["status"].isin(["failed", "cancelled"])]

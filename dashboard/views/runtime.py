@@ -5,14 +5,14 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from dashboard import data, widgets
-from engine.results_table import RUNTIME_METRICS
+from dashboard import cached_queries, widgets
+from engine.analysis.results_table import RUNTIME_METRICS
 
 st.title("Runtime")
 ctx = widgets.store_context()
 if ctx is not None:
     filters = widgets.sidebar_filters(ctx)
-    chosen = widgets.filtered(data.part_results(ctx.store, ctx.stamp, filters.part), filters)
+    chosen = widgets.filtered(cached_queries.part_results(ctx.store, ctx.stamp, filters.part), filters)
     chosen = chosen[chosen["metric"].isin(RUNTIME_METRICS)]
     if chosen.empty:
         widgets.empty_state(f"No runtime figures for {filters.part} ({filters.condition}) in the chosen source.", ctx)
@@ -44,9 +44,9 @@ if ctx is not None:
             column_config=widgets.metric_columns(table, digits=2),
         )
 
-        runs = data.runtime(ctx.store, ctx.stamp, filters.part)
+        runs = cached_queries.runtime(ctx.store, ctx.stamp, filters.part)
         runs = runs[runs["condition"] == filters.condition]
-        if not runs.empty and filters.source != data.PUBLISHED_SOURCE_LABEL:
+        if not runs.empty and filters.source != cached_queries.PUBLISHED_SOURCE_LABEL:
             st.subheader("Local runs and the hardware they used")
             st.caption(
                 "Inference is the median batch-1 latency after warm-up; throughput is measured at batch 32. "

@@ -15,8 +15,8 @@ from anomalib.models.components import AnomalibModule
 from anomalib.pre_processing import PreProcessor
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
-from engine.backbones import PACKAGED_BACKBONES, backbone_status, ensure_offline_backbones
 from engine.models.anomalib_detector import AnomalibDetector
+from engine.models.backbones import PACKAGED_BACKBONES, backbone_status, ensure_offline_backbones
 from engine.models.base import Detector
 from engine.models.dsr import vq_weights_status
 from engine.models.efficient_ad import BackboneTeacher, BackboneTeacherEfficientAd, EfficientAdDetector

@@ -24,7 +24,7 @@ from anomalib.models.image.csflow.torch_model import (
 from FrEIA.framework import GraphINN, InputNode, Node, OutputNode
 from torch import nn
 
-from engine.backbones import create_backbone
+from engine.models.backbones import create_backbone
 
 STAGES = 6  # EfficientNet stages up to stride 32 that CS-Flow reads
 SCALES = 3  # full, half and quarter input size

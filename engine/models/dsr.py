@@ -14,7 +14,7 @@ from pathlib import Path
 from anomalib.models.image.dsr.lightning_model import Dsr
 from anomalib.models.image.dsr.torch_model import DsrModel
 
-from engine.checkpoints import import_state_dict
+from engine.models.checkpoints import import_state_dict
 from engine.paths import weights_dir
 
 VQ_WEIGHTS = "dsr_vq"  # the --name of `gluelab weights import`

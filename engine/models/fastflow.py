@@ -32,7 +32,9 @@ class TimmFastflowModel(FastflowModel):
         shapes = [
             [channels, input_size[0] // stride, input_size[1] // stride]
             for channels, stride in zip(
-                self.feature_extractor.feature_info.channels(), self.feature_extractor.feature_info.reduction()
+                self.feature_extractor.feature_info.channels(),
+                self.feature_extractor.feature_info.reduction(),
+                strict=True,
             )
         ]
         self.norms = nn.ModuleList(nn.LayerNorm(shape, elementwise_affine=True) for shape in shapes)

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from engine.models.base import Detector
 from engine.models.names import model_name
 
-PRESETS = ("cpu", "paper")
-
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -37,7 +35,7 @@ class ModelEntry:
 
 
 def _legacy(backbone: str, settings: dict) -> Detector:
-    from engine.models.legacy import LegacyDetector
+    from engine.models.legacy.detector import LegacyDetector
 
     return LegacyDetector()
 

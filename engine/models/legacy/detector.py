@@ -1,4 +1,4 @@
-"""The rule-based legacy bead check (`engine.legacy`) as a Detector, the baseline every model must beat."""
+"""The rule-based legacy bead check (`engine.models.legacy.inspector`) as a Detector, the baseline every model must beat."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from engine.legacy import MIN_RUN_COLUMNS, SEARCH_BAND_PX, TOLERANCE_SIGMAS, LegacyInspector
 from engine.models.base import Detector, Prediction
+from engine.models.legacy.inspector import MIN_RUN_COLUMNS, SEARCH_BAND_PX, TOLERANCE_SIGMAS, LegacyInspector
 
 MAP_SIZE = (256, 256)  # (h, w) at which its pixel maps are evaluated, like the learned models'
 

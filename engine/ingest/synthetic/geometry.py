@@ -15,9 +15,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from engine.synthetic.parts import IMAGE_HEIGHT as H
-from engine.synthetic.parts import IMAGE_WIDTH as W
-from engine.synthetic.parts import PART_KNOBS, part_number
+from engine.ingest.synthetic.parts import IMAGE_HEIGHT as H
+from engine.ingest.synthetic.parts import IMAGE_WIDTH as W
+from engine.ingest.synthetic.parts import PART_KNOBS, part_number
 
 # Reflectance of the materials, before exposure (1.0 renders near full scale at nominal exposure).
 METAL_UPPER = 0.36
@@ -71,10 +71,7 @@ def _tangents(points: np.ndarray) -> np.ndarray:
 
 def _smooth_noise(rng: np.random.Generator, sigma: float, kernel: tuple[int, int] | None = None) -> np.ndarray:
     noise = rng.standard_normal((H, W)).astype(np.float32)
-    if kernel is not None:
-        noise = cv2.blur(noise, kernel)
-    else:
-        noise = cv2.GaussianBlur(noise, (0, 0), sigma)
+    noise = cv2.blur(noise, kernel) if kernel is not None else cv2.GaussianBlur(noise, (0, 0), sigma)
     return noise / (noise.std() + 1e-6)
 
 

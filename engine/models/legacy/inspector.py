@@ -40,7 +40,7 @@ class LegacyInspector:
         template = (median > self.threshold_).astype(np.uint8)
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * SEARCH_BAND_PX + 1,) * 2)
         self.band_ = cv2.dilate(template, kernel).astype(bool)
-        widths, centres = zip(*(self._measure(image) for image in images))
+        widths, centres = zip(*(self._measure(image) for image in images), strict=True)
         widths, centres = np.stack(widths), np.stack(centres)
         self.width_, self.centre_ = np.median(widths, axis=0), np.nanmedian(centres, axis=0)
         self.width_spread_ = np.maximum(1.4826 * np.median(np.abs(widths - self.width_), axis=0), MIN_SPREAD_PX)

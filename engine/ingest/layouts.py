@@ -1,6 +1,6 @@
 """Find the images, labels and masks of a dataset folder in each supported layout.
 
-Discovery only looks at names and folders; `engine.imports.validation` then opens every file.
+Discovery only looks at names and folders; `engine.ingest.validation` then opens every file.
 
 - `mvtec`: `train/good/*`, `test/good/*`, `test/<defect>/*`, optional `ground_truth/<defect>/<stem>_mask.*`
   and an optional `manifest.csv` (written by `gluelab generate`) that adds region, severity, etc.

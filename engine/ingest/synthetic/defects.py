@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.synthetic.parts import DEFECT_TYPES, SEVERITIES
+from engine.ingest.synthetic.parts import DEFECT_TYPES, SEVERITIES
 
 RADIUS_PX = {"small": (9.0, 14.0), "medium": (15.0, 24.0), "extensive": (25.0, 40.0)}
 MIN_DEFECT_AREA_PX = 20

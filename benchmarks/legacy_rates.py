@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.legacy import LegacyInspector
-from engine.synthetic.plant import plan_part, render_planned
+from engine.ingest.synthetic.plant import plan_part, render_planned
+from engine.models.legacy.inspector import LegacyInspector
 
 
 @dataclass(frozen=True)

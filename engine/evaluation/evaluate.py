@@ -17,9 +17,9 @@ import pandas as pd
 import torch
 from lightning.pytorch import seed_everything
 
-from engine.data import PartData, study_augmentation
-from engine.jobs import Job
-from engine.metrics import image_metrics, pixel_metrics
+from engine.evaluation.jobs import Job
+from engine.evaluation.metrics import image_metrics, pixel_metrics
+from engine.ingest.part_data import PartData, study_augmentation
 from engine.models.base import Detector, Prediction
 from engine.models.registry import get_model
 from store.runs import RunOutcome

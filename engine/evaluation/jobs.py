@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from itertools import product
 from pathlib import Path
 
-from engine.data import CONDITIONS
-from engine.models.registry import PRESETS, get_model
+from engine.models.registry import get_model
 from store import DEFAULT_STORE, dataset_parts
+from store.runs import CONDITIONS, PRESETS
 
 
 @dataclass(frozen=True)

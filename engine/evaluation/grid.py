@@ -17,9 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from engine.data import PartData, load_part
-from engine.evaluate import evaluate_job
-from engine.jobs import Job
+from engine.evaluation.evaluate import evaluate_job
+from engine.evaluation.jobs import Job
+from engine.ingest.part_data import PartData, load_part
 from store import DEFAULT_STORE
 from store.runs import artifacts_dir, end_run, finish_run, finished_run_ids, mark_stale_runs, start_run
 

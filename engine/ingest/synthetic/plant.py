@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from engine.synthetic.defects import MIN_DEFECT_AREA_PX, apply_warp_defect
-from engine.synthetic.geometry import build_geometry
-from engine.synthetic.parts import DEFECT_TYPES, PART_KNOBS, REGIONS, SEVERITIES, part_number
-from engine.synthetic.render import render_normal
+from engine.ingest.synthetic.defects import MIN_DEFECT_AREA_PX, apply_warp_defect
+from engine.ingest.synthetic.geometry import build_geometry
+from engine.ingest.synthetic.parts import DEFECT_TYPES, PART_KNOBS, REGIONS, SEVERITIES, part_number
+from engine.ingest.synthetic.render import render_normal
 
 MANIFEST_NAME = "manifest.csv"
 TEST_GOOD_SHARE = 0.2

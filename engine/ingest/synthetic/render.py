@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.brightness import is_over_exposed
-from engine.synthetic.geometry import BEAD_SHADOW_PX, PartGeometry
-from engine.synthetic.parts import IMAGE_HEIGHT as H
-from engine.synthetic.parts import IMAGE_WIDTH as W
-from engine.synthetic.parts import PartKnobs
+from engine.ingest.brightness import is_over_exposed
+from engine.ingest.synthetic.geometry import BEAD_SHADOW_PX, PartGeometry
+from engine.ingest.synthetic.parts import IMAGE_HEIGHT as H
+from engine.ingest.synthetic.parts import IMAGE_WIDTH as W
+from engine.ingest.synthetic.parts import PartKnobs
 
 FULL_SCALE = 0.85 * 255  # grey level of reflectance 1.0 at nominal exposure
 SHOT_NOISE_GAIN = 0.35  # photon noise variance per grey level

@@ -17,8 +17,6 @@ from PIL import Image
 
 from store import DEFAULT_STORE, part_images
 
-CONDITIONS = ("baseline", "augmented")
-
 
 @dataclass(frozen=True)
 class PartData:
@@ -47,7 +45,7 @@ def load_part(part: str, store: Path | str = DEFAULT_STORE) -> PartData:
     if has_masks:
         masks = [
             np.zeros(image.shape, bool) if pd.isna(mask_path) else _read_gray(root / mask_path) > 0
-            for image, mask_path in zip(test, test_rows["mask_path"])
+            for image, mask_path in zip(test, test_rows["mask_path"], strict=True)
         ]
     return PartData(
         part=part,

@@ -182,7 +182,7 @@ def worst_case_across_parts(
 
     chosen, excluded = [], []
     for key, figures in per_part.groupby(keys, sort=False):
-        identity = dict(zip(keys, key))
+        identity = dict(zip(keys, key, strict=True))
         absent = {metric: _parts_lacking(figures, metric, parts) for metric in metrics}
         reason = "; ".join(
             f"no {metric} figure for {', '.join(lacking)}" for metric, lacking in absent.items() if lacking

