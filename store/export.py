@@ -20,7 +20,8 @@ def export_table(table: str, out: Path | str, store: Path | str = DEFAULT_STORE)
     out.parent.mkdir(parents=True, exist_ok=True)
     with read_store(store) as con:
         con.execute(f"COPY {table} TO '{_quoted(out)}' {FORMATS[out.suffix]}")
-        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        (count,) = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
+        return count
 
 
 def _quoted(path: Path) -> str:

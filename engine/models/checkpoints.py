@@ -35,6 +35,7 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
     if not file.is_file():
         raise ValueError(f"{file}: no such file.")
     try:
+        checkpoint: object
         if file.suffix == ".safetensors":
             checkpoint = load_safetensors(file)
         else:
@@ -45,7 +46,7 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
         reason = type(error).__name__ + (f": {detail.splitlines()[0].split('. ')[0]}" if detail else "")
         raise ValueError(f"{file} is not a weights-only PyTorch checkpoint ({reason}).") from None
     if isinstance(checkpoint, dict):
-        checkpoint = checkpoint.get("state_dict", checkpoint.get("model", checkpoint))
+        checkpoint = checkpoint.get("state_dict", checkpoint.get("model", checkpoint))  # common wrappers
     if not isinstance(checkpoint, dict) or not all(
         isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in checkpoint.items()
     ):
