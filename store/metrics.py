@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import UserList
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal, overload
+from typing import Literal
 
 Level = Literal["image", "pixel", "runtime"]
 Direction = Literal["higher", "lower"]
@@ -91,38 +92,23 @@ def metric(name: str) -> Metric:
     return METRICS[name]
 
 
-class MetricNames(Sequence[str]):
+class MetricNames(UserList[str]):
     """The names of the metrics that pass `keep`, in registry order, read afresh on every use.
 
-    A live view rather than a tuple, so a metric added to `METRICS` reaches every list derived from it.
+    A live view rather than a tuple, so a metric added to `METRICS` reaches every list derived from it; a
+    UserList, so libraries that take lists (pandas' `isin`, Streamlit's options) take it as one.
     """
 
-    def __init__(self, keep: Callable[[Metric], bool]) -> None:
+    def __init__(self, keep: Callable[[Metric], bool]) -> None:  # no list of its own: `data` reads the registry
         self._keep = keep
 
-    def _names(self) -> tuple[str, ...]:
-        return tuple(name for name, entry in METRICS.items() if self._keep(entry))
+    @property  # type: ignore[override]
+    def data(self) -> list[str]:
+        return [name for name, entry in METRICS.items() if self._keep(entry)]
 
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
-
-    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
-        return self._names()[index]
-
-    def __len__(self) -> int:
-        return len(self._names())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._names()
-
-    def __repr__(self) -> str:
-        return repr(self._names())
+    @data.setter
+    def data(self, value: list[str]) -> None:
+        raise TypeError("metric lists are read from store.metrics.METRICS; add the metric there")
 
 
 class MetricLabels(Mapping[str, str]):

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import cached_queries, widgets
 from engine.analysis.results_table import RUNTIME_METRICS
-from store.metrics import metric
+from store.metrics import metric as registered_metric
 
 st.title("Runtime")
 ctx = widgets.store_context()
@@ -70,7 +70,7 @@ if ctx is not None:
                     "train_seconds": st.column_config.NumberColumn("Training (s)", format="%.1f"),
                     **{
                         name: st.column_config.NumberColumn(
-                            widgets.METRIC_LABELS[name], format=f"%.{metric(name).digits}f"
+                            widgets.METRIC_LABELS[name], format=f"%.{registered_metric(name).digits}f"
                         )
                         for name in ("inference_ms", "throughput_fps")
                     },
