@@ -10,8 +10,9 @@ First it shows that a write to the store changes `cached_queries.stamp` and make
 page is rendered through Streamlit's AppTest on a cleared cache and rerun: the time spent in the
 `dashboard.cached_queries` loaders is the page's data time, the figure held to 1 s.
 
-Like the dashboard it measures, it loads neither torch nor the model registry: the presets, conditions,
-metric names and environment fields the engine records are spelled out here.
+Like the dashboard it measures, it loads no torch: models and their backbones come from the model registry
+(light until a model is built), presets and conditions from the store; the metric ranges drawn and the
+environment fields the engine records are spelled out here.
 
     .venv/bin/python benchmarks/dashboard_load.py [--runs 100000] [--seeds 5] [--store FILE] [--reuse]
 """
@@ -39,7 +40,7 @@ from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
 from engine.ingest.synthetic.plant import DEFAULT_IMAGES, plan_part
-from engine.models.names import BACKBONE_NAMES, MODEL_NAMES
+from engine.models.registry import MODELS
 from store import DatasetRecord, ImageRecord, dataset_parts, register_dataset
 from store.connection import insert_frame, write_store
 from store.published import load_published_results
@@ -59,7 +60,6 @@ DEFAULT_STORE_FILE = Path(tempfile.gettempdir()) / "gluelab_dashboard_load.duckd
 SYNTHETIC_SOURCE = "synthetic load of benchmarks/dashboard_load.py: random draws, not results"
 TARGET_SECONDS = 1.0
 RENDER_TIMEOUT_SECONDS = 300
-MODELS_WITHOUT_BACKBONE = ("legacy", "draem", "dsr", "ganomaly")
 # engine.evaluation.metrics IMAGE_METRICS + PIXEL_METRICS, drawn uniformly; image_threshold is each run's, drawn with its scores
 METRIC_RANGES = {
     "image_auroc": (0.5, 1.0),
@@ -91,7 +91,7 @@ PART = "part1"  # the part pages open on: the first one
 
 def grid_runs(n_runs: int, n_seeds: int) -> pd.DataFrame:
     """Run id and key of the first `n_runs` jobs of the grid, run part by part like `gluelab evaluate`."""
-    pairs = [(m, b) for m in MODEL_NAMES for b in ([""] if m in MODELS_WITHOUT_BACKBONE else BACKBONE_NAMES)]
+    pairs = [(name, backbone) for name, entry in MODELS.items() for backbone in entry.backbones or ("",)]
     runs_per_part = len(pairs) * len(PRESETS) * len(CONDITIONS) * n_seeds
     parts = [f"part{number}" for number in range(1, -(-n_runs // runs_per_part) + 1)]
     jobs = (

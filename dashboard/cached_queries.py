@@ -7,23 +7,23 @@ only the parts they show, so load time follows a part's size, not the store's.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from engine.analysis.labels import backbone_name, model_name
 from engine.analysis.results_table import LOCAL_SOURCE, RUNTIME_METRICS, results_long
-from engine.models.names import backbone_name, model_name
 from store import dataset_parts, queries
+from store.connection import default_store
 
 STAMP_SECONDS = 2
 PUBLISHED_SOURCE_LABEL = "published"
 
 
 def store_path() -> Path:
-    """The store the dashboard reads: `$GLUELAB_STORE`, as `gluelab dashboard --store` sets it."""
-    return Path(os.environ.get("GLUELAB_STORE", "gluelab.duckdb"))
+    """The store the dashboard reads: the store's default, which `gluelab dashboard --store` sets through the environment."""
+    return default_store()
 
 
 @st.cache_data(ttl=STAMP_SECONDS, show_spinner=False)
@@ -136,11 +136,11 @@ def selection_rows(
     rows = rows[rows["condition"] == condition]
     if source is not None:
         rows = rows[rows["source"] == source]
-    runtime_rows = rows[rows["metric"].isin(RUNTIME_METRICS)]
+    runtime_rows = rows[rows["metric"].isin(list(RUNTIME_METRICS))]
     timed = set(zip(runtime_rows["candidate"], runtime_rows["part"], strict=True))
     timed_part = part_results(store, store_stamp, "part1")
     published_runtime = timed_part[
-        (timed_part["source"] == PUBLISHED_SOURCE_LABEL) & timed_part["metric"].isin(RUNTIME_METRICS)
+        (timed_part["source"] == PUBLISHED_SOURCE_LABEL) & timed_part["metric"].isin(list(RUNTIME_METRICS))
     ]
     borrowed = [
         published_runtime[published_runtime["candidate"] == candidate].assign(part=part, condition=condition)

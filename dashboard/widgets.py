@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,19 +13,13 @@ import streamlit as st
 
 from dashboard import cached_queries
 from engine.analysis.results_table import LOCAL_SOURCE, wide_results
+from store.metrics import ACCURACY_METRICS as ACCURACY_METRICS  # accuracy metrics: higher is better
+from store.metrics import METRIC_LABELS as METRIC_LABELS  # every metric's label
+from store.metrics import METRICS
+from store.runs import CONDITIONS
 
-METRIC_LABELS = {
-    "image_auroc": "Image AUROC",
-    "image_f1": "Image F1",
-    "pixel_auroc": "Pixel AUROC",
-    "pixel_f1": "Pixel F1",
-    "aupro": "AUPRO",
-    "fpr_at_full_recall": "False-alarm rate at zero escapes",
-    "train_min": "Training time (min)",
-    "inference_ms": "Inference (ms/image)",
-    "throughput_fps": "Throughput (images/s)",
-}
-ACCURACY_METRICS = ("image_auroc", "image_f1", "pixel_auroc", "pixel_f1", "aupro")
+# Headers of the columns every result table shares.
+KEY_LABELS = {"candidate": "Model", "source": "Source", "preset": "Preset", "n_seeds": "Seeds", "seed": "Seed"}
 SOURCES = {"Both": None, "Local runs": LOCAL_SOURCE, "Published study": cached_queries.PUBLISHED_SOURCE_LABEL}
 FILL_THE_STORE = (
     "Fill it with `make demo`, or step by step: `gluelab generate --parts part1 --store STORE`, "
@@ -74,9 +69,9 @@ def sidebar_filters(
     index = parts.index(default_part) if default_part in parts else 0
     part = st.sidebar.selectbox("Part", parts, index=index, key="filter_part")
     chosen_condition = (
-        st.sidebar.radio("Condition", ["baseline", "augmented"], horizontal=True, key="filter_condition")
+        st.sidebar.radio("Condition", list(CONDITIONS), horizontal=True, key="filter_condition")
         if condition
-        else "baseline"
+        else CONDITIONS[0]
     )
     chosen_source = st.sidebar.radio("Source", list(SOURCES), key="filter_source") if source else "Both"
     return Filters(part, chosen_condition, SOURCES[chosen_source])
@@ -93,9 +88,9 @@ def filtered(results: pd.DataFrame, filters: Filters) -> pd.DataFrame:
     return chosen if filters.source is None else chosen[chosen["source"] == filters.source]
 
 
-def wide_table(long: pd.DataFrame, metrics: tuple[str, ...] | list[str]) -> pd.DataFrame:
+def wide_table(long: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """One row per candidate with `<metric>_mean`, `<metric>_std` and `n_seeds` columns."""
-    chosen = long[long["metric"].isin(metrics)]
+    chosen = long[long["metric"].isin(list(metrics))]
     if chosen.empty:
         return pd.DataFrame(columns=["candidate", "source"])
     table = wide_results(chosen)
@@ -106,16 +101,36 @@ def wide_table(long: pd.DataFrame, metrics: tuple[str, ...] | list[str]) -> pd.D
     return table[["candidate", *table.columns.drop("candidate")]].dropna(axis=1, how="all")
 
 
-def metric_columns(table: pd.DataFrame, digits: int = 3) -> dict:
-    """Column settings naming `<metric>_mean` / `_std` columns in words, for st.dataframe."""
-    settings = {}
-    for column in table.columns:
-        metric, _, statistic = column.rpartition("_")
-        if metric in METRIC_LABELS:
-            label = METRIC_LABELS[metric] + (" ±" if statistic == "std" else "")
-            settings[column] = st.column_config.NumberColumn(label, format=f"%.{digits}f")
-    settings["n_seeds"] = st.column_config.NumberColumn("Seeds", format="%d")
-    return settings
+def key_columns(frame: pd.DataFrame) -> dict:
+    """Column settings heading the shared key columns of `frame` (candidate, source, ...) in words."""
+    return {column: st.column_config.Column(label) for column, label in KEY_LABELS.items() if column in frame}
+
+
+@dataclass(frozen=True)
+class ReadableTable:
+    frame: pd.DataFrame
+    column_config: dict
+
+    def show(self) -> None:
+        st.dataframe(self.frame, hide_index=True, column_config=self.column_config)
+
+
+def readable_table(table: pd.DataFrame, keep: tuple[str, ...] = ("candidate", "source", "n_seeds")) -> ReadableTable:
+    """A wide table as people read it: the `keep` columns, then one `mean ± std` text column per metric.
+
+    Each metric column keeps the metric's name (so it can be looked up) and is headed by its label;
+    decimals come from the registry, and a figure without a spread (one seed, published) shows no ±.
+    """
+    shown = table[[column for column in keep if column in table]].copy()
+    config = key_columns(shown)
+    if "n_seeds" in shown:
+        config["n_seeds"] = st.column_config.NumberColumn("Seeds", format="%d")
+    for name, entry in METRICS.items():
+        if f"{name}_mean" in table:
+            stds = table[f"{name}_std"] if f"{name}_std" in table else pd.Series(None, index=table.index)
+            shown[name] = [entry.format(mean, std) for mean, std in zip(table[f"{name}_mean"], stds, strict=True)]
+            config[name] = st.column_config.TextColumn(entry.label)
+    return ReadableTable(shown, config)
 
 
 def read_gray(path: Path) -> np.ndarray | None:

@@ -7,9 +7,11 @@ import logging
 import os
 import sys
 import warnings
+from itertools import groupby
 from pathlib import Path
 
 from store import DEFAULT_STORE
+from store.runs import CONDITIONS, PRESETS
 
 STORE_HELP = f"results store, a DuckDB file (default: $GLUELAB_STORE or {DEFAULT_STORE})"
 
@@ -106,12 +108,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from engine.models.registry import model_states
 
-    rows = [("model", "study name", "backbone", "state")]
-    rows += [(row["model"], row["paper_name"], row["backbone"] or "-", row["state"]) for row in model_states()]
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
-    for row in rows:
-        print("  ".join(value.ljust(width) for value, width in zip(row[:3], widths, strict=True)) + "  " + row[3])
+    print(models_table(model_states()))
     return 0
+
+
+def models_table(states: list[dict]) -> str:
+    """One line per model: the backbones it runs on here and those it lacks, each lack explained once below.
+
+    `states` are `model_states()` rows. What a machine lacks is usually shared (resnet18's weights by every
+    CNN model), so each distinct instruction is printed once and rows point to it by number.
+    """
+    notes: dict[str, int] = {}
+    rows = [("model", "study name", "runs here", "needs an import first")]
+    for model, group in groupby(states, key=lambda row: row["model"]):
+        entries = list(group)
+        ready = [row["backbone"] or "yes (no backbone)" for row in entries if row["state"] == "runnable"]
+        lacking = []
+        for row in entries:
+            if row["state"] != "runnable":
+                number = notes.setdefault(row["state"], len(notes) + 1)
+                lacking.append(f"{row['backbone'] or 'its own weights'} [{number}]")
+        rows.append((model, entries[0]["paper_name"], ", ".join(ready) or "-", ", ".join(lacking) or "-"))
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    lines = [
+        "  ".join(value.ljust(width) for value, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        for row in rows
+    ]
+    lines += [""] + [f"[{number}] {instruction}" for instruction, number in notes.items()]
+    return "\n".join(lines)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -188,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     results = commands.add_parser("results", help="Table-5-style results of a part (mean ± std per model)")
     results.add_argument("--part", required=True)
-    results.add_argument("--condition", choices=["baseline", "augmented"])
+    results.add_argument("--condition", choices=CONDITIONS)
     results.add_argument("--format", choices=["table", "csv", "json"], default="table")
     results.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
     results.set_defaults(run=cmd_results)
@@ -200,8 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--models", nargs="+", required=True, help="see `gluelab models`")
     evaluate.add_argument("--backbones", nargs="+", help="timm names (default: each model's default backbone)")
     evaluate.add_argument("--seeds", type=int, default=1, help="number of seeds, 0 ... N-1 (default 1)")
-    evaluate.add_argument("--conditions", nargs="+", default=["baseline"], help="baseline and/or augmented")
-    evaluate.add_argument("--preset", default="cpu", help="cpu (sized for this machine) or paper (Table B.8)")
+    evaluate.add_argument(
+        "--conditions",
+        nargs="+",
+        default=[CONDITIONS[0]],
+        help=f"{' and/or '.join(CONDITIONS)} (default {CONDITIONS[0]})",
+    )
+    evaluate.add_argument(
+        "--preset",
+        default=PRESETS[0],
+        help=f"one of {', '.join(PRESETS)}: cpu is sized for this machine, paper follows Table B.8 (default {PRESETS[0]})",
+    )
     evaluate.add_argument("--force", action="store_true", help="redo runs that already finished")
     evaluate.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
     evaluate.set_defaults(run=cmd_evaluate)

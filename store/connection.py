@@ -13,7 +13,13 @@ import duckdb
 
 from store.schema import is_current, migrate
 
-DEFAULT_STORE = Path(os.environ.get("GLUELAB_STORE", "gluelab.duckdb"))
+
+def default_store() -> Path:
+    """`$GLUELAB_STORE` as it is now, else `./gluelab.duckdb`; read again by long-running readers (the dashboard)."""
+    return Path(os.environ.get("GLUELAB_STORE", "gluelab.duckdb"))
+
+
+DEFAULT_STORE = default_store()
 LOCK_WAIT_SECONDS = 60.0
 
 

@@ -11,7 +11,8 @@ from engine.cli import main as gluelab
 from engine.evaluation.grid import run_grid
 from engine.evaluation.jobs import plan_grid
 from engine.models.backbones import ensure_offline_backbones
-from engine.models.catalog import ANOMALIB_MODELS, LAYERS, pre_processor
+from engine.models.catalog import LAYERS, pre_processor
+from engine.models.registry import MODELS
 from store.runs import run_metrics
 
 
@@ -28,7 +29,7 @@ def test_padim_image_and_pixel_auroc_match_plain_anomalib(tmp_path):
     run_grid(jobs, store, show_progress=False)
     ours = run_metrics(store).set_index("metric")["value"]
 
-    settings = ANOMALIB_MODELS["padim"].presets["cpu"]
+    settings = MODELS["padim"].presets["cpu"]
     ensure_offline_backbones()
     seed_everything(jobs[0].seed)
     model = Padim(

@@ -33,11 +33,7 @@ if ctx is not None:
     else:
         st.subheader(f"{filters.part} · {filters.condition}")
         table = widgets.wide_table(chosen, METRIC_ORDER).sort_values(["source", "candidate"])
-        st.dataframe(
-            table.drop(columns=["model", "backbone", "part", "condition"]),
-            hide_index=True,
-            column_config=widgets.metric_columns(table),
-        )
+        widgets.readable_table(table).show()
         st.download_button(
             "Download CSV",
             table.to_csv(index=False),

@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import cached_queries, widgets
-from engine.analysis.results_table import METRIC_ORDER
+from engine.analysis.results_table import LOCAL_SOURCE, METRIC_ORDER
 from store.runs import artifacts_dir
 
 GALLERY_SIZE = 6
@@ -45,16 +45,12 @@ if ctx is not None:
 
         st.subheader("Metrics per model")
         results = cached_queries.part_results(ctx.store, ctx.stamp, filters.part)
-        local = results[(results["condition"] == filters.condition) & (results["source"] == "local")]
+        local = results[(results["condition"] == filters.condition) & (results["source"] == LOCAL_SOURCE)]
         if local.empty:
             st.info(f"No finished local runs on {filters.part} ({filters.condition}) yet.")
         else:
             table = widgets.wide_table(local, METRIC_ORDER)
-            st.dataframe(
-                table.drop(columns=["model", "backbone", "source", "part", "condition"]),
-                hide_index=True,
-                column_config=widgets.metric_columns(table),
-            )
+            widgets.readable_table(table, keep=("candidate", "n_seeds")).show()
 
         st.subheader("Segmentation gallery")
         examples = cached_queries.part_examples(ctx.store, ctx.stamp, filters.part, filters.condition)

@@ -6,6 +6,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import cached_queries, widgets
+from store.metrics import metric as registered_metric
+from store.runs import CONDITIONS
+
+BASELINE, AUGMENTED = CONDITIONS
 
 st.title("Robustness")
 st.caption(
@@ -20,14 +24,15 @@ if ctx is not None:
         part = part[part["source"] == filters.source]
     metric = st.selectbox(
         "Metric",
-        [m for m in widgets.ACCURACY_METRICS if m in set(part["metric"])] or ["image_auroc"],
+        [m for m in widgets.ACCURACY_METRICS if m in set(part["metric"])] or list(widgets.ACCURACY_METRICS[:1]),
         format_func=widgets.METRIC_LABELS.get,
         key="robustness_metric",
     )
+    entry = registered_metric(metric)
     paired = (
         part[part["metric"] == metric]
         .pivot_table(index=["candidate", "source"], columns="condition", values="mean", aggfunc="first")
-        .reindex(columns=["baseline", "augmented"])
+        .reindex(columns=[BASELINE, AUGMENTED])
         .dropna()
         .reset_index()
     )
@@ -38,10 +43,10 @@ if ctx is not None:
             ctx,
         )
     else:
-        paired["drop"] = paired["baseline"] - paired["augmented"]
+        paired["drop"] = paired[BASELINE] - paired[AUGMENTED]
         paired = paired.sort_values("drop", ascending=False)
         figure = go.Figure()
-        for condition, colour in (("baseline", "#0b6e99"), ("augmented", "#e07b00")):
+        for condition, colour in ((BASELINE, "#0b6e99"), (AUGMENTED, "#e07b00")):
             figure.add_bar(
                 y=paired["candidate"], x=paired[condition], name=condition, orientation="h", marker_color=colour
             )
@@ -55,10 +60,18 @@ if ctx is not None:
         st.dataframe(
             paired,
             hide_index=True,
-            column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("baseline", "augmented", "drop")},
+            column_config={
+                **widgets.key_columns(paired),
+                **{
+                    column: st.column_config.NumberColumn(
+                        f"{title} ({widgets.METRIC_LABELS[metric]})", format=f"%.{entry.digits}f"
+                    )
+                    for column, title in ((BASELINE, "Baseline"), (AUGMENTED, "Augmented"), ("drop", "Drop"))
+                },
+            },
         )
         worst = paired.iloc[0]
         st.markdown(
-            f"Largest drop: **{worst['candidate']}** loses {worst['drop']:.3f} {widgets.METRIC_LABELS[metric]} "
-            f"when trained with augmentations ({worst['baseline']:.3f} → {worst['augmented']:.3f})."
+            f"Largest drop: **{worst['candidate']}** loses {worst['drop']:.{entry.digits}f} {widgets.METRIC_LABELS[metric]} "
+            f"when trained with augmentations ({entry.format(worst[BASELINE])} → {entry.format(worst[AUGMENTED])})."
         )

@@ -7,7 +7,8 @@ import streamlit as st
 
 from dashboard import cached_queries, widgets
 from dashboard.background import start_evaluation
-from engine.models.names import MODEL_NAMES
+from engine.analysis.labels import model_choices
+from store.runs import CONDITIONS, PRESETS
 
 REFRESH_SECONDS = 3
 LOG_LINES = 15
@@ -30,19 +31,20 @@ def start_form(ctx: widgets.StoreContext) -> None:
             return
         with st.form("start_evaluation"):
             chosen_parts = st.multiselect("Parts", parts, default=parts[:1], key="start_parts")
+            names = model_choices()
             models = st.multiselect(
                 "Models",
-                list(MODEL_NAMES),
+                list(names),
                 default=["legacy", "padim"],
-                format_func=MODEL_NAMES.get,
+                format_func=names.get,
                 key="start_models",
             )
             left, middle, right = st.columns(3)
             seeds = left.number_input("Seeds", min_value=1, max_value=10, value=1, key="start_seeds")
             conditions = middle.multiselect(
-                "Conditions", ["baseline", "augmented"], default=["baseline"], key="start_conditions"
+                "Conditions", list(CONDITIONS), default=[CONDITIONS[0]], key="start_conditions"
             )
-            preset = right.radio("Preset", ["cpu", "paper"], horizontal=True, key="start_preset")
+            preset = right.radio("Preset", list(PRESETS), horizontal=True, key="start_preset")
             submitted = st.form_submit_button("Start", key="start_submit")
         if submitted:
             if not (chosen_parts and models and conditions):

@@ -7,13 +7,14 @@ import streamlit as st
 
 from dashboard import cached_queries, widgets
 from engine.analysis.results_table import RUNTIME_METRICS
+from store.metrics import metric as registered_metric
 
 st.title("Runtime")
 ctx = widgets.store_context()
 if ctx is not None:
     filters = widgets.sidebar_filters(ctx)
     chosen = widgets.filtered(cached_queries.part_results(ctx.store, ctx.stamp, filters.part), filters)
-    chosen = chosen[chosen["metric"].isin(RUNTIME_METRICS)]
+    chosen = chosen[chosen["metric"].isin(list(RUNTIME_METRICS))]
     if chosen.empty:
         widgets.empty_state(f"No runtime figures for {filters.part} ({filters.condition}) in the chosen source.", ctx)
     else:
@@ -38,11 +39,7 @@ if ctx is not None:
                     yaxis={"categoryorder": "array", "categoryarray": bars["candidate"].tolist()[::-1]},
                 )
                 column.plotly_chart(figure)
-        st.dataframe(
-            table.drop(columns=["model", "backbone", "part", "condition"]),
-            hide_index=True,
-            column_config=widgets.metric_columns(table, digits=2),
-        )
+        widgets.readable_table(table).show()
 
         runs = cached_queries.runtime(ctx.store, ctx.stamp, filters.part)
         runs = runs[runs["condition"] == filters.condition]
@@ -69,9 +66,18 @@ if ctx is not None:
                 ],
                 hide_index=True,
                 column_config={
+                    **widgets.key_columns(runs),
                     "train_seconds": st.column_config.NumberColumn("Training (s)", format="%.1f"),
-                    "inference_ms": st.column_config.NumberColumn("Inference (ms/image)", format="%.1f"),
-                    "throughput_fps": st.column_config.NumberColumn("Throughput (images/s)", format="%.1f"),
+                    **{
+                        name: st.column_config.NumberColumn(
+                            widgets.METRIC_LABELS[name], format=f"%.{registered_metric(name).digits}f"
+                        )
+                        for name in ("inference_ms", "throughput_fps")
+                    },
                     "peak_memory_mb": st.column_config.NumberColumn("Peak memory (MB)", format="%.0f"),
+                    "processor": st.column_config.Column("Processor"),
+                    "cpu_count": st.column_config.NumberColumn("CPU cores"),
+                    "torch_threads": st.column_config.NumberColumn("Torch threads"),
+                    "gpu": st.column_config.Column("GPU"),
                 },
             )

@@ -11,21 +11,13 @@ from pathlib import Path
 import pandas as pd
 
 from engine.analysis.selection import candidate_table
+from store.metrics import RUNTIME_METRICS as RUNTIME_METRICS  # re-exported: the runtime columns
+from store.metrics import TABLE_METRICS, metric
 from store.published import published_results
 from store.runs import leaderboard
 
-METRIC_ORDER = (
-    "image_auroc",
-    "image_f1",
-    "pixel_auroc",
-    "pixel_f1",
-    "aupro",
-    "fpr_at_full_recall",
-    "train_min",
-    "inference_ms",
-    "throughput_fps",
-)
-RUNTIME_METRICS = ("train_min", "inference_ms", "throughput_fps")
+# A live view of the metric registry: the result tables' columns in order (RUNTIME_METRICS: the runtime ones).
+METRIC_ORDER = TABLE_METRICS
 ROW_KEYS = ["source", "part", "condition", "model", "backbone"]
 LOCAL_SOURCE = "local"
 
@@ -35,7 +27,7 @@ def results_long(store: Path | str, part: str | None = None) -> pd.DataFrame:
     local = leaderboard(store, part).assign(source=LOCAL_SOURCE)
     published = published_results(store, part).drop(columns=["source_table"]).assign(preset="paper", n_seeds=pd.NA)
     frame = pd.concat([local, published], ignore_index=True)
-    return frame[frame["metric"].isin(METRIC_ORDER)]
+    return frame[frame["metric"].isin(list(METRIC_ORDER))]
 
 
 def results_for_part(store: Path | str, part: str, condition: str | None = None) -> pd.DataFrame:
@@ -60,16 +52,19 @@ def wide_results(long: pd.DataFrame) -> pd.DataFrame:
     return wide[keys + columns].merge(seeds, on=keys, how="left")
 
 
-def readable_results(wide: pd.DataFrame) -> pd.DataFrame:
-    """`mean ± std` strings for people; n/a where a model has no figure for a metric."""
+def readable_results(wide: pd.DataFrame, labels: bool = False) -> pd.DataFrame:
+    """`mean ± std` strings for people (`mean` alone without a spread); n/a where a model has no figure.
+
+    Decimals come from each metric's registry entry; with `labels`, columns are headed by the metric
+    labels ("Image AUROC") instead of their names.
+    """
     table = wide[ROW_KEYS].copy()
     table["n"] = wide["n_seeds"].map(lambda n: "" if pd.isna(n) else str(int(n)))
-    for metric in METRIC_ORDER:
-        if f"{metric}_mean" not in wide:
+    for name in METRIC_ORDER:
+        if f"{name}_mean" not in wide:
             continue
-        digits = 2 if metric in RUNTIME_METRICS else 3
-        table[metric] = [
-            "n/a" if pd.isna(m) else f"{m:.{digits}f}" + ("" if pd.isna(s) else f" ± {s:.{digits}f}")
-            for m, s in zip(wide[f"{metric}_mean"], wide[f"{metric}_std"], strict=True)
+        entry = metric(name)
+        table[entry.label if labels else name] = [
+            entry.format(m, s) for m, s in zip(wide[f"{name}_mean"], wide[f"{name}_std"], strict=True)
         ]
     return table

