@@ -106,7 +106,8 @@ def timed_on(row: pd.Series, hardware: pd.DataFrame | None) -> str:
     if runs.empty:
         return "measured here"
     machines = dict.fromkeys(
-        f"{processor or 'an unnamed processor'}, {threads:.0f} CPU threads"
+        (processor if isinstance(processor, str) and processor else "an unnamed processor")
+        + (f", {threads:.0f} CPU threads" if pd.notna(threads) else "")
         for processor, threads in zip(runs["processor"], runs["torch_threads"], strict=True)
     )
     return "measured here on " + " and ".join(machines)
