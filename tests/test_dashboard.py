@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from pathlib import Path
 
+import duckdb
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -84,18 +88,31 @@ def test_overview_lists_local_and_published_side_by_side_and_filters_by_source(d
     assert app.get("download_button")
 
 
-def test_line_stops_turn_rates_into_minutes_against_legacy(dashboard_stores, monkeypatch):
-    app = open_page(dashboard_stores["evaluated"], "operations.py", monkeypatch)
+def test_line_stops_rates_match_the_stored_per_image_scores_and_turn_into_minutes(dashboard_stores, monkeypatch):
+    """The page's rates against ones counted here from `image_scores` and each run's stored threshold."""
+    store = dashboard_stores["evaluated"]
+    expected = rates_from_image_scores(store, "part1", "baseline")
+    assert expected["false_alarms_f1"].gt(0).any(), "the store must hold false alarms for the check to bite"
+    app = open_page(store, "operations.py", monkeypatch)
     assert "line-stop minutes" in messages(app)
     app.number_input(key="ops_parts").set_value(900)
     app.number_input(key="ops_minutes").set_value(3.0).run()
-    table = app.dataframe[0].value.set_index("candidate")
-    assert table.loc["Legacy camera check (cpu)", "minutes_avoided_per_shift"] == 0
-    expected = (table["vs_legacy_per_1000"] / 1000 * 900 * 3.0).round(6)
-    assert (table["minutes_avoided_per_shift"].round(6) == expected).all()
+    table = app.dataframe[0].value.set_index("candidate").loc[expected.index]
+    assert table["false_alarms_per_1000"].to_numpy() == pytest.approx(expected["false_alarms_f1"].to_numpy())
+    assert table["missed_per_1000"].to_numpy() == pytest.approx(expected["missed_f1"].to_numpy())
+    legacy = expected.loc[CANDIDATES["legacy"], "false_alarms_f1"]
+    avoided = (legacy - expected["false_alarms_f1"]) / 1000 * 900 * 3.0
+    assert table["minutes_avoided_per_shift"].to_numpy() == pytest.approx(avoided.to_numpy())
+    best = expected["false_alarms_f1"].idxmin()
+    assert (
+        f"{expected.loc[best, 'false_alarms_f1']:.0f} false alarms per 1000 good parts vs {legacy:.0f} for the legacy"
+        in messages(app)
+    )
     assert "avoided per shift of 900 parts" in messages(app)
     app.radio(key="ops_policy").set_value("Zero escapes on the test set").run()
-    assert app.dataframe[0].value["missed_per_1000"].eq(0).all()
+    table = app.dataframe[0].value.set_index("candidate").loc[expected.index]
+    assert table["false_alarms_per_1000"].to_numpy() == pytest.approx(expected["false_alarms_zero_escape"].to_numpy())
+    assert table["missed_per_1000"].eq(0).all()
 
 
 def test_robustness_pairs_baseline_and_augmented(dashboard_stores, monkeypatch):
@@ -131,13 +148,32 @@ def test_part_drilldown_compares_two_models_on_the_same_images(dashboard_stores,
     assert not app.exception
 
 
-def test_failure_browser_opens_on_part16_and_lists_false_alarms(dashboard_stores, monkeypatch):
-    app = open_page(dashboard_stores["evaluated"], "failure_browser.py", monkeypatch)
+def test_failure_browser_opens_on_part16_and_its_tabs_list_the_stored_false_alarms_and_misses(
+    dashboard_stores, monkeypatch
+):
+    """The false-alarm and missed-defect tabs hold exactly the images the store's scores put there."""
+    store = dashboard_stores["evaluated"]
+    scores = scores_at_threshold(store, "part16", "baseline")
+    flagged_good = scores[(scores["label"] == "normal") & (scores["score"] >= scores["threshold"])]
+    model = flagged_good["model"].value_counts().idxmax()  # the model with the most false alarms on part16
+    mine = scores[scores["model"] == model]
+    false_alarms = set(mine.loc[(mine["label"] == "normal") & (mine["score"] >= mine["threshold"]), "image_path"])
+    misses = set(mine.loc[(mine["label"] == "anomalous") & (mine["score"] < mine["threshold"]), "image_path"])
+
+    app = open_page(store, "failure_browser.py", monkeypatch)
     assert app.sidebar.selectbox(key="filter_part").value == "part16"
-    app.selectbox(key="failure_model").set_value("Legacy camera check (cpu)").run()
+    app.selectbox(key="failure_model").set_value(CANDIDATES[model]).run()
     assert "ρ =" in " ".join(m.value for m in app.metric)
     app.radio(key="failure_order").set_value("Brightness (brightest first)").run()
-    everything = app.dataframe[2].value
+    false_tab, missed_tab, all_tab = app.tabs
+    assert false_tab.label == f"False alarms ({len(false_alarms)})"
+    listed = false_tab.dataframe[0].value
+    assert false_alarms and set(listed["image_path"]) == false_alarms
+    assert listed["label"].eq("normal").all()
+    assert list(listed["mean_brightness"]) == sorted(listed["mean_brightness"], reverse=True)
+    assert set(missed_tab.dataframe[0].value["image_path"]) == misses
+    everything = all_tab.dataframe[0].value
+    assert len(everything) == len(mine)
     assert list(everything["mean_brightness"]) == sorted(everything["mean_brightness"], reverse=True)
 
 
@@ -152,24 +188,60 @@ def test_model_selection_recommends_the_knee_and_honours_limits_and_weights(dash
     app = open_page(dashboard_stores["evaluated"], "model_selection.py", monkeypatch)
     card = app.markdown[0].value
     assert card.startswith("#### part1: ") and "knee of the accuracy/time front" in card
-    front = app.dataframe[0].value
-    assert front["knee"].sum() >= 1 and front.loc[front["knee"], "on_front"].all()
+    assert "timed by the study on an RTX 4090 GPU" in card or "measured here on " in card
+    candidates = table_with(app, "on_front")
+    assert candidates["knee"].sum() >= 1 and candidates.loc[candidates["knee"], "on_front"].all()
+    ranking = table_with(app, "rank")
+    front = candidates[candidates["on_front"]]
+    assert sorted(ranking["candidate"]) == sorted(front["candidate"]) and list(ranking["rank"]) == list(
+        range(1, len(front) + 1)
+    )
+    assert set(ranking.loc[ranking["chosen"].str.contains("knee"), "candidate"]) == set(
+        candidates.loc[candidates["knee"], "candidate"]
+    )
     app.slider(key="selection_floor").set_value(0.9).run()
-    left_out = app.dataframe[-1].value
+    left_out = table_with(app, "reason")
     assert left_out["reason"].str.contains("image_auroc .* is below the floor 0.9").any()
-    assert (app.dataframe[0].value["image_auroc_mean"] >= 0.9).all()
+    assert (table_with(app, "on_front")["image_auroc_mean"] >= 0.9).all()
     app.toggle(key="selection_use_weights").set_value(True).run()
     assert "closest to your weights" in app.markdown[0].value
 
 
-def test_model_selection_across_parts_takes_the_worst_figure(dashboard_stores, monkeypatch):
+def test_the_trade_off_chart_numbers_front_points_instead_of_naming_them(dashboard_stores, monkeypatch):
+    """Names crowd where candidates do: the chart carries rank numbers only, the names are in hover and table."""
     app = open_page(dashboard_stores["evaluated"], "model_selection.py", monkeypatch)
+    figure = json.loads(app.get("plotly_chart")[0].proto.spec)
+    front = table_with(app, "on_front").query("on_front")
+    numbers = [number for tag in figure["layout"]["annotations"] for number in tag["text"].split(", ")]
+    assert sorted(numbers, key=int) == [str(rank) for rank in range(1, len(front) + 1)]
+    offsets = [tag["ay"] for tag in figure["layout"]["annotations"]]
+    assert all(a == -b for a, b in zip(offsets, offsets[1:], strict=False)), "neighbouring tags alternate sides"
+    assert not [trace for trace in figure["data"] if "text" in trace.get("mode", "")]
+
+
+def test_model_selection_across_parts_shows_each_candidate_s_worst_figures(dashboard_stores, monkeypatch):
+    """Worst image AUROC and slowest inference per candidate over part1 and part16, counted here from the runs."""
+    store = dashboard_stores["evaluated"]
+    per_part = seed_means(store, "baseline")
+    worst_auroc = per_part.groupby("model")["image_auroc"].min()
+    worst_auroc_part = per_part.loc[per_part.groupby("model")["image_auroc"].idxmin()].set_index("model")["part"]
+    slowest = per_part.groupby("model")["inference_ms"].max()
+
+    app = open_page(store, "model_selection.py", monkeypatch)
     app.sidebar.radio(key="filter_source").set_value("Local runs").run()
     app.multiselect(key="selection_parts").set_value(["part1", "part16"]).run()
-    assert (
-        app.markdown[0].value.startswith("#### part1, part16: ")
-        and "worst figure across the chosen parts" in app.markdown[0].value
-    )
+    shown = table_with(app, "on_front").set_index("candidate")
+    shown.index = shown.index.map({name: model for model, name in CANDIDATES.items()})
+    assert sorted(shown.index) == sorted(worst_auroc.index)
+    assert shown["image_auroc_mean"].to_numpy() == pytest.approx(worst_auroc[shown.index].to_numpy())
+    assert shown["inference_ms_mean"].to_numpy() == pytest.approx(slowest[shown.index].to_numpy())
+    assert (shown["image_auroc_worst_part"] == worst_auroc_part[shown.index]).all()
+
+    card = app.markdown[0].value
+    assert card.startswith("#### part1, part16: ") and "worst figure across the chosen parts" in card
+    pick = {name: model for model, name in CANDIDATES.items()}[card.split("\n")[0].removeprefix("#### part1, part16: ")]
+    assert re.search(rf"Image AUROC {worst_auroc[pick]:.2f}( ± [0-9.]+)? on {worst_auroc_part[pick]}, ", card), card
+    assert "measured here on " in card and "false alarms" not in card
 
 
 def test_an_evaluation_started_from_the_runs_page_lands_in_the_store(tmp_path, monkeypatch):
@@ -184,6 +256,58 @@ def test_an_evaluation_started_from_the_runs_page_lands_in_the_store(tmp_path, m
     app.run()
     assert app.metric[0].value == "1"
     assert "1 runs finished, 0 failed" in " ".join(code.value for code in app.code)
+
+
+CANDIDATES = {
+    "legacy": "Legacy camera check (cpu)",
+    "padim": "PaDiM / EfficientNet-Lite0 (cpu)",
+    "dfm": "DFM / EfficientNet-Lite0 (cpu)",
+}
+
+
+def table_with(app: AppTest, column: str) -> pd.DataFrame:
+    """The first table on the page with `column`."""
+    return next(frame.value for frame in app.dataframe if column in frame.value.columns)
+
+
+def scores_at_threshold(store: Path, part: str, condition: str) -> pd.DataFrame:
+    """Every finished run's per-image scores with the run's stored F1-optimal threshold, read straight from DuckDB."""
+    with duckdb.connect(str(store), read_only=True) as con:
+        return con.execute(
+            """SELECT r.run_id, r.model, r.seed, s.image_path, s.label, s.score, m.value AS threshold
+               FROM runs r JOIN image_scores s USING (run_id)
+               JOIN metrics m ON m.run_id = r.run_id AND m.metric = 'image_threshold'
+               WHERE r.status = 'finished' AND r.part = ? AND r.condition = ?""",
+            [part, condition],
+        ).df()
+
+
+def rates_from_image_scores(store: Path, part: str, condition: str) -> pd.DataFrame:
+    """Per candidate, mean over seeds: false alarms per 1000 good parts at the threshold and at zero escapes
+    (the lowest defective score), and missed defects per 1000 defective parts at the threshold."""
+    rows = []
+    for (model, _), run in scores_at_threshold(store, part, condition).groupby(["model", "run_id"]):
+        good, defective = run[run["label"] == "normal"], run[run["label"] == "anomalous"]
+        rows.append(
+            {
+                "candidate": CANDIDATES[model],
+                "false_alarms_f1": 1000 * (good["score"] >= good["threshold"]).sum() / len(good),
+                "missed_f1": 1000 * (defective["score"] < defective["threshold"]).sum() / len(defective),
+                "false_alarms_zero_escape": 1000 * (good["score"] >= defective["score"].min()).sum() / len(good),
+            }
+        )
+    return pd.DataFrame(rows).groupby("candidate").mean()
+
+
+def seed_means(store: Path, condition: str) -> pd.DataFrame:
+    """Per model and part: image AUROC and inference time averaged over the finished runs' seeds."""
+    with duckdb.connect(str(store), read_only=True) as con:
+        return con.execute(
+            """SELECT r.model, r.part, avg(m.value) AS image_auroc, avg(r.inference_ms) AS inference_ms
+               FROM runs r JOIN metrics m ON m.run_id = r.run_id AND m.metric = 'image_auroc'
+               WHERE r.status = 'finished' AND r.condition = ? GROUP BY ALL""",
+            [condition],
+        ).df()
 
 
 def finished_runs(store: Path) -> int:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import cached_queries, widgets
+from engine.analysis.line_stops import rates_per_candidate
+from engine.analysis.recommendation import INFERENCE, Recommendation, recommend
 from engine.analysis.selection import (
     Constraint,
     Criterion,
     SelectionResult,
+    front_ranking,
     mean_column,
     select,
     std_column,
@@ -19,15 +25,34 @@ from engine.analysis.selection import (
 )
 
 KEY = ("candidate", "source", "model")
-TIME = Criterion("inference_ms", "min")
+LABEL_OFFSET = 30  # pixels between a front point and its number
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the user asked for: the accuracy criterion, the axis scale and the rule (knee or weights)."""
+
+    accuracy: Criterion
+    log_x: bool
+    use_weights: bool
+
+
+@dataclass(frozen=True)
+class Limits:
+    constraints: list[Constraint]
+    accuracy_weight: float | None  # None: choose the knee
 
 
 def trade_off_chart(result: SelectionResult, x: Criterion, y: Criterion, log_x: bool) -> go.Figure:
-    """Feasible candidates with seed error bars, the Pareto front as a line, knee and preferred points marked."""
+    """Feasible candidates with seed error bars, the Pareto front as a line, knee and preferred points marked.
+
+    Front points carry their rank in `front_ranking` (listed with names beside the chart); every name is in
+    the hover, so crowded candidates leave no overlapping labels.
+    """
     feasible = result.feasible
     figure = go.Figure()
 
-    def add(points: pd.DataFrame, **style) -> None:
+    def add(points: pd.DataFrame, **style: Any) -> None:
         figure.add_scatter(
             x=points[mean_column(x.metric)], y=points[mean_column(y.metric)], text=points["candidate"], **style
         )
@@ -59,168 +84,237 @@ def trade_off_chart(result: SelectionResult, x: Criterion, y: Criterion, log_x: 
     for column, name, symbol in (("knee", "knee", "star"), ("preferred", "preferred by weights", "diamond-open")):
         add(
             feasible[feasible[column]],
-            mode="markers+text",
+            mode="markers",
             name=name,
-            textposition="top center",
             marker={"symbol": symbol, "size": 20, "line": {"width": 2}},
-            hoverinfo="skip",
+            hovertemplate=hover,
         )
     figure.update_layout(
+        annotations=rank_labels(result, x, y, log_x),
         xaxis={"title": widgets.METRIC_LABELS[x.metric], "type": "log" if log_x else "linear"},
         yaxis={"title": widgets.METRIC_LABELS[y.metric]},
         height=520,
-        margin={"t": 40},
+        margin={"t": 40, "r": 30},
         legend={"orientation": "h", "y": 1.12},
     )
     return figure
 
 
-def false_alarm_sentence(ctx: widgets.StoreContext, part: str, condition: str, candidate: str) -> str:
-    """', 4 false alarms per 1000 good parts vs 61 for the legacy system' from local runs, or ''."""
-    runs = cached_queries.operating_points(ctx.store, ctx.stamp, (part,))
-    runs = runs[runs["condition"] == condition]
-    rates = (1000 * runs["false_alarms_f1"] / runs["n_good"]).groupby(runs["candidate"]).mean()
-    if candidate not in rates:
-        return ""
-    sentence = f", {rates[candidate]:.0f} false alarms per 1000 good parts"
-    legacy = runs.loc[runs["model"] == "legacy", "candidate"]
-    if not legacy.empty and candidate != legacy.iloc[0]:
-        sentence += f" vs {rates[legacy.iloc[0]]:.0f} for the legacy system"
-    return sentence
+def rank_labels(result: SelectionResult, x: Criterion, y: Criterion, log_x: bool) -> list[dict[str, Any]]:
+    """Numbered tags on the front points, alternately above and below; identical points share one tag."""
+    ranked = front_ranking(result)
+    points = ranked.groupby([mean_column(x.metric), mean_column(y.metric)], sort=False)["rank"]
+    tags = points.agg(lambda ranks: ", ".join(map(str, ranks))).reset_index()
+    return [
+        {
+            "x": np.log10(at_x) if log_x else at_x,  # Plotly places annotations on a log axis by exponent
+            "y": at_y,
+            "text": text,
+            "ax": 0,
+            "ay": LABEL_OFFSET if index % 2 else -LABEL_OFFSET,
+            "showarrow": True,
+            "arrowwidth": 1,
+            "arrowcolor": "#888888",
+            "bgcolor": "white",
+            "bordercolor": "#888888",
+            "font": {"size": 13, "color": "#222222"},
+        }
+        for index, (at_x, at_y, text) in enumerate(tags.itertuples(index=False))
+    ]
 
 
-def figure_text(row: pd.Series, criterion: Criterion) -> str:
-    mean, std = row[mean_column(criterion.metric)], row.get(std_column(criterion.metric))
-    spread = f" ± {std:.2f}" if pd.notna(std) else ""
-    if criterion.metric == "inference_ms":
-        return f"{mean:.0f}{spread} ms"
-    return f"{widgets.METRIC_LABELS[criterion.metric].split(' (')[0]} {mean:.2f}{spread}"
+def ranked_front_table(result: SelectionResult, x: Criterion, y: Criterion) -> pd.DataFrame:
+    """The front as listed beside the chart: rank, name, both figures and whether it is the knee or preferred."""
+    ranked = front_ranking(result)
+    marks = np.where(ranked["knee"], "knee", "") + np.where(ranked["preferred"], " preferred", "")
+    return pd.DataFrame(
+        {
+            "rank": ranked["rank"],
+            "candidate": ranked["candidate"],
+            short_label(x.metric): ranked[mean_column(x.metric)],
+            short_label(y.metric): ranked[mean_column(y.metric)],
+            "chosen": pd.Series(marks).str.strip(),
+        }
+    )
+
+
+def short_label(metric: str) -> str:
+    """'Inference' for 'Inference (ms/image)': table headers beside a chart have little room."""
+    return widgets.METRIC_LABELS[metric].split(" (")[0]
+
+
+def chart_with_ranking(result: SelectionResult, x: Criterion, y: Criterion, log_x: bool, key: str) -> None:
+    chart, ranking = st.columns([5, 4])
+    chart.plotly_chart(trade_off_chart(result, x, y, log_x), key=key)
+    ranking.markdown("**The front, by number on the chart**")
+    ranking.dataframe(
+        ranked_front_table(result, x, y),
+        hide_index=True,
+        key=f"{key}_ranking",
+        column_config={
+            "rank": st.column_config.NumberColumn("#", width="small"),
+            short_label(x.metric): st.column_config.NumberColumn(format="%.4g"),
+            short_label(y.metric): st.column_config.NumberColumn(format="%.3f"),
+            "chosen": st.column_config.TextColumn(width="small"),
+        },
+    )
+
+
+def choose_parts(ctx: widgets.StoreContext, filters: widgets.Filters) -> list[str]:
+    all_parts = sorted(cached_queries.parts(ctx.store, ctx.stamp), key=widgets.part_order)
+    return st.multiselect(
+        "Parts to choose for (several parts: each candidate counts with its worst figure across them)",
+        all_parts,
+        default=[filters.part] if filters.part in all_parts else all_parts[:1],
+        key="selection_parts",
+    )
+
+
+def choices() -> Choices:
+    left, middle, right = st.columns(3)
+    metric: str = left.selectbox(
+        "Accuracy criterion",
+        list(widgets.ACCURACY_METRICS),
+        format_func=lambda name: widgets.METRIC_LABELS[name],
+        key="selection_metric",
+    )
+    log_x = middle.toggle("Logarithmic time axis", value=True, key="selection_log")
+    use_weights = right.toggle("Weigh the criteria instead of the knee", key="selection_use_weights")
+    return Choices(Criterion(metric, "max"), log_x, use_weights)
+
+
+def limits_and_weights(rows: pd.DataFrame, chosen: Choices) -> Limits:
+    """Acceptability floor on accuracy, ceiling on inference time and, when weighing, the weight of accuracy."""
+    times = rows.loc[rows["metric"] == INFERENCE.metric, "mean"]
+    slowest = float(np.ceil(times.max())) if not times.empty else 1000.0
+    with st.expander("Acceptability limits and weights", expanded=True):
+        floor_column, ceiling_column, weight_column = st.columns(3)
+        floor = floor_column.slider(
+            f"Minimum {widgets.METRIC_LABELS[chosen.accuracy.metric]}", 0.0, 1.0, 0.0, 0.01, key="selection_floor"
+        )
+        ceiling = ceiling_column.slider("Maximum inference (ms/image)", 1.0, slowest, slowest, key="selection_ceiling")
+        weight = weight_column.slider(
+            "Weight of accuracy (the rest goes to speed)",
+            0.0,
+            1.0,
+            0.5,
+            0.05,
+            key="selection_weight",
+            disabled=not chosen.use_weights,
+        )
+    constraints = [Constraint(chosen.accuracy.metric, floor=floor)] if floor > 0 else []
+    constraints += [Constraint(INFERENCE.metric, ceiling=ceiling)] if ceiling < slowest else []
+    return Limits(constraints, weight if chosen.use_weights else None)
+
+
+def selection(candidates: pd.DataFrame, accuracy: Criterion, limits: Limits) -> SelectionResult:
+    criteria = (INFERENCE, accuracy)
+    if candidates.empty:
+        candidates = pd.DataFrame(columns=[*KEY, mean_column(INFERENCE.metric), mean_column(accuracy.metric)])
+    weight = limits.accuracy_weight
+    weights = None if weight is None else {INFERENCE.metric: 1 - weight, accuracy.metric: weight}
+    return select(candidates, criteria, limits.constraints, weights)
+
+
+def recommendation(
+    ctx: widgets.StoreContext,
+    condition: str,
+    parts: list[str],
+    result: SelectionResult,
+    chosen: Choices,
+    limits: Limits,
+) -> Recommendation | None:
+    """The card's content, with the local runs' hardware and, on one part, false alarms against the legacy check."""
+    hardware = pd.concat([cached_queries.runtime(ctx.store, ctx.stamp, part) for part in parts], ignore_index=True)
+    hardware = hardware[hardware["condition"] == condition] if not hardware.empty else None
+    alarm_rates = None
+    if len(parts) == 1:
+        runs = cached_queries.operating_points(ctx.store, ctx.stamp, (parts[0],))
+        runs = runs[runs["condition"] == condition]
+        alarm_rates = rates_per_candidate(runs) if not runs.empty else None
+    return recommend(
+        result,
+        parts,
+        chosen.accuracy,
+        widgets.METRIC_LABELS,
+        hardware=hardware,
+        alarm_rates=alarm_rates,
+    )
+
+
+def recommendation_card(card: Recommendation | None) -> None:
+    if card is None:
+        st.warning("No candidate meets every limit. Loosen the limits or choose other parts.")
+        return
+    with st.container(border=True):
+        st.markdown(card.markdown())
+        if card.not_clearly_worse:
+            st.caption(
+                "Within one standard deviation of the front, so not clearly worse: " + ", ".join(card.not_clearly_worse)
+            )
+
+
+def trade_off(result: SelectionResult, accuracy: Criterion, log_x: bool) -> None:
+    chart_with_ranking(result, INFERENCE, accuracy, log_x, key="selection_chart")
+    st.caption(
+        f"Knee method: {result.knee_method}. Error bars: ± one standard deviation over seeds (published single values have none)."
+    )
+    shown = [
+        mean_column(INFERENCE.metric),
+        mean_column(accuracy.metric),
+        std_column(accuracy.metric),
+        f"{accuracy.metric}_worst_part",
+        f"{INFERENCE.metric}_worst_part",
+        "on_front",
+        "near_front",
+        "knee",
+        "preferred",
+    ]
+    columns = ["candidate", *[column for column in shown if column in result.feasible]]
+    st.dataframe(result.feasible[columns].sort_values(mean_column(INFERENCE.metric)), hide_index=True)
+
+
+def left_out(excluded: pd.DataFrame) -> None:
+    if not excluded.empty:
+        st.markdown("**Left out**")
+        st.dataframe(excluded, hide_index=True)
+
+
+def image_against_pixel(rows: pd.DataFrame, parts: list[str]) -> None:
+    st.subheader("Image against pixel accuracy")
+    criteria = (Criterion("image_auroc", "max"), Criterion("pixel_auroc", "max"))
+    candidates, missing = worst_case_across_parts(rows, parts, criteria, KEY)
+    if candidates.empty:
+        st.info("No candidate has both image and pixel AUROC for the chosen parts.")
+        return
+    result = select(candidates, criteria)
+    chart_with_ranking(result, *criteria, log_x=False, key="pixel_chart")
+    no_pixel = pd.concat([missing, result.excluded[[*KEY, "reason"]]], ignore_index=True)
+    if not no_pixel.empty:
+        st.caption("Without pixel figures (image-level models, or no masks): " + ", ".join(no_pixel["candidate"]))
+
+
+def choose(ctx: widgets.StoreContext, filters: widgets.Filters, parts: list[str], rows: pd.DataFrame) -> None:
+    chosen = choices()
+    limits = limits_and_weights(rows, chosen)
+    candidates, missing_parts = worst_case_across_parts(rows, parts, (INFERENCE, chosen.accuracy), KEY)
+    result = selection(candidates, chosen.accuracy, limits)
+    recommendation_card(recommendation(ctx, filters.condition, parts, result, chosen, limits))
+    if not result.feasible.empty:
+        trade_off(result, chosen.accuracy, chosen.log_x)
+    left_out(pd.concat([missing_parts, result.excluded[[*KEY, "reason"]]], ignore_index=True))
+    image_against_pixel(rows, parts)
 
 
 st.title("Model selection")
 ctx = widgets.store_context()
 if ctx is not None:
     filters = widgets.sidebar_filters(ctx)
-    all_parts = sorted(cached_queries.parts(ctx.store, ctx.stamp), key=widgets.part_order)
-    parts = st.multiselect(
-        "Parts to choose for (several parts: each candidate counts with its worst figure across them)",
-        all_parts,
-        default=[filters.part] if filters.part in all_parts else all_parts[:1],
-        key="selection_parts",
-    )
-    left, middle, right = st.columns(3)
-    accuracy = Criterion(
-        left.selectbox(
-            "Accuracy criterion",
-            widgets.ACCURACY_METRICS,
-            format_func=widgets.METRIC_LABELS.get,
-            key="selection_metric",
-        ),
-        "max",
-    )
-    log_x = middle.toggle("Logarithmic time axis", value=True, key="selection_log")
-    use_weights = right.toggle("Weigh the criteria instead of the knee", key="selection_use_weights")
+    parts = choose_parts(ctx, filters)
     rows = (
         cached_queries.selection_rows(ctx.store, ctx.stamp, parts, filters.condition, filters.source) if parts else None
     )
     if rows is None or rows.empty:
         widgets.empty_state("No figures for the chosen parts, condition and source.", ctx)
     else:
-        with st.expander("Acceptability limits and weights", expanded=True):
-            limit_left, limit_right, weight_column = st.columns(3)
-            floor = limit_left.slider(
-                f"Minimum {widgets.METRIC_LABELS[accuracy.metric]}", 0.0, 1.0, 0.0, 0.01, key="selection_floor"
-            )
-            slowest = (
-                float(np.ceil(rows.loc[rows["metric"] == "inference_ms", "mean"].max()))
-                if (rows["metric"] == "inference_ms").any()
-                else 1000.0
-            )
-            ceiling = limit_right.slider("Maximum inference (ms/image)", 1.0, slowest, slowest, key="selection_ceiling")
-            accuracy_weight = weight_column.slider(
-                "Weight of accuracy (the rest goes to speed)",
-                0.0,
-                1.0,
-                0.5,
-                0.05,
-                key="selection_weight",
-                disabled=not use_weights,
-            )
-        criteria = (TIME, accuracy)
-        constraints = [Constraint(accuracy.metric, floor=floor)] if floor > 0 else []
-        constraints += [Constraint("inference_ms", ceiling=ceiling)] if ceiling < slowest else []
-        candidates, missing_parts = worst_case_across_parts(rows, parts, criteria, KEY)
-        result = select(
-            candidates
-            if not candidates.empty
-            else pd.DataFrame(columns=[*KEY, mean_column(TIME.metric), mean_column(accuracy.metric)]),
-            criteria,
-            constraints,
-            {TIME.metric: 1 - accuracy_weight, accuracy.metric: accuracy_weight} if use_weights else None,
-        )
-        excluded = pd.concat([missing_parts, result.excluded[[*KEY, "reason"]]], ignore_index=True)
-        if result.feasible.empty:
-            st.warning("No candidate meets every limit. Loosen the limits or choose other parts.")
-        else:
-            chosen = result.feasible[result.feasible["preferred" if use_weights else "knee"]]
-            pick = chosen.sort_values(mean_column(accuracy.metric), ascending=False).iloc[0]
-            where = ", ".join(parts)
-            alarms = (
-                false_alarm_sentence(ctx, parts[0], filters.condition, pick["candidate"]) if len(parts) == 1 else ""
-            )
-            why = (
-                f"closest to your weights ({accuracy_weight:.0%} accuracy, {1 - accuracy_weight:.0%} speed) among the front, by pymoo pseudo-weights"
-                if use_weights
-                else f"the knee of the accuracy/time front: {result.knee_method}"
-            )
-            limits = "; ".join(
-                c.metric + (f" ≥ {c.floor:g}" if c.floor is not None else f" ≤ {c.ceiling:g}") for c in constraints
-            )
-            with st.container(border=True):
-                st.markdown(
-                    f"#### {where}: {pick['candidate']}\n"
-                    f"{figure_text(pick, accuracy)}, {figure_text(pick, TIME)}{alarms}.\n\n"
-                    f"Why: {why}. {len(result.front)} of {len(result.feasible)} acceptable candidates are on the front"
-                    + (f" after the limits {limits}" if limits else "")
-                    + (" (worst figure across the chosen parts)" if len(parts) > 1 else "")
-                    + "."
-                )
-                others = result.feasible[result.feasible["near_front"]]["candidate"].tolist()
-                if others:
-                    st.caption("Within one standard deviation of the front, so not clearly worse: " + ", ".join(others))
-            st.plotly_chart(trade_off_chart(result, TIME, accuracy, log_x), key="selection_chart")
-            st.caption(
-                f"Knee method: {result.knee_method}. Error bars: ± one standard deviation over seeds (published single values have none)."
-            )
-            shown = [
-                c
-                for c in [
-                    "candidate",
-                    mean_column(TIME.metric),
-                    mean_column(accuracy.metric),
-                    std_column(accuracy.metric),
-                    "on_front",
-                    "near_front",
-                    "knee",
-                    "preferred",
-                ]
-                if c in result.feasible
-            ]
-            st.dataframe(result.feasible[shown].sort_values(mean_column(TIME.metric)), hide_index=True)
-        if not excluded.empty:
-            st.markdown("**Left out**")
-            st.dataframe(excluded, hide_index=True)
-
-        st.subheader("Image against pixel accuracy")
-        pixel_criteria = (Criterion("image_auroc", "max"), Criterion("pixel_auroc", "max"))
-        pixel_candidates, pixel_missing = worst_case_across_parts(rows, parts, pixel_criteria, KEY)
-        if pixel_candidates.empty:
-            st.info("No candidate has both image and pixel AUROC for the chosen parts.")
-        else:
-            pixel_result = select(pixel_candidates, pixel_criteria)
-            st.plotly_chart(trade_off_chart(pixel_result, *pixel_criteria, log_x=False), key="pixel_chart")
-            no_pixel = pd.concat([pixel_missing, pixel_result.excluded[[*KEY, "reason"]]], ignore_index=True)
-            if not no_pixel.empty:
-                st.caption(
-                    "Without pixel figures (image-level models, or no masks): " + ", ".join(no_pixel["candidate"])
-                )
+        choose(ctx, filters, parts, rows)

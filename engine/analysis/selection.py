@@ -80,12 +80,16 @@ class SelectionResult:
       knee            the knee of the front by `knee_method`.
       preferred       the front point whose pseudo-weights are closest to the given weights (all False without).
     `excluded` holds the other candidates with a plain-words `reason`.
+    `weights` are the criterion weights `preferred` was found with, scaled to sum to one (None without);
+    `constraints` the acceptability limits applied.
     """
 
     criteria: tuple[Criterion, ...]
     feasible: pd.DataFrame
     excluded: pd.DataFrame
     knee_method: str
+    weights: Mapping[str, float] | None = None
+    constraints: tuple[Constraint, ...] = ()
 
     @property
     def front(self) -> pd.DataFrame:
@@ -150,7 +154,8 @@ def select(
     point_of_member = point_of_member.reshape(-1)
     normalised = _min_max(points)
     knee_points, knee_method = _knee(normalised)
-    preferred_points = [] if weights is None else _preferred(normalised, _weight_vector(weights, criteria))
+    vector = None if weights is None else _weight_vector(weights, criteria)
+    preferred_points = [] if vector is None else _preferred(normalised, vector)
 
     feasible = feasible.assign(
         on_front=on_front,
@@ -159,7 +164,8 @@ def select(
         knee=_on_front_values(np.isin(point_of_member, knee_points), on_front),
         preferred=_on_front_values(np.isin(point_of_member, preferred_points), on_front),
     )
-    return SelectionResult(criteria, feasible, excluded, knee_method)
+    scaled = None if vector is None else {c.metric: float(w) for c, w in zip(criteria, vector, strict=True)}
+    return SelectionResult(criteria, feasible, excluded, knee_method, scaled, constraints)
 
 
 def worst_case_across_parts(
@@ -199,6 +205,18 @@ def worst_case_across_parts(
             row[f"{criterion.metric}_worst_part"] = figures.at[worst, "part"]
         chosen.append(row)
     return pd.DataFrame(chosen), pd.DataFrame(excluded, columns=[*keys, "reason"])
+
+
+def front_ranking(result: SelectionResult) -> pd.DataFrame:
+    """The front's members in order along the first criterion, best first (ties by the next), `rank` from 1.
+
+    Charts label front points by this rank and list the names beside them, since names crowd where
+    candidates do.
+    """
+    columns = [mean_column(criterion.metric) for criterion in result.criteria]
+    ascending = [criterion.direction == "min" for criterion in result.criteria]
+    ranked = result.front.sort_values(columns, ascending=ascending, kind="stable").reset_index(drop=True)
+    return ranked.assign(rank=range(1, len(ranked) + 1))
 
 
 def _check_criteria(criteria: tuple[Criterion, ...]) -> None:
@@ -252,9 +270,9 @@ def _objectives(frame: pd.DataFrame, criteria: tuple[Criterion, ...]) -> np.ndar
 
 def _dominated(points: np.ndarray, by: np.ndarray) -> np.ndarray:
     """For each point, whether some row of `by` is no worse everywhere and better somewhere (minimising)."""
-    no_worse = (by[None, :, :] <= points[:, None, :]).all(axis=2)
-    better = (by[None, :, :] < points[:, None, :]).any(axis=2)
-    return (no_worse & better).any(axis=1)
+    no_worse = np.all(by[None, :, :] <= points[:, None, :], axis=2)
+    better = np.any(by[None, :, :] < points[:, None, :], axis=2)
+    return np.asarray(np.any(no_worse & better, axis=1))
 
 
 def _min_max(points: np.ndarray) -> np.ndarray:

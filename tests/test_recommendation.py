@@ -1,0 +1,194 @@
+"""The recommendation card's words on known inputs: the study's part1 figures, and local runs on two parts."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from engine.analysis.line_stops import rates_per_candidate
+from engine.analysis.recommendation import STUDY_TIMING, milliseconds, recommend
+from engine.analysis.selection import (
+    KNEE_BY_TRADEOFF,
+    Constraint,
+    Criterion,
+    candidate_table,
+    select,
+    worst_case_across_parts,
+)
+from store.published import read_published_csv
+
+SPEED = Criterion("inference_ms", "min")
+IMAGE_AUROC = Criterion("image_auroc", "max")
+LABELS = {"image_auroc": "Image AUROC", "inference_ms": "Inference (ms/image)"}
+KEY = ("candidate", "source", "model")
+PADIM = "PaDiM / EfficientNet-Lite0 (cpu)"
+XEON = "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz"
+EPYC = "AMD EPYC 7B13 64-Core Processor"
+
+
+@pytest.fixture(scope="module")
+def published_part1() -> pd.DataFrame:
+    """The study's part1 candidates (Tables 4 and 5) as the dashboard names them, source `published`."""
+    published = read_published_csv()
+    table = candidate_table(published[published["source_table"].isin(["Table 4", "Table 5"])])
+    names = table["model"] + table["backbone"].map(lambda backbone: f" / {backbone}" if backbone else "")
+    return table.assign(candidate=names + " (paper)", source="published", part="part1")
+
+
+@pytest.fixture(scope="module")
+def local_rows() -> pd.DataFrame:
+    """Long rows of four local candidates on part1 and part16 (mean ± std over seeds).
+
+    On both parts the front is legacy, PaDiM and PatchCore with PaDiM its clear knee; DFM is slower and less
+    accurate than PaDiM on part1 but within one std of it. PaDiM's worst accuracy is on part16 and its worst
+    time on part1.
+    """
+    figures = [
+        ("part1", "Legacy camera check (cpu)", "legacy", 0.55, 0.0, 2.0, 0.1),
+        ("part16", "Legacy camera check (cpu)", "legacy", 0.52, 0.0, 2.5, 0.1),
+        ("part1", PADIM, "padim", 0.95, 0.02, 45.0, 3.0),
+        ("part16", PADIM, "padim", 0.81, 0.04, 44.0, 2.0),
+        ("part1", "DFM / EfficientNet-Lite0 (cpu)", "dfm", 0.93, 0.03, 60.0, 1.0),
+        ("part16", "DFM / EfficientNet-Lite0 (cpu)", "dfm", 0.60, 0.05, 58.0, 1.5),
+        ("part1", "PatchCore / EfficientNet-Lite0 (cpu)", "patchcore", 0.96, 0.01, 400.0, 9.0),
+        ("part16", "PatchCore / EfficientNet-Lite0 (cpu)", "patchcore", 0.85, 0.02, 410.0, 8.0),
+    ]
+    rows = []
+    for part, candidate, model, auroc, auroc_std, ms, ms_std in figures:
+        identity = {"part": part, "candidate": candidate, "source": "local", "model": model}
+        rows.append({**identity, "metric": "image_auroc", "mean": auroc, "std": auroc_std})
+        rows.append({**identity, "metric": "inference_ms", "mean": ms, "std": ms_std})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def hardware() -> pd.DataFrame:
+    """The runtime table's hardware columns: PaDiM ran on a Xeon for part1 and an EPYC for part16."""
+    return pd.DataFrame(
+        {
+            "candidate": [PADIM, PADIM, PADIM, "Legacy camera check (cpu)"],
+            "part": ["part1", "part1", "part16", "part1"],
+            "processor": [XEON, XEON, EPYC, XEON],
+            "torch_threads": [2, 2, 4, 2],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def part1_alarms() -> pd.DataFrame:
+    """Operating points of part1: legacy flags 6 of 100 good parts; PaDiM 1 of 100, then 0 of 100."""
+    runs = pd.DataFrame(
+        {
+            "candidate": ["Legacy camera check (cpu)", PADIM, PADIM],
+            "model": ["legacy", "padim", "padim"],
+            "seed": [0, 0, 1],
+            "n_good": [100, 100, 100],
+            "n_defective": [50, 50, 50],
+            "false_alarms_f1": [6, 1, 0],
+            "missed_f1": [2, 1, 1],
+            "false_alarms_zero_escape": [9, 3, 2],
+        }
+    )
+    return rates_per_candidate(runs)
+
+
+def local_selection(rows: pd.DataFrame, parts: list[str], constraints=(), weights=None):
+    candidates, _ = worst_case_across_parts(rows, parts, (SPEED, IMAGE_AUROC), KEY)
+    return select(candidates, (SPEED, IMAGE_AUROC), constraints, weights)
+
+
+def test_the_study_s_part1_knee_is_recommended_with_its_figures_and_the_study_s_gpu(published_part1):
+    result = select(published_part1, [SPEED, IMAGE_AUROC])
+    card = recommend(result, ["part1"], IMAGE_AUROC, LABELS)
+    assert card is not None
+    assert card.candidate == "GANomaly (paper)" and card.heading == "part1: GANomaly (paper)"
+    assert card.figures == f"Image AUROC 0.74 ± 0.25, 96.2 ms per image ({STUDY_TIMING})"
+    assert card.why == (
+        f"the knee of the accuracy/time front: {KNEE_BY_TRADEOFF}. "
+        f"4 of {len(published_part1)} acceptable candidates are on the front"
+    )
+    assert "FastFlow / WideResNet50 (paper)" in card.not_clearly_worse
+    assert card.markdown().startswith("#### part1: GANomaly (paper)\nImage AUROC 0.74")
+
+
+def test_weights_recommend_the_preferred_candidate_and_say_how_it_was_weighed(published_part1):
+    weights = {"inference_ms": 0.1, "image_auroc": 0.9}
+    card = recommend(select(published_part1, [SPEED, IMAGE_AUROC], weights=weights), ["part1"], IMAGE_AUROC, LABELS)
+    assert card is not None and card.candidate == "EfficientAD (paper)"
+    assert card.figures.startswith("Image AUROC 0.98 ± 0.01, 173 ms per image")
+    assert card.why.startswith("closest to your weights (90% accuracy, 10% speed) among the front")
+
+
+def test_a_local_pick_states_the_processor_it_was_timed_on_and_its_false_alarms_against_legacy(
+    local_rows, hardware, part1_alarms
+):
+    card = recommend(
+        local_selection(local_rows, ["part1"]),
+        ["part1"],
+        IMAGE_AUROC,
+        LABELS,
+        hardware=hardware,
+        alarm_rates=part1_alarms,
+    )
+    assert card is not None and card.heading == f"part1: {PADIM}"
+    assert card.figures == (
+        f"Image AUROC 0.95 ± 0.02, 45 ± 3 ms per image (measured here on {XEON}, 2 CPU threads), "
+        "5 false alarms per 1000 good parts vs 60 for the legacy check"
+    )
+    assert card.not_clearly_worse == ("DFM / EfficientNet-Lite0 (cpu)",)
+
+
+def test_across_parts_each_figure_is_the_worst_and_names_its_part_and_that_part_s_hardware(
+    local_rows, hardware, part1_alarms
+):
+    card = recommend(
+        local_selection(local_rows, ["part1", "part16"]),
+        ["part1", "part16"],
+        IMAGE_AUROC,
+        LABELS,
+        hardware=hardware,
+        alarm_rates=part1_alarms,  # one part's false alarms say nothing about several: left out
+    )
+    assert card is not None and card.heading == f"part1, part16: {PADIM}"
+    assert card.figures == (
+        f"Image AUROC 0.81 ± 0.04 on part16, 45 ± 3 ms per image on part1 (measured here on {XEON}, 2 CPU threads)"
+    )
+    assert EPYC not in card.figures and "false alarms" not in card.figures
+    assert card.why.endswith("3 of 4 acceptable candidates are on the front (worst figure across the chosen parts)")
+
+
+def test_limits_are_named_and_a_local_pick_without_hardware_rows_is_still_said_to_be_local(local_rows):
+    limits = [Constraint("image_auroc", floor=0.9), Constraint("inference_ms", ceiling=300)]
+    card = recommend(local_selection(local_rows, ["part1"], limits), ["part1"], IMAGE_AUROC, LABELS)
+    assert card is not None and card.candidate == PADIM
+    assert card.figures.endswith("45 ± 3 ms per image (measured here)")
+    assert card.why.endswith(
+        "1 of 2 acceptable candidates are on the front after the limits image_auroc ≥ 0.9; inference_ms ≤ 300"
+    )
+
+
+def test_no_recommendation_when_no_candidate_meets_the_limits(local_rows):
+    impossible = [Constraint("image_auroc", floor=0.99)]
+    result = local_selection(local_rows, ["part1"], impossible)
+    assert result.feasible.empty
+    assert recommend(result, ["part1"], IMAGE_AUROC, LABELS) is None
+
+
+def test_legacy_as_the_pick_is_not_compared_with_itself(local_rows, part1_alarms):
+    weights = {"inference_ms": 1.0, "image_auroc": 0.0}
+    card = recommend(
+        local_selection(local_rows, ["part1"], weights=weights),
+        ["part1"],
+        IMAGE_AUROC,
+        LABELS,
+        alarm_rates=part1_alarms,
+    )
+    assert card is not None and card.candidate == "Legacy camera check (cpu)"
+    assert card.figures.endswith("60 false alarms per 1000 good parts")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(0.41234, "0.412"), (45.26, "45.3"), (96.17, "96.2"), (193.22, "193"), (1234.5, "1234")]
+)
+def test_milliseconds_keep_three_digits_below_100_and_whole_numbers_above(value, text):
+    assert milliseconds(value) == text
