@@ -10,8 +10,9 @@ First it shows that a write to the store changes `cached_queries.stamp` and make
 page is rendered through Streamlit's AppTest on a cleared cache and rerun: the time spent in the
 `dashboard.cached_queries` loaders is the page's data time, the figure held to 1 s.
 
-Like the dashboard it measures, it loads neither torch nor the model registry: the presets, conditions,
-metric names and environment fields the engine records are spelled out here.
+Like the dashboard it measures, it loads neither torch nor the model registry: the metric names, models
+without a backbone, kept heatmaps, environment fields and run ids the engine records are spelled out here, and
+tests/test_benchmarks.py checks that they agree with the engine.
 
     .venv/bin/python benchmarks/dashboard_load.py [--runs 100000] [--seeds 5] [--store FILE] [--reuse]
 """
