@@ -12,7 +12,8 @@ page is rendered through Streamlit's AppTest on a cleared cache and rerun: the t
 
 Like the dashboard it measures, it loads no torch: models and their backbones come from the model registry
 (light until a model is built), presets and conditions from the store; the metric ranges drawn and the
-environment fields the engine records are spelled out here.
+environment fields the engine records are spelled out here, and
+tests/test_benchmarks.py checks that they agree with the engine.
 
     .venv/bin/python benchmarks/dashboard_load.py [--runs 100000] [--seeds 5] [--store FILE] [--reuse]
 """

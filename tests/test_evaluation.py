@@ -6,12 +6,17 @@ import json
 import re
 from pathlib import Path
 
+import albumentations as A
+import cv2
+import numpy as np
 import pytest
 
 from engine.cli import main as gluelab
 from engine.evaluation.grid import run_grid
 from engine.evaluation.jobs import Job, plan_grid
 from engine.evaluation.metrics import IMAGE_METRICS, PIXEL_METRICS
+from engine.models.base import Detector, Prediction
+from engine.models.registry import MODELS, ModelEntry
 from store.runs import artifacts_dir, run_artifacts, run_image_scores, run_metrics, runs
 from tests.conftest import file_digest, generated_store
 
@@ -119,3 +124,72 @@ def test_models_command_lists_every_model_and_backbone_with_its_state(capsys):
     assert "gluelab weights import FILE --name resnet18" in rows[("padim", "resnet18")]
     assert rows[("reverse_distillation", "tf_efficientnet_lite0")] == "runnable"
     assert rows[("dsr", "-")].endswith("gluelab weights import FILE --name dsr_vq")
+
+
+class NonFiniteDetector(Detector):
+    """A model that fits and scores like any other but reports NaN scores, or an infinite value in one map."""
+
+    def __init__(self, broken: str) -> None:
+        self.broken = broken
+
+    def fit(self, train: list[np.ndarray], augment: A.Compose | None) -> None:
+        self.mean = float(np.mean([image.mean() for image in train]))
+
+    def predict(self, images: list[np.ndarray], batch_size: int) -> Prediction:
+        scores = np.array([abs(image.mean() - self.mean) for image in images])
+        maps = np.stack([np.abs(cv2.resize(image, (32, 32)).astype(np.float32) - self.mean) for image in images])
+        if self.broken == "scores":
+            scores[len(scores) // 2] = np.nan
+        else:
+            maps[0, 3, 4] = np.inf
+        return Prediction(scores, maps)
+
+    def resize_masks(self, masks: list[np.ndarray]) -> np.ndarray:
+        return np.stack(
+            [cv2.resize(mask.astype(np.uint8), (32, 32), interpolation=cv2.INTER_NEAREST) > 0 for mask in masks]
+        )
+
+    @property
+    def config(self) -> dict:
+        return {"model": "non_finite", "deviations": []}
+
+
+@pytest.mark.parametrize("broken", ["scores", "maps"])
+def test_nan_or_infinite_output_fails_the_run_with_the_reason_and_stores_no_results(broken, small_store, monkeypatch):
+    entry = ModelEntry("non_finite", "Non-finite", lambda backbone, settings: NonFiniteDetector(broken), {"cpu": {}})
+    monkeypatch.setitem(MODELS, "non_finite", entry)
+    failing = Job("part1", "non_finite", "", "cpu", 0, "baseline")
+    passing = Job("part1", "legacy", "", "cpu", 11, "baseline")
+    summary = run_grid([failing, passing], small_store, force=True, show_progress=False)
+
+    assert (summary.finished, summary.failed) == (1, 1)
+    table = runs(small_store).set_index("run_id")
+    assert table.loc[failing.run_id].status == "failed"
+    assert table.loc[failing.run_id].error.startswith(
+        "NonFiniteScores: non_finite produced NaN or infinite anomaly scores (at evaluate.py:"
+    )
+    assert _metrics(small_store, failing) == {}
+    assert run_image_scores(failing.run_id, small_store).empty and run_artifacts(failing.run_id, small_store).empty
+    assert table.loc[passing.run_id].status == "finished"
+
+
+@pytest.fixture(scope="module")
+def wider_store(tmp_path_factory) -> Path:
+    """part1 with 60 images: 12 good test images, more than the 10 whose heatmaps are kept."""
+    return generated_store(tmp_path_factory.mktemp("wider"), images=60)
+
+
+def test_heatmaps_are_kept_for_every_defect_and_the_ten_highest_scoring_good_images(wider_store):
+    job = plan_grid(["part1"], ["legacy"], None, 1, ["baseline"], "cpu", wider_store)[0]
+    assert run_grid([job], wider_store, show_progress=False).finished == 1
+
+    scores = run_image_scores(job.run_id, wider_store)
+    kept = set(run_artifacts(job.run_id, wider_store)["image_path"])
+    good = scores[scores["label"] == "normal"].sort_values("score", ascending=False)
+    assert len(good) == 12 and good["score"].iloc[9] > good["score"].iloc[-1]  # the choice is not arbitrary
+    kept_good = good[good["image_path"].isin(kept)]
+    left_out = good[~good["image_path"].isin(kept)]
+    assert len(kept_good) == 10 and kept_good["score"].min() >= left_out["score"].max()
+    defective = set(scores.loc[scores["label"] == "anomalous", "image_path"])
+    assert len(defective) == 12 and defective <= kept
+    assert kept == defective | set(kept_good["image_path"])

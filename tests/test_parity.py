@@ -1,17 +1,24 @@
-"""PaDiM through our engine agrees with plain anomalib Engine.fit/test on the same data and setup."""
+"""PaDiM through our engine agrees with plain anomalib Engine.fit/test on the same data and setup.
+
+The plain run normalises with the statistics timm gives for the backbone's pretrained weights, not with our
+own pre-processing, so a wrong normalisation in the engine shows up as a gap between the two.
+"""
 
 from __future__ import annotations
 
 from anomalib.data import MVTecAD
 from anomalib.engine import Engine
 from anomalib.models import Padim
+from anomalib.pre_processing import PreProcessor
 from lightning.pytorch import seed_everything
+from timm import create_model
+from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from engine.cli import main as gluelab
 from engine.evaluation.grid import run_grid
 from engine.evaluation.jobs import plan_grid
 from engine.models.backbones import ensure_offline_backbones
-from engine.models.catalog import LAYERS, pre_processor
+from engine.models.catalog import LAYERS
 from engine.models.registry import MODELS
 from store.runs import run_metrics
 
@@ -31,12 +38,18 @@ def test_padim_image_and_pixel_auroc_match_plain_anomalib(tmp_path):
 
     settings = MODELS["padim"].presets["cpu"]
     ensure_offline_backbones()
+    weights = create_model("tf_efficientnet_lite0", pretrained=False).pretrained_cfg
+    timm_pre_processor = PreProcessor(
+        transform=Compose(
+            [Resize(tuple(settings["image_size"]), antialias=True), Normalize(weights["mean"], weights["std"])]
+        )
+    )
     seed_everything(jobs[0].seed)
     model = Padim(
         backbone="tf_efficientnet_lite0",
         layers=list(LAYERS["tf_efficientnet_lite0"][: settings["n_layers"]]),
         n_features=settings["n_features"],
-        pre_processor=pre_processor("tf_efficientnet_lite0", settings),
+        pre_processor=timm_pre_processor,
         visualizer=False,
     )
     datamodule = MVTecAD(

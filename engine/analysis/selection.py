@@ -6,8 +6,9 @@ Pareto front of the rest with pymoo's non-dominated sorting and marks its knee.
 
 Knee method: the study picks "knee solutions", compromises where gaining a little more on one criterion
 costs disproportionately much on another. pymoo's `HighTradeoffPoints` measures exactly that: for each front
-point the least gain per unit of sacrifice towards its neighbours, flagging the points whose trade-off is an
-outlier. It runs on the front after min-max normalisation (so milliseconds and AUROC weigh alike), needs at
+point the least sacrifice per unit of gain of moving to one of its neighbours (sacrifice and gain: the summed
+amounts by which the neighbour is worse and better), flagging the points where that least cost is an outlier
+(2 std above the mean, else the largest if above 1 std). It runs on the front after min-max normalisation (so milliseconds and AUROC weigh alike), needs at
 least three distinct points and may find no outlier; the knee is then the front point closest (Euclidean) to
 the ideal point of the normalised front, a rule that is always defined. `SelectionResult.knee_method` names
 the rule used. Preferences, when given as criterion weights, go through pymoo's `PseudoWeights` instead.

@@ -33,17 +33,27 @@ def _unit_range(values: torch.Tensor) -> tuple[torch.Tensor, float, float]:
     return (values - low) / max(high - low, 1e-12), low, high
 
 
+def _raw_threshold(raw: torch.Tensor, unit: torch.Tensor, threshold: float) -> float:
+    """The lowest raw value whose rescaled value reaches `threshold`, so `raw >= it` flags what `unit >= threshold` does.
+
+    Scaling the threshold back arithmetically can land a rounding step above that value (float32 maps), and
+    `map >= threshold` would then drop the pixels the F1 was computed with.
+    """
+    return float(raw[unit >= threshold].min())
+
+
 def image_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """Image-level metrics; `labels` 1 = anomalous."""
     if len(set(labels.tolist())) < 2:
         raise ValueError("image metrics need both normal and anomalous test images")
-    unit, low, high = _unit_range(torch.as_tensor(scores, dtype=torch.float64))
+    raw = torch.as_tensor(scores, dtype=torch.float64)
+    unit, _, _ = _unit_range(raw)
     fields = {"pred_score": unit, "gt_label": torch.as_tensor(labels)}
     threshold = _compute(F1AdaptiveThreshold(fields=list(fields)), **fields)
     return {
         "image_auroc": _compute(AUROC(fields=list(fields)), **fields),
         "image_f1": _compute(F1Max(fields=list(fields)), **fields),
-        "image_threshold": low + threshold * (high - low),
+        "image_threshold": _raw_threshold(raw, unit, threshold),
         "fpr_at_full_recall": float((scores[labels == 0] >= scores[labels == 1].min()).mean()),
     }
 
@@ -52,11 +62,12 @@ def pixel_metrics(masks: np.ndarray | None, maps: np.ndarray) -> dict[str, float
     """Pixel-level metrics over all test images; None for every metric when there are no masks."""
     if masks is None:
         return dict.fromkeys(PIXEL_METRICS)
-    unit, low, high = _unit_range(torch.as_tensor(maps, dtype=torch.float32))
+    raw = torch.as_tensor(maps, dtype=torch.float32)
+    unit, _, _ = _unit_range(raw)
     fields = {"anomaly_map": unit, "gt_mask": torch.as_tensor(masks).to(torch.int64)}
     return {
         "pixel_auroc": _compute(AUROC(fields=list(fields)), **fields),
         "pixel_f1": _compute(F1Max(fields=list(fields)), **fields),
-        "pixel_threshold": low + _compute(F1AdaptiveThreshold(fields=list(fields)), **fields) * (high - low),
+        "pixel_threshold": _raw_threshold(raw, unit, _compute(F1AdaptiveThreshold(fields=list(fields)), **fields)),
         "aupro": _compute(AUPRO(fields=list(fields), fpr_limit=0.3), **fields),
     }

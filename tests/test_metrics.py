@@ -1,0 +1,109 @@
+"""Run metrics on known inputs, each expectation computed independently with scikit-learn or by hand.
+
+The scores are raw model units (hundreds to thousands), far outside [0, 1], so a threshold left in the
+rescaled units, or a metric fed squashed logits, cannot pass for the right figure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, precision_recall_curve, roc_auc_score
+
+from engine.evaluation.metrics import PIXEL_METRICS, image_metrics, pixel_metrics
+
+
+def best_f1_and_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """The largest F1 over every threshold and the lowest threshold reaching it, from scikit-learn's PR curve."""
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    precision, recall = precision[:-1], recall[:-1]  # the last point (recall 0) has no threshold
+    with np.errstate(invalid="ignore"):
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    best = int(np.argmax(f1))
+    return float(f1[best]), float(thresholds[best])
+
+
+@pytest.fixture
+def image_case() -> tuple[np.ndarray, np.ndarray]:
+    """30 good and 20 defective images with overlapping raw scores around 400 and one tie across labels."""
+    rng = np.random.default_rng(7)
+    labels = np.r_[np.zeros(30, dtype=int), np.ones(20, dtype=int)]
+    scores = 400 + 35 * rng.normal(size=50) + 40 * labels
+    scores[3] = scores[35]  # a good image scoring exactly like a defective one
+    return labels, scores
+
+
+def test_image_auroc_equals_scikit_learns(image_case):
+    labels, scores = image_case
+    assert image_metrics(labels, scores)["image_auroc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-6)
+
+
+def test_image_f1_is_the_maximum_over_the_precision_recall_curve(image_case):
+    labels, scores = image_case
+    expected_f1, _ = best_f1_and_threshold(labels, scores)
+    assert image_metrics(labels, scores)["image_f1"] == pytest.approx(expected_f1, abs=1e-6)
+
+
+def test_image_threshold_is_in_raw_score_units_and_gives_the_reported_f1(image_case):
+    """The threshold decides `predicted_anomalous` on raw scores, so it must be a raw score, not a [0, 1] one."""
+    labels, scores = image_case
+    metrics = image_metrics(labels, scores)
+    _, expected_threshold = best_f1_and_threshold(labels, scores)
+    assert metrics["image_threshold"] == pytest.approx(expected_threshold, rel=1e-9)
+    assert f1_score(labels, scores >= metrics["image_threshold"]) == pytest.approx(metrics["image_f1"], abs=1e-6)
+
+
+def test_fpr_at_full_recall_counts_good_images_tied_with_the_lowest_defect_as_flagged():
+    # Lowest defective score 50: flagging every defect flags the good images at 50 (a tie) and 70, not 10, 30, 49.9.
+    labels = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+    scores = np.array([10.0, 30.0, 50.0, 70.0, 49.9, 50.0, 90.0, 60.0])
+    assert image_metrics(labels, scores)["fpr_at_full_recall"] == pytest.approx(2 / 5)
+
+
+def test_fpr_at_full_recall_is_zero_when_every_defect_outscores_every_good_image():
+    labels = np.array([0, 0, 0, 1, 1])
+    scores = np.array([100.0, 200.0, 300.0, 300.5, 900.0])
+    metrics = image_metrics(labels, scores)
+    assert metrics["fpr_at_full_recall"] == 0.0
+    assert metrics["image_auroc"] == pytest.approx(1.0)
+    assert metrics["image_f1"] == pytest.approx(1.0)
+    assert metrics["image_threshold"] == pytest.approx(300.5)  # the lowest score that separates them
+
+
+def test_image_metrics_refuse_a_test_set_with_one_label():
+    with pytest.raises(ValueError, match="both normal and anomalous"):
+        image_metrics(np.zeros(4, dtype=int), np.arange(4.0))
+
+
+@pytest.fixture
+def pixel_case() -> tuple[np.ndarray, np.ndarray]:
+    """Four 16x16 float32 maps in raw units around 1000, two of them with a defect region in the mask."""
+    rng = np.random.default_rng(0)
+    masks = np.zeros((4, 16, 16), dtype=bool)
+    masks[1, 4:9, 4:9] = True
+    masks[3, 10:14, 2:7] = True
+    maps = (250 + 100 * (rng.gamma(2, 3, size=masks.shape) + 4 * masks)).astype(np.float32)
+    return masks, maps
+
+
+def test_pixel_auroc_equals_scikit_learns_on_the_flattened_maps(pixel_case):
+    masks, maps = pixel_case
+    expected = roc_auc_score(masks.ravel(), maps.ravel())
+    assert pixel_metrics(masks, maps)["pixel_auroc"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_pixel_f1_and_threshold_match_the_precision_recall_curve_in_raw_units(pixel_case):
+    """The predicted masks are `map >= pixel_threshold`: that must give the reported pixel F1."""
+    masks, maps = pixel_case
+    metrics = pixel_metrics(masks, maps)
+    expected_f1, expected_threshold = best_f1_and_threshold(masks.ravel(), maps.ravel())
+    assert metrics["pixel_f1"] == pytest.approx(expected_f1, abs=1e-6)
+    assert metrics["pixel_threshold"] == pytest.approx(expected_threshold, rel=1e-6)
+    predicted = maps.ravel() >= metrics["pixel_threshold"]
+    assert f1_score(masks.ravel(), predicted) == pytest.approx(metrics["pixel_f1"], abs=1e-6)
+
+
+def test_without_masks_every_pixel_metric_is_none(pixel_case):
+    _, maps = pixel_case
+    assert pixel_metrics(None, maps) == dict.fromkeys(PIXEL_METRICS)
+    assert set(PIXEL_METRICS) == {"pixel_auroc", "pixel_f1", "pixel_threshold", "aupro"}
