@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import warnings
 from pathlib import Path
@@ -114,22 +115,51 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_dashboard(args: argparse.Namespace) -> int:
-    project = Path(__file__).resolve().parent.parent  # holds dashboard/ and .streamlit/config.toml
-    store = args.store.resolve()
-    if not store.exists():
-        print(f"gluelab dashboard: no store at {store} yet; the dashboard will say how to create one.", file=sys.stderr)
-    print(f"gluelab dashboard: http://localhost:{args.port} (reading {store}; Ctrl-C stops it)", flush=True)
-    command = [
+LOOPBACK = "127.0.0.1"
+WILDCARDS = ("0.0.0.0", "::")
+
+
+def dashboard_command(project: Path, port: int, address: str) -> list[str]:
+    """The `streamlit run` command line: bound to `address`, printing a URL without any network look-up."""
+    # A set browser.serverAddress is what Streamlit prints instead of asking checkip.amazonaws.com for the
+    # machine's external IP (streamlit/web/bootstrap.py); on a wildcard address it names this host.
+    shown = socket.gethostname() if address in WILDCARDS else address
+    return [
         sys.executable,
         "-m",
         "streamlit",
         "run",
         str(project / "dashboard" / "app.py"),
         "--server.port",
-        str(args.port),
+        str(port),
+        "--server.address",
+        address,
+        "--browser.serverAddress",
+        "localhost" if address == LOOPBACK else shown,
+        "--browser.gatherUsageStats",
+        "false",
     ]
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from store import read_store
+
+    project = Path(__file__).resolve().parent.parent  # holds dashboard/ and .streamlit/config.toml
+    store = args.store.resolve()
+    if store.exists():
+        with read_store(store):  # a folder, a foreign or damaged file is refused here, in one line
+            pass
+    else:
+        print(f"gluelab dashboard: no store at {store} yet; the dashboard will say how to create one.", file=sys.stderr)
+    host = "localhost" if args.address == LOOPBACK else args.address
+    reach = (
+        "this machine only; --address 0.0.0.0 opens it to the network"
+        if args.address == LOOPBACK
+        else f"listening on {args.address}: reachable from other machines"
+    )
+    print(f"gluelab dashboard: http://{host}:{args.port} ({reach}; reading {store}; Ctrl-C stops it)", flush=True)
     os.chdir(project)
+    command = dashboard_command(project, args.port, args.address)
     os.execve(sys.executable, command, {**os.environ, "GLUELAB_STORE": str(store)})  # signals reach Streamlit itself
 
 
@@ -217,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     dashboard = commands.add_parser("dashboard", help="open the dashboard on the results store")
     dashboard.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    dashboard.add_argument(
+        "--address",
+        default=LOOPBACK,
+        help=f"address to listen on (default {LOOPBACK}, this machine only; 0.0.0.0 for every interface)",
+    )
     dashboard.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
     dashboard.set_defaults(run=cmd_dashboard)
 
