@@ -178,12 +178,24 @@ def test_every_dashboard_page_shows_a_store_fault_as_a_message_without_a_traceba
     assert tree_digest(store) == before
 
 
-def test_the_dashboard_refuses_to_start_on_a_damaged_store(published_store, tmp_path, capsys):
+def test_the_dashboard_refuses_to_start_on_a_damaged_store(published_store, tmp_path):
+    """Checked before Streamlit starts, so the command fails instead of serving pages that all fail."""
     store = tmp_path / "store.duckdb"
     _truncated(store, published_store)
     before = file_digest(store)
-    error = one_line_error(capsys, ["dashboard", "--port", "8599"], store)
-    assert "is damaged (truncated?)" in error
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "engine.cli", "dashboard", "--port", "8599", "--store", str(store)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired as served:
+        pytest.fail(f"the dashboard started on a damaged store: {served.stdout}")
+    assert result.returncode == 2, result
+    assert result.stderr.strip().splitlines() == [
+        f"gluelab dashboard: {store} is damaged (truncated?): restore it from a copy"
+    ]
     assert file_digest(store) == before
 
 

@@ -5,12 +5,10 @@ Opens on part16, whose strongly varying exposure is what makes the current camer
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import plotly.express as px
 import streamlit as st
 
-from dashboard import cached_queries, widgets
+from dashboard import cached_queries, files, widgets
 from store.runs import artifacts_dir
 
 DEFAULT_PART = "part16"
@@ -108,7 +106,11 @@ if ctx is not None:
         kept = cached_queries.run_example(ctx.store, ctx.stamp, run["run_id"], image_path)
         if kept.empty:
             root = cached_queries.part_root(ctx.store, ctx.stamp, filters.part)
-            image = widgets.read_gray(Path(root) / image_path) if root else None
+            try:
+                image = files.read_part_image(root, image_path) if root else None
+            except files.OutsideFolder as refused:
+                image = None
+                st.warning(f"Not shown: {refused}.")
             if image is not None:
                 st.image(
                     image,
