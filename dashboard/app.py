@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import streamlit as st
+
+from store import StoreError
 
 VIEWS = Path(__file__).parent / "views"
 # (file, title, icon): the order of the navigation
@@ -18,6 +21,7 @@ PAGES = (
     ("failure_browser.py", "Failure browser", ":material/report:"),
     ("runs.py", "Runs", ":material/list:"),
 )
+STORE_PROBLEM = "The results store cannot be used: {error}"
 
 st.set_page_config(page_title="gluelab", page_icon=":material/precision_manufacturing:", layout="wide")
 navigation = st.navigation(
@@ -26,4 +30,9 @@ navigation = st.navigation(
         for index, (file, title, icon) in enumerate(PAGES)
     ]
 )
-navigation.run()
+try:
+    navigation.run()
+except StoreError as error:
+    # Visitors get the one-line reason; the traceback stays in the server's log.
+    logging.getLogger("gluelab.dashboard").warning("store problem on %s", navigation.title, exc_info=error)
+    st.error(STORE_PROBLEM.format(error=error), icon=":material/database:")

@@ -1,11 +1,12 @@
 """Start `gluelab evaluate` as a background process that outlives the dashboard session that asked for it.
 
 The grid writes to the store as usual; whoever started it follows its progress through the store and
-its log file, `<store>.logs/evaluate-<time>.log`.
+its log file, `<store>.logs/evaluate-<time>.log` (one per job, even for jobs started in the same second).
 """
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import threading
@@ -31,13 +32,28 @@ def evaluate_command(
     ]  # fmt: skip
 
 
+def new_log(logs: Path) -> Path:
+    """A log file of its own, `evaluate-<time>.log` or, when that exists, `evaluate-<time>-2.log`, ...
+
+    Created exclusively, so two jobs started in the same second (by one session or several) never share one.
+    """
+    logs.mkdir(parents=True, exist_ok=True)
+    stem = f"evaluate-{time.strftime('%Y%m%d-%H%M%S')}"
+    for attempt in itertools.count(1):
+        log = logs / (f"{stem}.log" if attempt == 1 else f"{stem}-{attempt}.log")
+        try:
+            log.touch(exist_ok=False)
+        except FileExistsError:
+            continue
+        return log
+    raise AssertionError("unreachable")
+
+
 def start_evaluation(
     store: Path | str, parts: list[str], models: list[str], seeds: int, conditions: list[str], preset: str
 ) -> BackgroundJob:
     command = evaluate_command(store, parts, models, seeds, conditions, preset)
-    logs = Path(f"{store}.logs")
-    logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"evaluate-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log = new_log(Path(f"{store}.logs"))
     with log.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "engine.cli", *command[1:]],

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import cached_queries
+from dashboard import cached_queries, files
 from engine.analysis.results_table import LOCAL_SOURCE, wide_results
 from store.metrics import ACCURACY_METRICS as ACCURACY_METRICS  # accuracy metrics: higher is better
 from store.metrics import METRIC_LABELS as METRIC_LABELS  # every metric's label
@@ -135,7 +135,7 @@ def readable_table(table: pd.DataFrame, keep: tuple[str, ...] = ("candidate", "s
 
 def read_gray(path: Path) -> np.ndarray | None:
     """8-bit grayscale image, or None when the file is missing or unreadable."""
-    return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    return files.read_gray(path)
 
 
 def heat_overlay(gray: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
@@ -147,18 +147,30 @@ def heat_overlay(gray: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
 
 
 def segmentation_panels(examples: list[pd.Series], artifacts_root: Path) -> None:
-    """input | ground truth | heatmap overlay | predicted mask, with a heatmap and mask for each further model."""
+    """input | ground truth | heatmap overlay | predicted mask, with a heatmap and mask for each further model.
+
+    Files are opened only inside the part's root and the store's artifact folder (`dashboard.files`).
+    """
     first = examples[0]
     root = Path(first["root"])
-    image = read_gray(root / first["image_path"])
+    try:
+        image = files.read_part_image(root, first["image_path"])
+        has_mask = isinstance(first["mask_path"], str)
+        truth = files.read_part_image(root, first["mask_path"]) if has_mask and image is not None else None
+    except files.OutsideFolder as refused:
+        st.warning(f"Not shown: {refused}.")
+        return
     if image is None:
         st.warning(f"{root / first['image_path']} is no longer on disk.")
         return
-    truth = read_gray(root / first["mask_path"]) if isinstance(first["mask_path"], str) else np.zeros_like(image)
-    panels = [("Input", image), ("Ground truth", truth)]
+    panels = [("Input", image), ("Ground truth", np.zeros_like(image) if truth is None else truth)]
     for example in examples:
-        heatmap = read_gray(artifacts_root / example["anomaly_map_path"])
-        predicted = read_gray(artifacts_root / example["pred_mask_path"])
+        try:
+            heatmap = files.read_artifact(artifacts_root, example["anomaly_map_path"])
+            predicted = files.read_artifact(artifacts_root, example["pred_mask_path"])
+        except files.OutsideFolder as refused:
+            st.warning(f"Heatmap of {example['candidate']} not shown: {refused}.")
+            continue
         if heatmap is None or predicted is None:
             st.warning(f"The kept heatmap of {example['candidate']} for {example['image_path']} is no longer on disk.")
             continue

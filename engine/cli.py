@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import warnings
 from itertools import groupby
@@ -23,19 +24,46 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _registered_here(part_dirs: list[Path], store: Path | None, replace: bool) -> dict[Path, list[str]]:
+    """Parts `store` has registered at each of `part_dirs`; refuses to overwrite them unless `replace`."""
+    from store import dataset_parts
+
+    if store is None or not store.exists():
+        return {}
+    registered = dataset_parts(store)
+    roots = [Path(root).resolve() for root in registered["root"]]
+    found = {
+        part_dir: [part for part, root in zip(registered["part"], roots, strict=True) if root == part_dir.resolve()]
+        for part_dir in part_dirs
+    }
+    found = {part_dir: parts for part_dir, parts in found.items() if parts}
+    if found and not replace:
+        held = "; ".join(f"{part_dir} holds {', '.join(parts)}" for part_dir, parts in found.items())
+        raise FileExistsError(
+            f"{held}, registered in {store}: generating over it would change the images its runs were scored on. "
+            "Choose another --out, or add --replace to regenerate and register again"
+        )
+    return found
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from engine.ingest.importer import import_dataset
     from engine.ingest.synthetic.parts import part_number
     from engine.ingest.synthetic.plant import generate_part
 
-    for part in args.parts:
+    parts = list(dict.fromkeys(args.parts))
+    for part in parts:
         part_number(part)
-    for part in args.parts:
+    store = args.store if args.store else (DEFAULT_STORE if DEFAULT_STORE.exists() else None)
+    registered = _registered_here([args.out / part for part in parts], store, args.replace)
+    for part in parts:
         part_dir = generate_part(part, args.images, args.seed, args.out, workers=args.workers)
         print(f"{part}: {args.images} images in {part_dir}")
-        if args.store:
-            import_dataset("mvtec", part, part_dir, args.store)
-            print(f"{part}: registered in {args.store}")
+        names = [part] if args.store else []
+        names += [name for name in registered.get(args.out / part, []) if name not in names]
+        for name in names:
+            import_dataset("mvtec", name, part_dir, store)
+            print(f"{name}: registered in {store}")
     return 0
 
 
@@ -138,22 +166,51 @@ def models_table(states: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def cmd_dashboard(args: argparse.Namespace) -> int:
-    project = Path(__file__).resolve().parent.parent  # holds dashboard/ and .streamlit/config.toml
-    store = args.store.resolve()
-    if not store.exists():
-        print(f"gluelab dashboard: no store at {store} yet; the dashboard will say how to create one.", file=sys.stderr)
-    print(f"gluelab dashboard: http://localhost:{args.port} (reading {store}; Ctrl-C stops it)", flush=True)
-    command = [
+LOOPBACK = "127.0.0.1"
+WILDCARDS = ("0.0.0.0", "::")
+
+
+def dashboard_command(project: Path, port: int, address: str) -> list[str]:
+    """The `streamlit run` command line: bound to `address`, printing a URL without any network look-up."""
+    # A set browser.serverAddress is what Streamlit prints instead of asking checkip.amazonaws.com for the
+    # machine's external IP (streamlit/web/bootstrap.py); on a wildcard address it names this host.
+    shown = socket.gethostname() if address in WILDCARDS else address
+    return [
         sys.executable,
         "-m",
         "streamlit",
         "run",
         str(project / "dashboard" / "app.py"),
         "--server.port",
-        str(args.port),
+        str(port),
+        "--server.address",
+        address,
+        "--browser.serverAddress",
+        "localhost" if address == LOOPBACK else shown,
+        "--browser.gatherUsageStats",
+        "false",
     ]
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from store import read_store
+
+    project = Path(__file__).resolve().parent.parent  # holds dashboard/ and .streamlit/config.toml
+    store = args.store.resolve()
+    if store.exists():
+        with read_store(store):  # a folder, a foreign or damaged file is refused here, in one line
+            pass
+    else:
+        print(f"gluelab dashboard: no store at {store} yet; the dashboard will say how to create one.", file=sys.stderr)
+    host = "localhost" if args.address == LOOPBACK else args.address
+    reach = (
+        "this machine only; --address 0.0.0.0 opens it to the network"
+        if args.address == LOOPBACK
+        else f"listening on {args.address}: reachable from other machines"
+    )
+    print(f"gluelab dashboard: http://{host}:{args.port} ({reach}; reading {store}; Ctrl-C stops it)", flush=True)
     os.chdir(project)
+    command = dashboard_command(project, args.port, args.address)
     os.execve(sys.executable, command, {**os.environ, "GLUELAB_STORE": str(store)})  # signals reach Streamlit itself
 
 
@@ -183,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=_positive_int, default=os.cpu_count() or 1, help="processes (default: all cores)"
     )
     generate.add_argument("--store", type=Path, help="also register the parts in this results store")
+    generate.add_argument(
+        "--replace",
+        action="store_true",
+        help="regenerate part folders a store has registered, and register them again",
+    )
     generate.set_defaults(run=cmd_generate)
 
     imports = commands.add_parser("import", help="validate and register a dataset folder in the results store")
@@ -250,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     dashboard = commands.add_parser("dashboard", help="open the dashboard on the results store")
     dashboard.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    dashboard.add_argument(
+        "--address",
+        default=LOOPBACK,
+        help=f"address to listen on (default {LOOPBACK}, this machine only; 0.0.0.0 for every interface)",
+    )
     dashboard.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
     dashboard.set_defaults(run=cmd_dashboard)
 
@@ -265,9 +332,32 @@ def _quiet_libraries() -> None:
     logging.getLogger("timm").setLevel(logging.ERROR)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of the message, not when the handler was made."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _show_notices() -> None:
+    """gluelab's own warnings (e.g. a flag that does not apply to every model) go to stderr as plain lines."""
+    logger = logging.getLogger("gluelab")
+    if not logger.handlers:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("gluelab: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
+    _show_notices()
     try:
         return args.run(args)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, RuntimeError) as error:

@@ -4,13 +4,14 @@ Only this package writes SQL. Connections are short-lived and retried on lock co
 DuckDB admits one writing process or many readers, never both at once.
 """
 
-from store.connection import DEFAULT_STORE, StoreLockedError, read_store, write_store
+from store.connection import DEFAULT_STORE, StoreError, StoreLockedError, read_store, write_store
 from store.datasets import DatasetRecord, ImageRecord, dataset_parts, part_images, register_dataset
 
 __all__ = [
     "DEFAULT_STORE",
     "DatasetRecord",
     "ImageRecord",
+    "StoreError",
     "StoreLockedError",
     "dataset_parts",
     "part_images",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import struct
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from store.schema import is_current, migrate
+from store.schema import StoreError, is_current, migrate
 
 
 def default_store() -> Path:
@@ -23,8 +24,64 @@ DEFAULT_STORE = default_store()
 LOCK_WAIT_SECONDS = 60.0
 
 
+# A DuckDB file starts with a 4096-byte main header ("DUCK" at byte 8) and two 4096-byte database headers,
+# each holding (checksum, iteration, meta block, free list, block count, block size); the newer one is current.
+DUCKDB_MAGIC = b"DUCK"
+DUCKDB_HEADERS = 3 * 4096
+# Errors DuckDB raises when the bytes of the file are not what it wrote (SQL mistakes are other classes).
+DAMAGE_ERRORS = (duckdb.IOException, duckdb.InternalException, duckdb.SerializationException, duckdb.FatalException)
+
+
 class StoreLockedError(RuntimeError):
     """The store stayed locked by another process for longer than we were willing to wait."""
+
+
+def not_a_store(path: Path) -> StoreError:
+    return StoreError(f"{path} is not a gluelab store (not a DuckDB database file)")
+
+
+def damaged(path: Path) -> StoreError:
+    return StoreError(f"{path} is damaged (truncated?): restore it from a copy")
+
+
+def check_store_file(path: Path) -> None:
+    """Refuse a store path that is a folder, unreadable, not a DuckDB file or shorter than its header says.
+
+    Runs before DuckDB opens the file, because a read-write open of a damaged file may change its bytes.
+    A path that does not exist is fine: writing creates the store.
+    """
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise StoreError(
+            f"{path} is a folder, not a gluelab store; give the store file, e.g. {path / 'gluelab.duckdb'}"
+        )
+    try:
+        with path.open("rb") as file:
+            header = file.read(DUCKDB_HEADERS)
+    except PermissionError as error:
+        raise StoreError(f"{path} cannot be read: permission denied") from error
+    if header[8:12] != DUCKDB_MAGIC:
+        raise not_a_store(path)
+    if len(header) < DUCKDB_HEADERS:
+        raise damaged(path)
+    _, iteration_a, _, _, blocks_a, block_size_a = struct.unpack_from("<Q5q", header, 4096)
+    _, iteration_b, _, _, blocks_b, block_size_b = struct.unpack_from("<Q5q", header, 8192)
+    blocks, block_size = (blocks_a, block_size_a) if iteration_a >= iteration_b else (blocks_b, block_size_b)
+    if path.stat().st_size < DUCKDB_HEADERS + blocks * block_size:
+        raise damaged(path)
+
+
+def _open_error(path: Path, error: duckdb.Error) -> StoreError:
+    """One line for a DuckDB error on opening `path` that is not a lock conflict."""
+    text = str(error)
+    if "not a valid DuckDB database file" in text:
+        return not_a_store(path)
+    if "Permission denied" in text or "Read-only file system" in text:
+        return StoreError(f"{path} cannot be written (permission denied or read-only disk); use a writable copy")
+    if "version" in text.lower() and "storage" in text.lower():
+        return StoreError(f"{path} was written by a newer DuckDB than this gluelab uses: {text.splitlines()[0]}")
+    return damaged(path)
 
 
 def _is_lock_conflict(error: duckdb.Error) -> bool:
@@ -33,6 +90,7 @@ def _is_lock_conflict(error: duckdb.Error) -> bool:
 
 
 def _connect(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    check_store_file(path)
     deadline = time.monotonic() + wait_seconds
     delay = 0.02
     while True:
@@ -40,12 +98,28 @@ def _connect(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBP
             # No replacement scans: a missing table must be an error, never a Python variable of that name.
             return duckdb.connect(str(path), read_only=read_only, config={"python_enable_replacements": False})
         except (duckdb.IOException, duckdb.ConnectionException) as error:
-            if not _is_lock_conflict(error) or time.monotonic() > deadline:
-                if _is_lock_conflict(error):
-                    raise StoreLockedError(f"store {path} is busy (locked by another process): {error}") from error
-                raise
+            if not _is_lock_conflict(error):
+                raise _open_error(path, error) from error
+            if time.monotonic() > deadline:
+                raise StoreLockedError(f"store {path} is busy (locked by another process): {error}") from error
+        except DAMAGE_ERRORS as error:
+            raise _open_error(path, error) from error
         time.sleep(delay * (1 + random.random()))
         delay = min(delay * 2, 0.5)
+
+
+def _blame_the_file(path: Path, error: duckdb.Error) -> None:
+    """Re-raise a DuckDB error met while using the store as a StoreError when the file itself is at fault."""
+    check_store_file(path)
+    if str(path) in str(error) or isinstance(error, duckdb.SerializationException | duckdb.FatalException):
+        raise damaged(path) from error
+
+
+def _make_folder(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"{path} cannot be created: {error.strerror} ({path.parent})") from error
 
 
 @contextmanager
@@ -54,10 +128,10 @@ def write_store(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A write connection inside one transaction: committed on success, rolled back on any error."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path)
     con = _connect(path, read_only=False, wait_seconds=wait_seconds)
     try:
-        migrate(con)
+        migrate(con, path)
         con.begin()
         try:
             yield con
@@ -66,6 +140,9 @@ def write_store(
         except BaseException:
             con.rollback()
             raise
+    except DAMAGE_ERRORS as error:
+        _blame_the_file(path, error)
+        raise
     finally:
         con.close()
 
@@ -90,12 +167,24 @@ def read_store(
             f"no results store at {path}; create one with `gluelab generate --store {path}` or `gluelab import`"
         )
     con = _connect(path, read_only=True, wait_seconds=wait_seconds)
-    if not is_current(con):  # a store written by an older gluelab: bring its schema up to date once
+    try:
+        current = is_current(con, path)
+    except DAMAGE_ERRORS as error:
+        con.close()
+        _blame_the_file(path, error)
+        raise
+    except BaseException:
+        con.close()
+        raise
+    if not current:  # a store written by an older gluelab: bring its schema up to date once
         con.close()
         with write_store(path, wait_seconds):
             pass
         con = _connect(path, read_only=True, wait_seconds=wait_seconds)
     try:
         yield con
+    except DAMAGE_ERRORS as error:
+        _blame_the_file(path, error)
+        raise
     finally:
         con.close()

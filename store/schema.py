@@ -104,12 +104,24 @@ MIGRATIONS: list[str] = [
 ]
 
 
-def is_current(con: duckdb.DuckDBPyConnection) -> bool:
+class StoreError(RuntimeError):
+    """The store file cannot be used as it is; the message is one line naming the file and the problem."""
+
+
+def _check_is_a_store(con: duckdb.DuckDBPyConnection, path: object) -> bool:
+    """Whether the file has a `schema_version` table; raise StoreError if it holds tables but not that one."""
+    tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if tables and "schema_version" not in tables:
+        raise StoreError(f"{path} is not a gluelab store (a DuckDB database with other tables)")
+    return "schema_version" in tables
+
+
+def is_current(con: duckdb.DuckDBPyConnection, path: object = "the store") -> bool:
     """Whether every migration has been applied (works on read-only connections)."""
-    has_table = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-    ).fetchone()[0]
+    has_table = _check_is_a_store(con, path)
     applied = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0] if has_table else 0
+    if applied > len(MIGRATIONS):
+        raise StoreError(f"{path} was written by a newer gluelab (schema {applied}); update gluelab to use it")
     return applied == len(MIGRATIONS)
 
 
@@ -120,8 +132,9 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> None:
+def migrate(con: duckdb.DuckDBPyConnection, path: object = "the store") -> None:
     """Apply the migrations this store has not seen yet, each in its own transaction."""
+    is_current(con, path)  # refuses a foreign database before anything is written to it
     for version in range(schema_version(con) + 1, len(MIGRATIONS) + 1):
         con.begin()
         con.execute(MIGRATIONS[version - 1])

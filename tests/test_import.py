@@ -141,6 +141,48 @@ def _wrong_layout(root: Path) -> str:
     return str(root / "train" / "good")
 
 
+def _rgb_mask(root: Path) -> str:
+    mask = next((root / "ground_truth").rglob("*_mask.png"))
+    Image.open(mask).convert("RGB").save(mask)
+    return str(mask)
+
+
+def _inverted_mask(root: Path) -> str:
+    mask = next((root / "ground_truth").rglob("*_mask.png"))
+    Image.fromarray(255 - np.asarray(Image.open(mask))).save(mask)
+    return str(mask)
+
+
+def _float_image(root: Path) -> str:
+    path = root / "train" / "good" / "float.tiff"
+    Image.fromarray(np.asarray(Image.open(root / "train" / "good" / "000.png"), np.float32) / 255).save(path)
+    return str(path)
+
+
+def _mixed_sizes(root: Path) -> str:
+    path = root / "test" / "good" / sorted(p.name for p in (root / "test" / "good").iterdir())[0]
+    Image.open(path).resize((200, 100)).save(path)
+    return str(path)
+
+
+def _manifest_not_a_number(root: Path) -> str:
+    manifest = root / "manifest.csv"
+    lines = manifest.read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[3].split(",")
+    row[header.index("defect_area_px")] = "abc"
+    lines[3] = ",".join(row)
+    manifest.write_text("\n".join(lines) + "\n")
+    return f"{manifest} line 4"
+
+
+def _manifest_row_twice(root: Path) -> str:
+    manifest = root / "manifest.csv"
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join([*lines, lines[2]]) + "\n")
+    return f"{manifest} line {len(lines) + 1}"
+
+
 BAD_INPUTS = {
     "corrupt": (_corrupt, "corrupt"),
     "truncated": (_truncated, "truncated"),
@@ -152,6 +194,12 @@ BAD_INPUTS = {
     "oversized": (_oversized, "50 MP"),
     "symlink outside": (_symlink_outside, "symlink leads outside"),
     "wrong layout": (_wrong_layout, "this layout expects"),
+    "RGB mask": (_rgb_mask, "mask is RGB, not single-channel"),
+    "inverted mask": (_inverted_mask, r"mask marks 9\d\.\d% of the image as defect .* is it inverted"),
+    "float image": (_float_image, "32-bit floating-point image"),
+    "mixed sizes": (_mixed_sizes, r"image is 200x100 but 29 of the 30 images are 640x480; all images of a part must"),
+    "manifest not a number": (_manifest_not_a_number, "column defect_area_px: 'abc' is not a whole number"),
+    "manifest row twice": (_manifest_row_twice, r"image_path \S+ is listed again \(first on line 3\)"),
 }
 
 
@@ -201,3 +249,45 @@ def test_elpv_mono_cells_import(tmp_path):
     assert (labels.loc[images.image_path, "type"] == "mono").all()
     expected = images.label.map({"normal": 0.0, "anomalous": 1.0}).to_numpy()
     assert np.array_equal(labels.loc[images.image_path, "probability"].to_numpy(), expected)
+
+
+def _sixteen_bit(path: Path) -> np.ndarray:
+    """Rewrite an 8-bit PNG as the same picture in 16 bits (v * 257); return the 8-bit original."""
+    original = np.asarray(Image.open(path).convert("L"))
+    Image.fromarray(original.astype(np.uint16) * 257).save(path)
+    assert Image.open(path).mode == "I;16"
+    return original
+
+
+def test_a_16_bit_image_is_scaled_to_8_bits_at_import_and_when_loaded_for_evaluation(mvtec_copy, tmp_path):
+    from engine.ingest.part_data import load_part
+
+    train = sorted((mvtec_copy / "train" / "good").iterdir())[0]
+    test = sorted((mvtec_copy / "test" / "good").iterdir())[0]
+    originals = {path.relative_to(mvtec_copy).as_posix(): _sixteen_bit(path) for path in (train, test)}
+    store = tmp_path / "s.duckdb"
+
+    import_dataset("mvtec", "part1", mvtec_copy, store)
+
+    rows = part_images("part1", store).set_index("image_path").loc[list(originals)]
+    assert set(rows.original_mode) == {"I;16"}
+    for image_path, original in originals.items():
+        assert rows.loc[image_path, "mean_brightness"] == pytest.approx(original.mean(), abs=1e-3)
+        assert rows.loc[image_path, "over_exposed"] == bool((original == 255).mean() >= 0.02)
+    data = load_part("part1", store)
+    train_index = sorted(part_images("part1", store).query("split == 'train'").image_path).index(
+        train.relative_to(mvtec_copy).as_posix()
+    )
+    assert np.array_equal(data.train[train_index], originals[train.relative_to(mvtec_copy).as_posix()])
+    test_index = list(data.test_info.image_path).index(test.relative_to(mvtec_copy).as_posix())
+    assert np.array_equal(data.test[test_index], originals[test.relative_to(mvtec_copy).as_posix()])
+
+
+def test_limit_is_refused_for_layouts_that_import_every_image(mvtec_copy, tmp_path, capsys):
+    store = tmp_path / "s.duckdb"
+    code = gluelab(
+        ["import", "--layout", "mvtec", "--part", "p", "--limit", "5", "--store", str(store), str(mvtec_copy)]
+    )
+    assert code == 2
+    assert "--limit 5 applies only to --layout elpv" in capsys.readouterr().err
+    assert file_digest(store) is None

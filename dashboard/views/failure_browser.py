@@ -6,13 +6,12 @@ Opens on part16, whose strongly varying exposure is what makes the current camer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from dashboard import cached_queries, widgets
+from dashboard import cached_queries, files, widgets
 from store.runs import artifacts_dir
 
 DEFAULT_PART = "part16"
@@ -125,7 +124,11 @@ def open_image(
         widgets.segmentation_panels([kept.iloc[0]], artifacts_dir(ctx.store))
         return
     root = cached_queries.part_root(ctx.store, ctx.stamp, part)
-    image = widgets.read_gray(Path(root) / image_path) if root else None
+    try:
+        image = files.read_part_image(root, image_path) if root else None
+    except files.OutsideFolder as refused:
+        st.warning(f"Not shown: {refused}.")
+        return
     if image is not None:
         st.image(
             image, caption="Input (no heatmap kept: runs keep defective images and their 10 highest-scoring good ones)"

@@ -22,6 +22,7 @@ import pandas as pd
 LAYOUTS = ("mvtec", "folder", "elpv")
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_FIELDS = ("region", "severity", "defect_area_px", "exposure_stops")
+NUMERIC_MANIFEST_FIELDS: dict[str, type] = {"defect_area_px": int, "exposure_stops": float}
 FOLDER_TEST_EVERY = 5
 ELPV_TEST_EVERY = 4
 
@@ -131,7 +132,7 @@ def _read_manifest(discovery: Discovery) -> None:
     if not path.is_file():
         return
     try:
-        manifest = pd.read_csv(path, dtype={"region": "string", "severity": "string"}, keep_default_na=False)
+        manifest = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
         discovery.problems.append((str(path), f"unreadable manifest: {error}"))
         return
@@ -139,10 +140,39 @@ def _read_manifest(discovery: Discovery) -> None:
     if missing:
         discovery.problems.append((str(path), f"manifest lacks columns {', '.join(sorted(missing))}"))
         return
+    problems = _manifest_row_problems(manifest)
+    discovery.problems += [(f"{path} line {line}", why) for line, why in problems]
     listed = {c.image.relative_to(discovery.root).as_posix() for c in discovery.candidates}
     for image_path in sorted(set(manifest["image_path"]) - listed):
         discovery.problems.append((str(discovery.root / image_path), "listed in the manifest but not found"))
-    discovery.manifest = manifest.set_index("image_path")
+    if not problems:
+        discovery.manifest = manifest.set_index("image_path")
+
+
+def _manifest_row_problems(manifest: pd.DataFrame) -> list[tuple[int, str]]:
+    """(line in the file, why) for values that are not numbers where numbers belong, and repeated images."""
+    problems = []
+    first_line: dict[str, int] = {}
+    for line, row in enumerate(manifest.to_dict("records"), start=2):  # line 1 is the header
+        image_path = str(row["image_path"])
+        if image_path in first_line:
+            problems.append((line, f"image_path {image_path} is listed again (first on line {first_line[image_path]})"))
+        first_line.setdefault(image_path, line)
+        for column, kind in NUMERIC_MANIFEST_FIELDS.items():
+            value = str(row[column]).strip()
+            if value and not _is_number(value, kind):
+                problems.append(
+                    (line, f"column {column}: {value!r} is not {'a whole number' if kind is int else 'a number'}")
+                )
+    return problems
+
+
+def _is_number(text: str, kind: type) -> bool:
+    try:
+        number = float(text)
+    except ValueError:
+        return False
+    return number == number and (kind is float or number.is_integer())  # NaN is no number here
 
 
 def discover_folder(root: Path) -> Discovery:

@@ -1,7 +1,7 @@
 """Load a registered part's images for evaluation, and the study's training augmentation.
 
-Images are read once as 8-bit grayscale at their stored size; models resize them with their own
-pre-processing. The `augmented` condition applies the study's Table 3 augmentations to training
+Images are read once as 8-bit grayscale at their stored size (16-bit ones scaled to 0-255, as at
+import); models resize them with their own pre-processing. The `augmented` condition applies the study's Table 3 augmentations to training
 images only (albumentations Defocus, RandomBrightnessContrast, ISONoise, each with p = 0.5).
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from engine.ingest.validation import gray8, mask_pixels
 from store import DEFAULT_STORE, part_images
 
 
@@ -29,8 +30,15 @@ class PartData:
 
 
 def _read_gray(path: Path) -> np.ndarray:
+    """8-bit grayscale, scaled from 16-bit exactly as the import measured it."""
     with Image.open(path) as image:
-        return np.array(image.convert("L"))
+        return np.array(gray8(image))
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    """Defect pixels of a mask (non-zero values), as the import checked them."""
+    with Image.open(path) as image:
+        return mask_pixels(image)
 
 
 def load_part(part: str, store: Path | str = DEFAULT_STORE) -> PartData:
@@ -44,7 +52,7 @@ def load_part(part: str, store: Path | str = DEFAULT_STORE) -> PartData:
     masks = None
     if has_masks:
         masks = [
-            np.zeros(image.shape, bool) if pd.isna(mask_path) else _read_gray(root / mask_path) > 0
+            np.zeros(image.shape, bool) if pd.isna(mask_path) else _read_mask(root / mask_path)
             for image, mask_path in zip(test, test_rows["mask_path"], strict=True)
         ]
     return PartData(
