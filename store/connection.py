@@ -65,10 +65,12 @@ def check_store_file(path: Path) -> None:
         raise not_a_store(path)
     if len(header) < DUCKDB_HEADERS:
         raise damaged(path)
-    _, iteration_a, _, _, blocks_a, block_size_a = struct.unpack_from("<Q5q", header, 4096)
-    _, iteration_b, _, _, blocks_b, block_size_b = struct.unpack_from("<Q5q", header, 8192)
-    blocks, block_size = (blocks_a, block_size_a) if iteration_a >= iteration_b else (blocks_b, block_size_b)
-    if path.stat().st_size < DUCKDB_HEADERS + blocks * block_size:
+    _, iteration_a, _, _, _, block_size_a = struct.unpack_from("<Q5q", header, 4096)
+    _, iteration_b, _, _, _, block_size_b = struct.unpack_from("<Q5q", header, 8192)
+    block_size = block_size_a if iteration_a >= iteration_b else block_size_b
+    # DuckDB writes the file in whole blocks after the headers (free blocks at the end may be cut off, so the
+    # header's block count is an upper bound only): a size between block boundaries means a cut-off copy.
+    if block_size <= 0 or (path.stat().st_size - DUCKDB_HEADERS) % block_size:
         raise damaged(path)
 
 
