@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections import UserList
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, overload
 
 Level = Literal["image", "pixel", "runtime"]
 Direction = Literal["higher", "lower"]
@@ -92,23 +91,43 @@ def metric(name: str) -> Metric:
     return METRICS[name]
 
 
-class MetricNames(UserList[str]):
+class MetricNames(Sequence[str]):
     """The names of the metrics that pass `keep`, in registry order, read afresh on every use.
 
-    A live view rather than a tuple, so a metric added to `METRICS` reaches every list derived from it; a
-    UserList, so libraries that take lists (pandas' `isin`, Streamlit's options) take it as one.
+    A live view rather than a tuple, so a metric added to `METRICS` reaches every list derived from it. It is
+    a read-only sequence, which pandas' `isin` and Streamlit's options take as a list; `+` gives a plain list.
     """
 
-    def __init__(self, keep: Callable[[Metric], bool]) -> None:  # no list of its own: `data` reads the registry
+    def __init__(self, keep: Callable[[Metric], bool]) -> None:
         self._keep = keep
 
-    @property  # type: ignore[override]
-    def data(self) -> list[str]:
+    def _names(self) -> list[str]:
         return [name for name, entry in METRICS.items() if self._keep(entry)]
 
-    @data.setter
-    def data(self, value: list[str]) -> None:
-        raise TypeError("metric lists are read from store.metrics.METRICS; add the metric there")
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __add__(self, other: Iterable[str]) -> list[str]:
+        return self._names() + list(other)
+
+    def __radd__(self, other: Iterable[str]) -> list[str]:
+        return list(other) + self._names()
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence | MetricNames) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._names()))
+
+    def __repr__(self) -> str:
+        return f"MetricNames({self._names()!r})"
 
 
 class MetricLabels(Mapping[str, str]):
