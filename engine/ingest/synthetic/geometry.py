@@ -71,8 +71,8 @@ def _tangents(points: np.ndarray) -> np.ndarray:
 
 def _smooth_noise(rng: np.random.Generator, sigma: float, kernel: tuple[int, int] | None = None) -> np.ndarray:
     noise = rng.standard_normal((H, W)).astype(np.float32)
-    noise = cv2.blur(noise, kernel) if kernel is not None else cv2.GaussianBlur(noise, (0, 0), sigma)
-    return noise / (noise.std() + 1e-6)
+    smooth: np.ndarray = cv2.blur(noise, kernel) if kernel is not None else cv2.GaussianBlur(noise, (0, 0), sigma)
+    return smooth / (smooth.std() + 1e-6)
 
 
 def _hole(scene: np.ndarray, xx, yy, cx: float, cy: float, radius: float) -> None:
@@ -109,7 +109,7 @@ def build_geometry(part: str) -> PartGeometry:
     scene[cavity] = CAVITY
 
     # A small hole above region C, and some clutter holes and darker patches away from the bead.
-    c_x = np.mean(MAIN_LINE_REGIONS["C"]) * W
+    c_x = float(np.mean(MAIN_LINE_REGIONS["C"])) * W
     _hole(scene, xx, yy, c_x, float(y_of(c_x)) - rng.uniform(24, 32), rng.uniform(7, 10))
     for _ in range(rng.integers(1, 4)):
         hx = rng.uniform(0.05, 0.6) * W
@@ -123,7 +123,7 @@ def build_geometry(part: str) -> PartGeometry:
 
     # Metal texture: broad unevenness plus brushing streaks; then a slight optical softening.
     scene *= 1 + 0.05 * _smooth_noise(rng, 40) + 0.025 * _smooth_noise(rng, 0, kernel=(61, 1))
-    scene = cv2.GaussianBlur(scene, (0, 0), 0.8)
+    scene = np.asarray(cv2.GaussianBlur(scene, (0, 0), 0.8), dtype=np.float32)
 
     # Glue bead: main line across the image and one branch curving to the upper right (region E).
     main_x = np.arange(-10, W + 11, 2, dtype=np.float32)

@@ -80,7 +80,7 @@ def plan_part(n_images: int) -> list[ImagePlan]:
     n_train = n_images - n_defective - n_test_good
     plans = [ImagePlan(i, "train", "good", "", "", f"train/good/{i:03d}.png", "") for i in range(n_train)]
     plans += [ImagePlan(n_train + i, "test", "good", "", "", f"test/good/{i:03d}.png", "") for i in range(n_test_good)]
-    per_type = Counter()
+    per_type: Counter[str] = Counter()
     for k in range(n_defective):
         kind = DEFECT_TYPES[k % len(DEFECT_TYPES)]
         name = f"{per_type[kind]:03d}"

@@ -66,7 +66,7 @@ def _camera_pose(knobs: PartKnobs, rng: np.random.Generator) -> np.ndarray:
     angle = rng.uniform(-knobs.rotation_deg, knobs.rotation_deg)
     shift = rng.uniform(0, knobs.shake_px) * np.array([np.cos(t := rng.uniform(0, 2 * np.pi)), np.sin(t)])
     camera = cv2.getRotationMatrix2D((W / 2, H / 2), angle, 1.0)
-    camera[:, 2] += shift
+    camera[:, 2] = camera[:, 2] + shift
     return camera
 
 
@@ -93,5 +93,5 @@ def render_normal(geometry: PartGeometry, knobs: PartKnobs, rng: np.random.Gener
     image = cv2.GaussianBlur(image, (0, 0), blur)
 
     sigma = np.sqrt(knobs.noise**2 + SHOT_NOISE_GAIN * np.maximum(image, 0.0))
-    image += sigma * rng.standard_normal((H, W), dtype=np.float32)
+    image = (image + sigma * rng.standard_normal((H, W), dtype=np.float32)).astype(np.float32)
     return Rendered(np.clip(np.rint(image), 0, 255).astype(np.uint8), camera, stops)
