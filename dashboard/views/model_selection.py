@@ -130,10 +130,10 @@ def ranked_front_table(result: SelectionResult, x: Criterion, y: Criterion) -> p
     return pd.DataFrame(
         {
             "rank": ranked["rank"],
+            "chosen": pd.Series(marks).str.strip(),
             "candidate": ranked["candidate"],
             short_label(x.metric): ranked[mean_column(x.metric)],
             short_label(y.metric): ranked[mean_column(y.metric)],
-            "chosen": pd.Series(marks).str.strip(),
         }
     )
 
@@ -144,7 +144,7 @@ def short_label(metric: str) -> str:
 
 
 def chart_with_ranking(result: SelectionResult, x: Criterion, y: Criterion, log_x: bool, key: str) -> None:
-    chart, ranking = st.columns([5, 4])
+    chart, ranking = st.columns(2)
     chart.plotly_chart(trade_off_chart(result, x, y, log_x), key=key)
     ranking.markdown("**The front, by number on the chart**")
     ranking.dataframe(
@@ -152,10 +152,10 @@ def chart_with_ranking(result: SelectionResult, x: Criterion, y: Criterion, log_
         hide_index=True,
         key=f"{key}_ranking",
         column_config={
-            "rank": st.column_config.NumberColumn("#", width="small"),
+            "rank": st.column_config.NumberColumn("#", width=40),
             short_label(x.metric): st.column_config.NumberColumn(format="%.4g"),
             short_label(y.metric): st.column_config.NumberColumn(format="%.3f"),
-            "chosen": st.column_config.TextColumn(width="small"),
+            "chosen": st.column_config.TextColumn(width=70),
         },
     )
 
