@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import re
 from collections import UserList
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Level = Literal["image", "pixel", "runtime"]
 Direction = Literal["higher", "lower"]
@@ -102,13 +102,32 @@ class MetricNames(UserList[str]):
     def __init__(self, keep: Callable[[Metric], bool]) -> None:  # no list of its own: `data` reads the registry
         self._keep = keep
 
-    @property  # type: ignore[override]
+    @property
     def data(self) -> list[str]:
         return [name for name, entry in METRICS.items() if self._keep(entry)]
 
     @data.setter
     def data(self, value: list[str]) -> None:
         raise TypeError("metric lists are read from store.metrics.METRICS; add the metric there")
+
+    # UserList builds slices, sums and copies as instances of the class: here they are plain lists.
+    def __getitem__(self, index: Any) -> Any:
+        return self.data[index]
+
+    def __add__(self, other: Iterable[str]) -> list[str]:  # type: ignore[override]
+        return self.data + list(other)
+
+    def __radd__(self, other: Iterable[str]) -> list[str]:  # type: ignore[override]
+        return list(other) + self.data
+
+    def __mul__(self, n: int) -> list[str]:  # type: ignore[override]
+        return self.data * n
+
+    def __rmul__(self, n: int) -> list[str]:  # type: ignore[override]
+        return self.data * n
+
+    def copy(self) -> list[str]:  # type: ignore[override]
+        return self.data
 
 
 class MetricLabels(Mapping[str, str]):
