@@ -48,11 +48,9 @@ if ctx is not None:
                     st.markdown(
                         f"**{row.candidate}**\n" + ("".join(f"\n- {item}" for item in items) or "\n\nnone recorded")
                     )
-        metric = st.selectbox(
-            "Compare on",
-            [m for m in METRIC_ORDER if m in set(chosen["metric"])],
-            format_func=widgets.METRIC_LABELS.get,
-            key="overview_metric",
+        offered: list[str] = [m for m in METRIC_ORDER if m in set(chosen["metric"])]
+        metric = str(
+            st.selectbox("Compare on", offered, format_func=widgets.METRIC_LABELS.__getitem__, key="overview_metric")
         )
         bars = chosen[chosen["metric"] == metric].sort_values("mean", ascending=False)
         figure = px.bar(

@@ -22,11 +22,14 @@ if ctx is not None:
     part = cached_queries.part_results(ctx.store, ctx.stamp, filters.part)
     if filters.source is not None:
         part = part[part["source"] == filters.source]
-    metric = st.selectbox(
-        "Metric",
-        [m for m in widgets.ACCURACY_METRICS if m in set(part["metric"])] or list(widgets.ACCURACY_METRICS[:1]),
-        format_func=widgets.METRIC_LABELS.get,
-        key="robustness_metric",
+    offered: list[str] = [m for m in widgets.ACCURACY_METRICS if m in set(part["metric"])]
+    metric = str(
+        st.selectbox(
+            "Metric",
+            offered or [widgets.ACCURACY_METRICS[0]],
+            format_func=widgets.METRIC_LABELS.__getitem__,
+            key="robustness_metric",
+        )
     )
     entry = registered_metric(metric)
     paired = (

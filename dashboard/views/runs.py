@@ -36,7 +36,7 @@ def start_form(ctx: widgets.StoreContext) -> None:
                 "Models",
                 list(names),
                 default=["legacy", "padim"],
-                format_func=names.get,
+                format_func=names.__getitem__,
                 key="start_models",
             )
             left, middle, right = st.columns(3)
