@@ -63,7 +63,7 @@ def anomalib_builder(
         config = {
             "anomalib_class": type(module).__name__,
             "backbone": backbone,
-            "input_size": list(module.input_size),
+            "input_size": list(module.input_size or settings["image_size"]),
             "settings": settings,
             "deviations": ([packaged] if backbone in PACKAGED_BACKBONES else [])
             + entry.deviations(backbone, settings)
