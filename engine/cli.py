@@ -62,7 +62,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         names = [part] if args.store else []
         names += [name for name in registered.get(args.out / part, []) if name not in names]
         for name in names:
-            import_dataset("mvtec", name, part_dir, store)
+            import_dataset("mvtec", name, part_dir, store or DEFAULT_STORE)
             print(f"{name}: registered in {store}")
     return 0
 
@@ -335,7 +335,7 @@ def _quiet_libraries() -> None:
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time of the message, not when the handler was made."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self):
         return sys.stderr
 

@@ -26,6 +26,7 @@ LOCK_WAIT_SECONDS = 60.0
 
 # A DuckDB file starts with a 4096-byte main header ("DUCK" at byte 8) and two 4096-byte database headers,
 # each holding (checksum, iteration, meta block, free list, block count, block size); the newer one is current.
+# Whole blocks of that size follow.
 DUCKDB_MAGIC = b"DUCK"
 DUCKDB_HEADERS = 3 * 4096
 # Errors DuckDB raises when the bytes of the file are not what it wrote (SQL mistakes are other classes).
@@ -45,7 +46,7 @@ def damaged(path: Path) -> StoreError:
 
 
 def check_store_file(path: Path) -> None:
-    """Refuse a store path that is a folder, unreadable, not a DuckDB file or shorter than its header says.
+    """Refuse a store path that is a folder, unreadable, not a DuckDB file or shorter than DuckDB's headers.
 
     Runs before DuckDB opens the file, because a read-write open of a damaged file may change its bytes.
     A path that does not exist is fine: writing creates the store.
@@ -65,11 +66,20 @@ def check_store_file(path: Path) -> None:
         raise not_a_store(path)
     if len(header) < DUCKDB_HEADERS:
         raise damaged(path)
+
+
+def check_whole_blocks(path: Path) -> None:
+    """Refuse a store whose file ends inside a block: it was cut short.
+
+    DuckDB writes whole blocks after the headers (and may drop free ones at the end). Checked while a
+    connection is open, so no other process is halfway through writing; a cut on a block boundary shows
+    up as an error when DuckDB reads the missing block.
+    """
+    with path.open("rb") as file:
+        header = file.read(DUCKDB_HEADERS)
     _, iteration_a, _, _, _, block_size_a = struct.unpack_from("<Q5q", header, 4096)
     _, iteration_b, _, _, _, block_size_b = struct.unpack_from("<Q5q", header, 8192)
     block_size = block_size_a if iteration_a >= iteration_b else block_size_b
-    # DuckDB writes the file in whole blocks after the headers (free blocks at the end may be cut off, so the
-    # header's block count is an upper bound only): a size between block boundaries means a cut-off copy.
     if block_size <= 0 or (path.stat().st_size - DUCKDB_HEADERS) % block_size:
         raise damaged(path)
 
@@ -93,12 +103,13 @@ def _is_lock_conflict(error: duckdb.Error) -> bool:
 
 def _connect(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
     check_store_file(path)
+    existed = path.exists()
     deadline = time.monotonic() + wait_seconds
     delay = 0.02
     while True:
         try:
             # No replacement scans: a missing table must be an error, never a Python variable of that name.
-            return duckdb.connect(str(path), read_only=read_only, config={"python_enable_replacements": False})
+            con = duckdb.connect(str(path), read_only=read_only, config={"python_enable_replacements": False})
         except (duckdb.IOException, duckdb.ConnectionException) as error:
             if not _is_lock_conflict(error):
                 raise _open_error(path, error) from error
@@ -106,6 +117,14 @@ def _connect(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBP
                 raise StoreLockedError(f"store {path} is busy (locked by another process): {error}") from error
         except DAMAGE_ERRORS as error:
             raise _open_error(path, error) from error
+        else:
+            try:
+                if existed:  # a store this connection has just created has nothing to check yet
+                    check_whole_blocks(path)
+            except BaseException:
+                con.close()
+                raise
+            return con
         time.sleep(delay * (1 + random.random()))
         delay = min(delay * 2, 0.5)
 

@@ -119,7 +119,7 @@ def _check_is_a_store(con: duckdb.DuckDBPyConnection, path: object) -> bool:
 def is_current(con: duckdb.DuckDBPyConnection, path: object = "the store") -> bool:
     """Whether every migration has been applied (works on read-only connections)."""
     has_table = _check_is_a_store(con, path)
-    applied = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0] if has_table else 0
+    applied = _applied(con) if has_table else 0
     if applied > len(MIGRATIONS):
         raise StoreError(f"{path} was written by a newer gluelab (schema {applied}); update gluelab to use it")
     return applied == len(MIGRATIONS)
@@ -129,7 +129,12 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT now())"
     )
-    return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+    return _applied(con)
+
+
+def _applied(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    return int(row[0]) if row else 0
 
 
 def migrate(con: duckdb.DuckDBPyConnection, path: object = "the store") -> None:

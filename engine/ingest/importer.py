@@ -115,9 +115,10 @@ def import_dataset(
     problems = list(discovery.problems)
     if not problems:
         problems += _empty_split_problems(discovery)
-    records = [_record(candidate, discovery, problems) for candidate in discovery.candidates]
+    checked = [_record(candidate, discovery, problems) for candidate in discovery.candidates]
+    records = [record for record in checked if record is not None]
     if not problems:
-        problems += _size_problems([record for record in records if record is not None], discovery.root)
+        problems += _size_problems(records, discovery.root)
     if problems:
         raise ImportRefused(discovery.source, problems)
     dataset = DatasetRecord(
