@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from engine.ingest.synthetic.plant import generate_part
 
@@ -103,3 +104,16 @@ def dashboard_stores(tmp_path_factory) -> dict[str, Path]:
     )
     assert gluelab(["evaluate", "--parts", "part16", *models]) == 0
     return {"empty": empty, "published": published, "evaluated": evaluated}
+
+
+DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+
+
+def open_page(store: Path, page: str, monkeypatch) -> AppTest:
+    """Render one dashboard page on `store` through AppTest (generous timeout: pages are slow on 2 cores)."""
+    monkeypatch.setenv("GLUELAB_STORE", str(store))
+    app = AppTest.from_file(str(DASHBOARD_APP), default_timeout=120)
+    app.switch_page(f"views/{page}")
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app

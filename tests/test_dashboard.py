@@ -12,20 +12,11 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import generated_store
+from tests.conftest import generated_store, open_page
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 PAGES = sorted(path.name for path in (APP.parent / "views").glob("*.py"))
 NEEDS_LOCAL_RUNS = {"operations.py", "failure_browser.py", "part_drilldown.py", "runs.py"}
-
-
-def open_page(store: Path, page: str, monkeypatch) -> AppTest:
-    monkeypatch.setenv("GLUELAB_STORE", str(store))
-    app = AppTest.from_file(str(APP), default_timeout=120)
-    app.switch_page(f"views/{page}")
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
 
 
 def messages(app: AppTest) -> str:

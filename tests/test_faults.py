@@ -117,21 +117,26 @@ def unprivileged_folder() -> Iterator[Path]:
     shutil.rmtree(folder)
 
 
+def load_published_as_nobody(store: Path, home: Path) -> subprocess.CompletedProcess:
+    """`gluelab load-published` as user nobody: root ignores file permissions, so it cannot show them."""
+    return subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "engine.cli"]
+        + ["load-published", "--store", str(store)],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env={**os.environ, "GLUELAB_HOME": str(home / "home"), "HOME": str(home)},
+        timeout=120,
+    )
+
+
 def test_a_store_that_cannot_be_written_is_one_line_and_unchanged(unprivileged_folder, published_store):
     store = unprivileged_folder / "store.duckdb"
     shutil.copy(published_store, store)
     store.chmod(0o644)  # owned by root: readable by everyone, writable by root only
     before = file_digest(store)
 
-    result = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "engine.cli"]
-        + ["load-published", "--store", str(store)],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT,
-        env={**os.environ, "GLUELAB_HOME": str(unprivileged_folder / "home"), "HOME": str(unprivileged_folder)},
-        timeout=120,
-    )
+    result = load_published_as_nobody(store, unprivileged_folder)
 
     assert result.returncode == 2, result
     assert result.stderr.strip().splitlines() == [
@@ -142,15 +147,7 @@ def test_a_store_that_cannot_be_written_is_one_line_and_unchanged(unprivileged_f
 
 def test_a_store_in_a_folder_that_cannot_be_created_is_one_line(unprivileged_folder):
     store = unprivileged_folder / "new" / "store.duckdb"
-    result = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "engine.cli"]
-        + ["load-published", "--store", str(store)],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT,
-        env={**os.environ, "GLUELAB_HOME": str(unprivileged_folder / "home"), "HOME": str(unprivileged_folder)},
-        timeout=120,
-    )
+    result = load_published_as_nobody(store, unprivileged_folder)
     assert result.returncode == 2, result
     assert len(result.stderr.strip().splitlines()) == 1 and str(store) in result.stderr, result.stderr
     assert not (unprivileged_folder / "new").exists()

@@ -14,18 +14,10 @@ PADIM = "PaDiM / EfficientNet-Lite0 (cpu)"
 @pytest.fixture(scope="module")
 def runs() -> pd.DataFrame:
     """Legacy on one seed; PaDiM on two seeds whose test sets differ in size (200 and 50 good parts)."""
-    return pd.DataFrame(
-        {
-            "candidate": [LEGACY, PADIM, PADIM],
-            "model": ["legacy", "padim", "padim"],
-            "seed": [0, 0, 1],
-            "n_good": [100, 200, 50],
-            "n_defective": [40, 40, 20],
-            "false_alarms_f1": [8, 2, 1],
-            "missed_f1": [4, 2, 0],
-            "false_alarms_zero_escape": [30, 10, 5],
-        }
-    )
+    columns = ["candidate", "model", "seed", "n_good", "n_defective"]
+    columns += ["false_alarms_f1", "missed_f1", "false_alarms_zero_escape"]
+    rows = [(LEGACY, "legacy", 0, 100, 40, 8, 4, 30), (PADIM, "padim", 0, 200, 40, 2, 2, 10)]
+    return pd.DataFrame([*rows, (PADIM, "padim", 1, 50, 20, 1, 0, 5)], columns=columns)
 
 
 def test_rates_are_per_run_then_averaged_over_seeds(runs):

@@ -5,20 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from engine.analysis import selection
 from engine.analysis.line_stops import rates_per_candidate
 from engine.analysis.recommendation import STUDY_TIMING, milliseconds, recommend
-from engine.analysis.selection import (
-    KNEE_BY_TRADEOFF,
-    Constraint,
-    Criterion,
-    candidate_table,
-    select,
-    worst_case_across_parts,
-)
 from store.published import read_published_csv
 
-SPEED = Criterion("inference_ms", "min")
-IMAGE_AUROC = Criterion("image_auroc", "max")
+SPEED = selection.Criterion("inference_ms", "min")
+IMAGE_AUROC = selection.Criterion("image_auroc", "max")
 LABELS = {"image_auroc": "Image AUROC", "inference_ms": "Inference (ms/image)"}
 KEY = ("candidate", "source", "model")
 PADIM = "PaDiM / EfficientNet-Lite0 (cpu)"
@@ -30,7 +23,7 @@ EPYC = "AMD EPYC 7B13 64-Core Processor"
 def published_part1() -> pd.DataFrame:
     """The study's part1 candidates (Tables 4 and 5) as the dashboard names them, source `published`."""
     published = read_published_csv()
-    table = candidate_table(published[published["source_table"].isin(["Table 4", "Table 5"])])
+    table = selection.candidate_table(published[published["source_table"].isin(["Table 4", "Table 5"])])
     names = table["model"] + table["backbone"].map(lambda backbone: f" / {backbone}" if backbone else "")
     return table.assign(candidate=names + " (paper)", source="published", part="part1")
 
@@ -77,34 +70,31 @@ def hardware() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def part1_alarms() -> pd.DataFrame:
     """Operating points of part1: legacy flags 6 of 100 good parts; PaDiM 1 of 100, then 0 of 100."""
+    good_and_defective = {"n_good": 100, "n_defective": 50}
     runs = pd.DataFrame(
-        {
-            "candidate": ["Legacy camera check (cpu)", PADIM, PADIM],
-            "model": ["legacy", "padim", "padim"],
-            "seed": [0, 0, 1],
-            "n_good": [100, 100, 100],
-            "n_defective": [50, 50, 50],
-            "false_alarms_f1": [6, 1, 0],
-            "missed_f1": [2, 1, 1],
-            "false_alarms_zero_escape": [9, 3, 2],
-        }
-    )
+        [
+            ("Legacy camera check (cpu)", "legacy", 0, 6, 2, 9),
+            (PADIM, "padim", 0, 1, 1, 3),
+            (PADIM, "padim", 1, 0, 1, 2),
+        ],
+        columns=["candidate", "model", "seed", "false_alarms_f1", "missed_f1", "false_alarms_zero_escape"],
+    ).assign(**good_and_defective)
     return rates_per_candidate(runs)
 
 
 def local_selection(rows: pd.DataFrame, parts: list[str], constraints=(), weights=None):
-    candidates, _ = worst_case_across_parts(rows, parts, (SPEED, IMAGE_AUROC), KEY)
-    return select(candidates, (SPEED, IMAGE_AUROC), constraints, weights)
+    candidates, _ = selection.worst_case_across_parts(rows, parts, (SPEED, IMAGE_AUROC), KEY)
+    return selection.select(candidates, (SPEED, IMAGE_AUROC), constraints, weights)
 
 
 def test_the_study_s_part1_knee_is_recommended_with_its_figures_and_the_study_s_gpu(published_part1):
-    result = select(published_part1, [SPEED, IMAGE_AUROC])
+    result = selection.select(published_part1, [SPEED, IMAGE_AUROC])
     card = recommend(result, ["part1"], IMAGE_AUROC, LABELS)
     assert card is not None
     assert card.candidate == "GANomaly (paper)" and card.heading == "part1: GANomaly (paper)"
     assert card.figures == f"Image AUROC 0.74 ± 0.25, 96.2 ms per image ({STUDY_TIMING})"
     assert card.why == (
-        f"the knee of the accuracy/time front: {KNEE_BY_TRADEOFF}. "
+        f"the knee of the accuracy/time front: {selection.KNEE_BY_TRADEOFF}. "
         f"4 of {len(published_part1)} acceptable candidates are on the front"
     )
     assert "FastFlow / WideResNet50 (paper)" in card.not_clearly_worse
@@ -113,7 +103,9 @@ def test_the_study_s_part1_knee_is_recommended_with_its_figures_and_the_study_s_
 
 def test_weights_recommend_the_preferred_candidate_and_say_how_it_was_weighed(published_part1):
     weights = {"inference_ms": 0.1, "image_auroc": 0.9}
-    card = recommend(select(published_part1, [SPEED, IMAGE_AUROC], weights=weights), ["part1"], IMAGE_AUROC, LABELS)
+    card = recommend(
+        selection.select(published_part1, [SPEED, IMAGE_AUROC], weights=weights), ["part1"], IMAGE_AUROC, LABELS
+    )
     assert card is not None and card.candidate == "EfficientAD (paper)"
     assert card.figures.startswith("Image AUROC 0.98 ± 0.01, 173 ms per image")
     assert card.why.startswith("closest to your weights (90% accuracy, 10% speed) among the front")
@@ -158,7 +150,7 @@ def test_across_parts_each_figure_is_the_worst_and_names_its_part_and_that_part_
 
 
 def test_limits_are_named_and_a_local_pick_without_hardware_rows_is_still_said_to_be_local(local_rows):
-    limits = [Constraint("image_auroc", floor=0.9), Constraint("inference_ms", ceiling=300)]
+    limits = [selection.Constraint("image_auroc", floor=0.9), selection.Constraint("inference_ms", ceiling=300)]
     card = recommend(local_selection(local_rows, ["part1"], limits), ["part1"], IMAGE_AUROC, LABELS)
     assert card is not None and card.candidate == PADIM
     assert card.figures.endswith("45 ± 3 ms per image (measured here)")
@@ -168,7 +160,7 @@ def test_limits_are_named_and_a_local_pick_without_hardware_rows_is_still_said_t
 
 
 def test_no_recommendation_when_no_candidate_meets_the_limits(local_rows):
-    impossible = [Constraint("image_auroc", floor=0.99)]
+    impossible = [selection.Constraint("image_auroc", floor=0.99)]
     result = local_selection(local_rows, ["part1"], impossible)
     assert result.feasible.empty
     assert recommend(result, ["part1"], IMAGE_AUROC, LABELS) is None

@@ -28,7 +28,7 @@ from store.connection import insert_frame, write_store
 from store.metrics import METRICS, Metric
 from store.published import read_published_csv
 from store.runs import PRESETS, leaderboard, runs
-from tests.conftest import generated_store
+from tests.conftest import generated_store, open_page
 
 PROJECT = Path(__file__).resolve().parent.parent
 APP = PROJECT / "dashboard" / "app.py"
@@ -64,15 +64,6 @@ def add_metric(monkeypatch) -> Callable[[Metric], None]:
 def add_model(monkeypatch) -> Callable[[ModelEntry], None]:
     """Adds a model to the registry for one test; the registry is restored afterwards."""
     return lambda entry: monkeypatch.setitem(MODELS, entry.name, entry)
-
-
-def open_page(store: Path, page: str, monkeypatch) -> AppTest:
-    monkeypatch.setenv("GLUELAB_STORE", str(store))
-    app = AppTest.from_file(str(APP), default_timeout=120)
-    app.switch_page(f"views/{page}")
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
 
 
 def column_labels(app: AppTest, index: int = 0) -> str:
