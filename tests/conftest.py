@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated GLUELAB_HOME and small generated parts."""
+"""Shared fixtures and helpers: an isolated GLUELAB_HOME, small generated parts and stores, hand-built runs."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import hashlib
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.ingest.synthetic.plant import generate_part
+from store.runs import RunOutcome, finish_run, start_run
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -117,3 +119,60 @@ def open_page(store: Path, page: str, monkeypatch) -> AppTest:
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     return app
+
+
+def run_key(part: str = "part1", model: str = "padim", seed: int = 0, condition: str = "baseline") -> dict:
+    """A run key for hand-built runs."""
+    return {
+        "part": part,
+        "model": model,
+        "backbone": "tf_efficientnet_lite0",
+        "preset": "cpu",
+        "seed": seed,
+        "condition": condition,
+    }
+
+
+def write_finished_run(
+    store: Path,
+    run_id: str,
+    key: dict,
+    normal: list[float],
+    anomalous: list[float],
+    threshold: float,
+    metrics: dict[str, float] | None = None,
+    train_seconds: float = 60.0,
+    inference_ms: float = 10.0,
+    throughput_fps: float = 100.0,
+) -> None:
+    """A finished run written through the store's run lifecycle (`start_run`, `finish_run`).
+
+    Its test images score `normal` and `anomalous`, flagged at `score >= threshold`, so alarm counts can be worked
+    out by hand.
+    """
+    scores = normal + anomalous
+    image_scores = pd.DataFrame(
+        {
+            "image_path": [f"test/{i:03d}.png" for i in range(len(scores))],
+            "label": ["normal"] * len(normal) + ["anomalous"] * len(anomalous),
+            "score": scores,
+            "predicted_anomalous": [score >= threshold for score in scores],
+        }
+    )
+    start_run(run_id, key, store)
+    finish_run(
+        run_id,
+        RunOutcome(
+            metrics={"image_threshold": threshold, **(metrics or {})},
+            train_seconds=train_seconds,
+            inference_ms=inference_ms,
+            throughput_fps=throughput_fps,
+            peak_memory_mb=500.0,
+            n_train=10,
+            n_test=len(scores),
+            config={"job": key},
+            environment={},
+            image_scores=image_scores,
+        ),
+        store,
+    )

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import generated_store, open_page
+from store.runs import end_run, start_run
+from tests.conftest import generated_store, open_page, run_key, write_finished_run
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 PAGES = sorted(path.name for path in (APP.parent / "views").glob("*.py"))
-NEEDS_LOCAL_RUNS = {"operations.py", "failure_browser.py", "part_drilldown.py", "runs.py"}
 
 
 def messages(app: AppTest) -> str:
@@ -58,11 +58,23 @@ def test_every_page_renders_an_empty_store(page, dashboard_stores, monkeypatch):
         assert "gluelab evaluate" in messages(app)
 
 
+# What each page that needs local runs says on a store holding only the published figures (part1 first,
+# part16 for the failure browser).
+WITHOUT_LOCAL_RUNS = {
+    "operations.py": "No finished local run on part1 (baseline). Operating figures need per-image scores, "
+    "which the published study does not give.",
+    "failure_browser.py": "No finished local run on part16 (baseline) to browse.",
+    "part_drilldown.py": "part1 has no images in this store (published figures only).",
+    "runs.py": "No evaluation has run against this store yet.",
+}
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_published_figures_only(page, dashboard_stores, monkeypatch):
     app = open_page(dashboard_stores["published"], page, monkeypatch)
-    if page in NEEDS_LOCAL_RUNS:
-        assert app.info, "pages that need local runs say so"
+    if page in WITHOUT_LOCAL_RUNS:
+        assert any(info.value.startswith(WITHOUT_LOCAL_RUNS[page]) for info in app.info), [i.value for i in app.info]
+        assert not app.dataframe  # nothing local to tabulate
     else:
         shown = messages(app) + " ".join(d.value.to_csv() for d in app.dataframe)
         assert "(paper)" in shown
@@ -171,8 +183,26 @@ def test_failure_browser_opens_on_part16_and_its_tabs_list_the_stored_false_alar
 def test_runs_page_follows_the_store(dashboard_stores, monkeypatch):
     app = open_page(dashboard_stores["evaluated"], "runs.py", monkeypatch)
     assert app.metric[0].value == "15"
+    assert len(app.dataframe[0].value) == 15 and set(app.dataframe[0].value["status"]) == {"finished"}
+
+
+def test_runs_page_counts_each_status_and_keeps_exactly_the_failed_and_cancelled_runs(tmp_path, monkeypatch):
+    store = tmp_path / "store.duckdb"
+    write_finished_run(store, "done", run_key(seed=0), [1.0], [2.0], threshold=1.5)
+    start_run("still_running", run_key(seed=1), store)
+    start_run("broke", run_key(seed=2), store)
+    end_run("broke", "failed", "RuntimeError: out of memory", store=store)
+    start_run("stopped", run_key(seed=3), store)
+    end_run("stopped", "cancelled", "cancelled (Ctrl-C or SIGTERM) while running", store=store)
+
+    app = open_page(store, "runs.py", monkeypatch)
+    assert {m.label: m.value for m in app.metric} == {"Finished": "1", "Running": "1", "Failed": "1", "Cancelled": "1"}
+    assert set(app.dataframe[0].value["run_id"]) == {"done", "still_running", "broke", "stopped"}
     app.toggle(key="runs_problems").set_value(True).run()
-    assert app.dataframe[0].value.empty
+    kept = app.dataframe[0].value.set_index("run_id")
+    assert sorted(kept.index) == ["broke", "stopped"]
+    assert kept.loc["broke", "error"] == "RuntimeError: out of memory"
+    assert kept.loc["stopped", "status"] == "cancelled"
 
 
 def test_model_selection_recommends_the_knee_and_honours_limits_and_weights(dashboard_stores, monkeypatch):

@@ -114,7 +114,14 @@ def test_a_job_runs_end_to_end(model, small_store, tiny_presets):
     jobs = plan_grid(["part1"], [model], None, 1, ["baseline"], "cpu", small_store)
     assert set(_run(jobs, small_store).values()) == {"finished"}
     metrics = run_metrics(small_store).query("run_id == @jobs[0].run_id").set_index("metric")["value"]
-    assert 0 <= metrics["image_auroc"] <= 1
+    from sklearn.metrics import roc_auc_score
+
+    from store.runs import run_image_scores
+
+    scores = run_image_scores(jobs[0].run_id, small_store)
+    assert scores["score"].nunique() > 1, "a model scoring every image alike has learnt nothing to rank by"
+    expected_auroc = roc_auc_score(scores["label"] == "anomalous", scores["score"])
+    assert abs(metrics["image_auroc"] - expected_auroc) <= 1e-6
     assert np.isnan(metrics["pixel_auroc"]) == (model == "ganomaly")  # GANomaly scores whole images only
     config = json.loads(runs(small_store).set_index("run_id").loc[jobs[0].run_id].config)
     assert "batches_per_epoch 1" in " ".join(config["deviations"])  # the tiny preset is on record

@@ -19,60 +19,9 @@ import pytest
 
 from store import StoreLockedError, write_store
 from store.queries import operating_points, store_stamp
-from store.runs import RUN_KEY, RunOutcome, finish_run, leaderboard, runs, start_run
-from tests.conftest import file_digest
-
-
-def key(part: str = "part1", model: str = "padim", seed: int = 0, condition: str = "baseline") -> dict:
-    return {
-        "part": part,
-        "model": model,
-        "backbone": "tf_efficientnet_lite0",
-        "preset": "cpu",
-        "seed": seed,
-        "condition": condition,
-    }
-
-
-def write_finished_run(
-    store: Path,
-    run_id: str,
-    run_key: dict,
-    normal: list[float],
-    anomalous: list[float],
-    threshold: float,
-    metrics: dict[str, float] | None = None,
-    train_seconds: float = 60.0,
-    inference_ms: float = 10.0,
-    throughput_fps: float = 100.0,
-) -> None:
-    """A finished run whose images are `normal` and `anomalous` scores, flagged at `score >= threshold`."""
-    scores = normal + anomalous
-    image_scores = pd.DataFrame(
-        {
-            "image_path": [f"test/{i:03d}.png" for i in range(len(scores))],
-            "label": ["normal"] * len(normal) + ["anomalous"] * len(anomalous),
-            "score": scores,
-            "predicted_anomalous": [score >= threshold for score in scores],
-        }
-    )
-    start_run(run_id, run_key, store)
-    finish_run(
-        run_id,
-        RunOutcome(
-            metrics={"image_threshold": threshold, **(metrics or {})},
-            train_seconds=train_seconds,
-            inference_ms=inference_ms,
-            throughput_fps=throughput_fps,
-            peak_memory_mb=500.0,
-            n_train=10,
-            n_test=len(scores),
-            config={"job": run_key},
-            environment={},
-            image_scores=image_scores,
-        ),
-        store,
-    )
+from store.runs import RUN_KEY, leaderboard, runs, start_run
+from tests.conftest import file_digest, write_finished_run
+from tests.conftest import run_key as key
 
 
 def test_operating_points_count_false_alarms_and_misses_per_threshold_policy(tmp_path):
