@@ -108,7 +108,9 @@ HOLD_THE_STORE = textwrap.dedent(
 
 
 def hold_store(store: Path, seconds: float) -> subprocess.Popen:
-    """Another process holding the store's write lock for `seconds`; returns once the lock is held."""
+    """Another process holding the write lock of a new, empty `store` for `seconds`; returns once it holds it."""
+    with write_store(store):
+        pass
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_THE_STORE, str(store), str(seconds)], stdout=subprocess.PIPE, text=True
     )
@@ -118,8 +120,6 @@ def hold_store(store: Path, seconds: float) -> subprocess.Popen:
 
 def test_a_store_held_by_another_process_gives_up_with_a_clear_error_and_writes_nothing(tmp_path):
     store = tmp_path / "store.duckdb"
-    with write_store(store):
-        pass
     holder = hold_store(store, 60)
     try:
         start = time.monotonic()
@@ -135,8 +135,6 @@ def test_a_store_held_by_another_process_gives_up_with_a_clear_error_and_writes_
 
 def test_a_write_waits_for_another_process_to_release_the_store(tmp_path):
     store = tmp_path / "store.duckdb"
-    with write_store(store):
-        pass
     holder = hold_store(store, 1.5)
     try:
         start_run("a", key(), store)  # retried with backoff until the holder lets go
