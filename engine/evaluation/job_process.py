@@ -25,13 +25,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from engine.evaluation.jobs import Job
-from engine.ingest.part_data import PartData
 from store.runs import RunOutcome
 
 with warnings.catch_warnings():  # the fork server imports the models afresh: libraries' notices about themselves
     warnings.simplefilter("ignore", FutureWarning)
     from engine.evaluation.evaluate import evaluate_job
+    from engine.evaluation.jobs import Job
+    from engine.ingest.part_data import PartData
 
 MEMORY_BUDGET_ENV = "GLUELAB_MEMORY_BUDGET_GB"
 RESERVED_FOR_THE_SYSTEM_GB = 4.0  # left to the OS, the dashboard and the grid itself by the default budget
@@ -163,7 +163,7 @@ def _child_main(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
     filters, levels = quiet
-    warnings.filters[:] = filters
+    warnings.filters[:] = filters  # type: ignore[index]
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
     _silence_progress_bars()
@@ -191,4 +191,4 @@ def _silence_progress_bars() -> None:
 
     from tqdm import tqdm
 
-    tqdm.__init__ = partialmethod(tqdm.__init__, disable=True)  # type: ignore[method-assign]
+    tqdm.__init__ = partialmethod(tqdm.__init__, disable=True)
