@@ -46,6 +46,16 @@ def _registered_here(part_dirs: list[Path], store: Path | None, replace: bool) -
     return found
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number (got {text!r})") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 (got {text})")
+    return value
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from engine.ingest.importer import import_dataset
     from engine.ingest.synthetic.parts import part_number
@@ -122,9 +132,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.evaluation.jobs import plan_grid
 
     jobs = plan_grid(args.parts, args.models, args.backbones, args.seeds, args.conditions, args.preset, args.store)
-    summary = run_grid(jobs, args.store, force=args.force)
+    summary = run_grid(jobs, args.store, force=args.force, memory_budget_gb=args.memory_budget_gb)
     print(
         f"{summary.finished} runs finished, {summary.failed} failed, {summary.skipped} already done"
+        + (f", {summary.busy} left to another process running them" if summary.busy else "")
         + (f"; {summary.stale_marked} interrupted runs from earlier marked failed" if summary.stale_marked else "")
     )
     for part in dict.fromkeys(args.parts):
@@ -297,7 +308,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=PRESETS[0],
         help=f"one of {', '.join(PRESETS)}: cpu is sized for this machine, paper follows Table B.8 (default {PRESETS[0]})",
     )
-    evaluate.add_argument("--force", action="store_true", help="redo runs that already finished")
+    evaluate.add_argument(
+        "--force",
+        action="store_true",
+        help="redo runs that already finished (each keeps its result until the new one replaces it)",
+    )
+    evaluate.add_argument(
+        "--memory-budget-gb",
+        type=_positive_float,
+        help="memory one job may use before it is stopped and recorded failed"
+        " (default: $GLUELAB_MEMORY_BUDGET_GB, else total RAM minus 4 GB)",
+    )
     evaluate.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
     evaluate.set_defaults(run=cmd_evaluate)
 

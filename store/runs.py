@@ -1,8 +1,12 @@
 """Evaluation runs: their lifecycle (running -> finished | failed | cancelled) and what they record.
 
-A run row is written as `running` when a job starts; its metrics, per-image scores and artifacts are
-written together with the `finished` status in one transaction, so a reader never sees a finished
-run with partial results. Runs left `running` by a process that no longer exists are marked failed.
+A process claims a job before running it (`run_claims`), after checking the store afresh, so two
+processes never run the same job and a finished run is skipped. A new job's run row is written as
+`running`; its metrics, per-image scores and artifacts are written together with the `finished` status
+in one transaction, so a reader never sees a finished run with partial results. A forced re-run leaves
+the finished run untouched until that transaction replaces it, so a re-run that fails, is cancelled or
+is killed loses nothing. Runs and claims left by a process that no longer exists are cleared by the
+next grid start (the runs marked failed).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -50,24 +55,68 @@ def artifacts_dir(store: Path | str) -> Path:
     return Path(f"{store}.artifacts")
 
 
-def start_run(run_id: str, key: dict, store: Path | str = DEFAULT_STORE) -> None:
-    """Record that this process is now running the job; earlier results of the same job are dropped."""
+ClaimState = Literal["new", "rerun", "finished", "busy"]
+
+
+def claim_run(run_id: str, key: dict, store: Path | str = DEFAULT_STORE, force: bool = False) -> ClaimState:
+    """Claim a job for this process, checking the store afresh in the same transaction.
+
+    Returns what was found and done:
+    - `finished`: the job has a finished run and `force` is off; nothing is written.
+    - `busy`: another live process has claimed the job or is running it; nothing is written.
+    - `rerun`: the job has a finished run and `force` is on; only a claim is recorded, the finished run keeps
+      its results until `finish_run` replaces them in the transaction that writes the new ones.
+    - `new`: an earlier failed, cancelled or interrupted run of the job is dropped and the job is recorded
+      `running`, with a claim.
+    """
+    host, pid = _this_process()
     with write_store(store) as con:
+        holders = con.execute(
+            "SELECT host, pid FROM run_claims WHERE run_id = ?"
+            " UNION ALL SELECT host, pid FROM runs WHERE run_id = ? AND status = 'running'",
+            [run_id, run_id],
+        ).fetchall()
+        if any((h, p) != (host, pid) and _holder_alive(h, p) for h, p in holders):
+            return "busy"
+        row = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        finished = row is not None and row[0] == "finished"
+        if finished and not force:
+            return "finished"
+        con.execute("INSERT OR REPLACE INTO run_claims VALUES (?, ?, ?, now())", [run_id, host, pid])
+        if finished:
+            return "rerun"
         _delete_run(con, run_id)
         con.execute(
             f"INSERT INTO runs (run_id, {', '.join(RUN_KEY)}, status, host, pid, started_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, now())",
-            [run_id, *(key[k] for k in RUN_KEY), socket.gethostname(), os.getpid()],
+            [run_id, *(key[k] for k in RUN_KEY), host, pid],
         )
+        return "new"
 
 
-def finish_run(run_id: str, outcome: RunOutcome, store: Path | str = DEFAULT_STORE) -> None:
+def finish_run(run_id: str, key: dict, outcome: RunOutcome, store: Path | str = DEFAULT_STORE) -> list[str]:
+    """Write a claimed job's run with all its results in one transaction, replacing any earlier run of the job.
+
+    Returns the example folders (under `artifacts_dir`) that only the replaced run referenced, for the caller
+    to delete once this has committed.
+    """
+    host, pid = _this_process()
     with write_store(store) as con:
+        before = _example_folders(con, run_id)
+        claimed = con.execute(
+            "SELECT claimed_at FROM run_claims WHERE run_id = ? AND host = ? AND pid = ?", [run_id, host, pid]
+        ).fetchone()
+        _delete_run(con, run_id)
         con.execute(
-            """UPDATE runs SET status = 'finished', finished_at = now(), train_seconds = ?, inference_ms = ?,
-               throughput_fps = ?, peak_memory_mb = ?, n_train = ?, n_test = ?, config = ?, environment = ?
-               WHERE run_id = ?""",
+            f"""INSERT INTO runs (run_id, {", ".join(RUN_KEY)}, status, host, pid, started_at, finished_at,
+                   train_seconds, inference_ms, throughput_fps, peak_memory_mb, n_train, n_test, config, environment)
+               VALUES (?, ?, ?, ?, ?, ?, ?, 'finished', ?, ?, coalesce(?, now()), now(), ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
+                run_id,
+                *(key[k] for k in RUN_KEY),
+                host,
+                pid,
+                claimed[0] if claimed else None,
                 outcome.train_seconds,
                 outcome.inference_ms,
                 outcome.throughput_fps,
@@ -76,7 +125,6 @@ def finish_run(run_id: str, outcome: RunOutcome, store: Path | str = DEFAULT_STO
                 outcome.n_test,
                 json.dumps(outcome.config, sort_keys=True),
                 json.dumps(outcome.environment, sort_keys=True),
-                run_id,
             ],
         )
         metrics = pd.DataFrame(
@@ -87,35 +135,60 @@ def finish_run(run_id: str, outcome: RunOutcome, store: Path | str = DEFAULT_STO
         insert_frame(con, "image_scores", outcome.image_scores.assign(run_id=run_id))
         if not outcome.artifacts.empty:
             insert_frame(con, "artifacts", outcome.artifacts.assign(run_id=run_id))
+        con.execute("DELETE FROM run_claims WHERE run_id = ? AND host = ? AND pid = ?", [run_id, host, pid])
+        after = _example_folders(con, run_id)
+    return sorted(before - after)
 
 
 def end_run(
     run_id: str, status: str, error: str, config: dict | None = None, store: Path | str = DEFAULT_STORE
 ) -> None:
-    """Mark a run failed or cancelled, keeping the error and (when known) its config."""
+    """Mark this process's running run failed or cancelled, keeping the error and (when known) its config.
+
+    A forced re-run that ends this way leaves the job's finished run exactly as it was; only the claim goes.
+    """
+    host, pid = _this_process()
     with write_store(store) as con:
         con.execute(
-            "UPDATE runs SET status = ?, error = ?, finished_at = now(), config = coalesce(?, config) WHERE run_id = ?",
-            [status, error, None if config is None else json.dumps(config, sort_keys=True), run_id],
+            "UPDATE runs SET status = ?, error = ?, finished_at = now(), config = coalesce(?, config)"
+            " WHERE run_id = ? AND status = 'running' AND host = ? AND pid = ?",
+            [status, error, None if config is None else json.dumps(config, sort_keys=True), run_id, host, pid],
         )
+        con.execute("DELETE FROM run_claims WHERE run_id = ? AND host = ? AND pid = ?", [run_id, host, pid])
 
 
 def mark_stale_runs(store: Path | str = DEFAULT_STORE) -> int:
-    """Fail runs left `running` on this host by processes that no longer exist; returns how many."""
+    """Fail runs left `running` on this host by processes that no longer exist, and drop their claims.
+
+    Returns how many runs were marked failed. A forced re-run interrupted this way only loses its claim: the
+    finished run it was redoing was never touched.
+    """
     if not Path(store).exists():
         return 0
+    host = socket.gethostname()
     with read_store(store) as con:
-        running = con.execute(
-            "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [socket.gethostname()]
-        ).fetchall()
-    stale = [run_id for run_id, pid in running if not _process_alive(pid)]
-    if stale:
+        running = con.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]).fetchall()
+        claims = con.execute("SELECT run_id, pid FROM run_claims WHERE host = ?", [host]).fetchall()
+    stale = [(run_id, pid) for run_id, pid in running if not _process_alive(pid)]
+    stale_claims = [(run_id, pid) for run_id, pid in claims if not _process_alive(pid)]
+    if stale or stale_claims:
         with write_store(store) as con:
             con.executemany(
-                "UPDATE runs SET status = 'failed', error = ?, finished_at = now() WHERE run_id = ? AND status = 'running'",
-                [[STALE_RUN_ERROR, run_id] for run_id in stale],
+                "UPDATE runs SET status = 'failed', error = ?, finished_at = now()"
+                " WHERE run_id = ? AND status = 'running' AND host = ? AND pid = ?",
+                [[STALE_RUN_ERROR, run_id, host, pid] for run_id, pid in stale],
+            )
+            con.executemany(
+                "DELETE FROM run_claims WHERE run_id = ? AND host = ? AND pid = ?",
+                [[run_id, host, pid] for run_id, pid in stale_claims],
             )
     return len(stale)
+
+
+def run_claims(store: Path | str = DEFAULT_STORE) -> pd.DataFrame:
+    """Jobs some process has claimed and not yet finished or ended: run_id, host, pid, claimed_at."""
+    with read_store(store) as con:
+        return con.execute("SELECT * FROM run_claims ORDER BY claimed_at").df()
 
 
 def finished_run_ids(store: Path | str = DEFAULT_STORE) -> set[str]:
@@ -176,6 +249,23 @@ def run_image_scores(run_id: str, store: Path | str = DEFAULT_STORE) -> pd.DataF
 def run_artifacts(run_id: str, store: Path | str = DEFAULT_STORE) -> pd.DataFrame:
     with read_store(store) as con:
         return con.execute("SELECT * FROM artifacts WHERE run_id = ? ORDER BY image_path", [run_id]).df()
+
+
+def _example_folders(con, run_id: str) -> set[str]:
+    """Top-level folders under `artifacts_dir` that hold a run's example heatmaps and masks."""
+    rows = con.execute(
+        "SELECT DISTINCT split_part(anomaly_map_path, '/', 1) FROM artifacts WHERE run_id = ?", [run_id]
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def _this_process() -> tuple[str, int]:
+    return socket.gethostname(), os.getpid()
+
+
+def _holder_alive(host: str, pid: int) -> bool:
+    """Whether the process holding a claim may still be working: always assumed so on another host."""
+    return host != socket.gethostname() or _process_alive(pid)
 
 
 def _delete_run(con, run_id: str) -> None:

@@ -101,6 +101,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, image_path)
     );
     """,
+    # 4: which process is working on which run right now; a forced re-run keeps the finished result in
+    # `runs` until the new one replaces it, so the claim is the only sign that the job is being redone
+    """
+    CREATE TABLE run_claims (
+        run_id VARCHAR PRIMARY KEY,
+        host VARCHAR NOT NULL,
+        pid INTEGER NOT NULL,
+        claimed_at TIMESTAMP NOT NULL
+    );
+    """,
 ]
 
 

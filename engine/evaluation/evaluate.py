@@ -125,8 +125,12 @@ def _save_examples(
     return pd.DataFrame(rows)
 
 
-def evaluate_job(job: Job, data: PartData, artifacts_root: Path) -> RunOutcome:
-    """Fit and test `job`'s model on `data`; example heatmaps go to `artifacts_root/<run_id>/`."""
+def evaluate_job(job: Job, data: PartData, artifacts_root: Path, examples_folder: str | None = None) -> RunOutcome:
+    """Fit and test `job`'s model on `data`; example heatmaps go to `artifacts_root/<examples_folder>/`.
+
+    The folder defaults to the run id; the grid gives each attempt a folder of its own, so a re-run never
+    overwrites the heatmaps of the result it may replace before the new result is stored.
+    """
     seed_everything(job.seed, workers=True, verbose=False)
     detector = get_model(job.model).build(job.backbone, job.preset)
     augment = study_augmentation(job.seed) if job.condition == "augmented" else None
@@ -166,7 +170,9 @@ def evaluate_job(job: Job, data: PartData, artifacts_root: Path) -> RunOutcome:
         environment=environment(),
         image_scores=scores,
         artifacts=(
-            _save_examples(prediction, data, pixel_threshold, artifacts_root / job.run_id, artifacts_root)
+            _save_examples(
+                prediction, data, pixel_threshold, artifacts_root / (examples_folder or job.run_id), artifacts_root
+            )
             if has_maps
             else pd.DataFrame()
         ),

@@ -1,27 +1,46 @@
-"""Run a grid of jobs against the store: skip finished runs, survive failing jobs, stop cleanly.
+"""Run a grid of jobs against the store: skip finished runs, survive failing jobs, stop cleanly, lose nothing.
 
-Each job is recorded `running` before it starts and `finished` (with every result, in one
-transaction), `failed` (with its error) or `cancelled` (Ctrl-C or SIGTERM) after. A job that
-raises, produces NaN or runs out of memory fails alone; the grid goes on. Runs left `running` by
-a killed process are marked failed when the next grid starts.
+Before each job the grid claims it in the store, which re-reads what is finished and what other live
+processes are running, so two grids over overlapping jobs split the work instead of colliding: a job
+another process runs is left to it. Each job runs in a child process under a memory budget
+(`job_process`); the grid writes its results, with the `finished` status, in one transaction. A job
+that raises, produces NaN, exceeds its memory budget or whose results cannot be written fails alone,
+recorded with the reason, and the grid goes on. Ctrl-C or SIGTERM kills the running job and records it
+`cancelled`; the store's own transactions are never cut in half by them.
+
+A forced re-run keeps the finished run it redoes until the new one replaces it, heatmaps included
+(each attempt writes its own folder), so a re-run that fails, is cancelled or is killed loses nothing.
+Runs left `running` by a killed process are marked failed when the next grid starts.
 """
 
 from __future__ import annotations
 
+import shutil
 import signal
-import traceback
+import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
-from engine.evaluation.evaluate import evaluate_job
+from engine.evaluation.job_process import JobFailed, describe, memory_budget_bytes, run_job_in_child
 from engine.evaluation.jobs import Job
 from engine.ingest.part_data import PartData, load_part
 from store import DEFAULT_STORE
-from store.runs import artifacts_dir, end_run, finish_run, finished_run_ids, mark_stale_runs, start_run
+from store.runs import (
+    ClaimState,
+    RunOutcome,
+    artifacts_dir,
+    claim_run,
+    end_run,
+    finish_run,
+    finished_run_ids,
+    mark_stale_runs,
+)
 
 CANCELLED_ERROR = "cancelled (Ctrl-C or SIGTERM) while running"
 
@@ -30,55 +49,148 @@ CANCELLED_ERROR = "cancelled (Ctrl-C or SIGTERM) while running"
 class GridSummary:
     finished: int
     failed: int
-    skipped: int
+    skipped: int  # already finished, before the grid started or by another process since
     stale_marked: int
+    busy: int = 0  # being run by another live process when their turn came, so left to it
+
+
+class _Interrupts:
+    """Ctrl-C and SIGTERM as KeyboardInterrupt, held back while the store is being written.
+
+    A store transaction cut by an exception rolls back, but the bookkeeping around it (a claim taken, a
+    result written) must not be cut from what follows it; the interrupt is raised when the write is done.
+    """
+
+    def __init__(self) -> None:
+        self.holding = 0
+        self.pending = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.holding:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold interrupts back while the block runs; `check` raises one that came meanwhile."""
+        self.holding += 1
+        try:
+            yield
+        finally:
+            self.holding -= 1
+
+    def check(self) -> None:
+        if self.pending and not self.holding:
+            self.pending = False
+            raise KeyboardInterrupt
 
 
 @contextmanager
-def _sigterm_as_interrupt():
+def _interrupts_handled() -> Iterator[_Interrupts]:
     """Treat SIGTERM like Ctrl-C, so both cancel the running job the same way."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    interrupts = _Interrupts()
+    previous = {sig: signal.signal(sig, interrupts) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield interrupts
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_grid(
-    jobs: list[Job], store: Path | str = DEFAULT_STORE, force: bool = False, show_progress: bool = True
+    jobs: list[Job],
+    store: Path | str = DEFAULT_STORE,
+    force: bool = False,
+    show_progress: bool = True,
+    memory_budget_gb: float | None = None,
 ) -> GridSummary:
+    """Run `jobs` (finished ones only with `force`); each job may hold `memory_budget_gb` (default: see
+    `job_process.memory_budget_bytes`)."""
+    budget = memory_budget_bytes(memory_budget_gb)
     stale = mark_stale_runs(store)
     done = finished_run_ids(store)
     todo = [job for job in jobs if force or job.run_id not in done]
-    counts = Counter()
+    counts: Counter[str] = Counter()
     parts: dict[str, PartData] = {}
-    with _sigterm_as_interrupt():
+    with _interrupts_handled() as interrupts:
         progress = tqdm(todo, desc="evaluating", unit="run", disable=not show_progress)
         for job in progress:
+            interrupts.check()
             progress.set_postfix_str(job.label)
-            start_run(job.run_id, job.key(), store)
+            runner = _JobRunner(job, store, force, budget, interrupts, progress.write)
+            counts[runner.run(parts)] += 1
+        interrupts.check()
+    return GridSummary(
+        counts["finished"], counts["failed"], len(jobs) - len(todo) + counts["skipped"], stale, counts["busy"]
+    )
+
+
+@dataclass
+class _JobRunner:
+    job: Job
+    store: Path | str
+    force: bool
+    budget: int
+    interrupts: _Interrupts
+    report: Callable[[str], None]
+
+    def run(self, parts: dict[str, PartData]) -> str:
+        """'finished', 'failed', 'skipped' (finished meanwhile) or 'busy' (another process runs it)."""
+        job = self.job
+        try:
+            with self.interrupts.held():
+                state = claim_run(job.run_id, job.key(), self.store, self.force)
+        except Exception as error:  # noqa: BLE001 - a store that cannot be written fails this job, not the grid
+            self.report(f"failed: {job.label}: could not claim it in the store: {describe(error)}")
+            return "failed"
+        if state == "finished":
+            return "skipped"
+        if state == "busy":
+            self.report(f"skipped: {job.label}: another process is running it")
+            return "busy"
+        folder = f"{job.run_id}-{uuid.uuid4().hex[:8]}"  # this attempt's heatmaps, apart from any earlier run's
+        try:
+            self.interrupts.check()
+            return self._evaluate_and_store(parts, state, folder)
+        except KeyboardInterrupt:
+            self._discard(folder)
+            self._end(state, "cancelled", CANCELLED_ERROR)
+            raise
+
+    def _evaluate_and_store(self, parts: dict[str, PartData], state: ClaimState, folder: str) -> str:
+        job = self.job
+        try:
+            if job.part not in parts:
+                parts[job.part] = load_part(job.part, self.store)
+            outcome = run_job_in_child(job, parts[job.part], artifacts_dir(self.store), folder, self.budget)
+        except Exception as error:  # noqa: BLE001 - any failure of one job is recorded and the grid goes on
+            return self._fail(state, folder, str(error) if isinstance(error, JobFailed) else describe(error))
+        return self._store(outcome, state, folder)
+
+    def _store(self, outcome: RunOutcome, state: ClaimState, folder: str) -> str:
+        with self.interrupts.held():  # once written, the run is finished: an interrupt now waits for the next job
             try:
-                if job.part not in parts:
-                    parts[job.part] = load_part(job.part, store)
-                outcome = evaluate_job(job, parts[job.part], artifacts_dir(store))
-            except KeyboardInterrupt:
-                end_run(job.run_id, "cancelled", CANCELLED_ERROR, store=store)
-                raise
-            except Exception as error:  # noqa: BLE001 - any failure of one job is recorded and the grid goes on
-                end_run(job.run_id, "failed", _describe(error), {"job": job.key()}, store=store)
-                counts["failed"] += 1
-                progress.write(f"failed: {job.label}: {type(error).__name__}: {error}")
-                continue
-            finish_run(job.run_id, outcome, store)
-            counts["finished"] += 1
-    return GridSummary(counts["finished"], counts["failed"], len(jobs) - len(todo), stale)
+                replaced = finish_run(self.job.run_id, self.job.key(), outcome, self.store)
+            except Exception as error:  # noqa: BLE001 - the transaction rolled back; the job fails alone
+                return self._fail(state, folder, f"its results could not be written to the store: {describe(error)}")
+            for old in replaced:
+                shutil.rmtree(artifacts_dir(self.store) / old, ignore_errors=True)
+        return "finished"
 
+    def _fail(self, state: ClaimState, folder: str, reason: str) -> str:
+        self._discard(folder)
+        self._end(state, "failed", reason)
+        kept = " (its earlier finished run is kept)" if state == "rerun" else ""
+        self.report(f"failed: {self.job.label}: {reason}{kept}")
+        return "failed"
 
-def _describe(error: Exception) -> str:
-    where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
-    location = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""
-    return f"{type(error).__name__}: {error}{location}"
+    def _end(self, state: ClaimState, status: str, reason: str) -> None:
+        try:
+            with self.interrupts.held():
+                end_run(self.job.run_id, status, reason, {"job": self.job.key()}, store=self.store)
+        except Exception as error:  # noqa: BLE001 - the next grid start marks the run failed instead
+            self.report(f"{self.job.label}: could not record it {status} in the store: {describe(error)}")
+
+    def _discard(self, folder: str) -> None:
+        shutil.rmtree(artifacts_dir(self.store) / folder, ignore_errors=True)

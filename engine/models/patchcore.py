@@ -1,9 +1,16 @@
-"""PatchCore with a faster coreset: the same greedy k-center selection, cheaper distances.
+"""PatchCore with a faster coreset: the same greedy k-center selection, cheaper distances, flat memory.
 
 anomalib's KCenterGreedy computes `||f - c||` for every patch at every step, which allocates an
 n x d temporary; on CPU that takes minutes for a 300-image part even at ratio 0.01. Expanding it to
 `||f||² - 2 f·c + ||c||²` with the squared norms computed once leaves one matrix-vector product per
 step (about 6.5x faster) and picks the same patches.
+
+Each step also works in place, in buffers allocated once, and keeps the chosen indices as Python
+ints. anomalib's loop allocates several n-long temporaries per step and keeps each step's index as a
+small tensor. Once a job has freed its feature-extraction buffers, glibc serves allocations of that
+size from the heap instead of fresh mappings. Each kept index then lands in the hole an n-long
+temporary left, so the next temporary no longer fits there and the heap grows by one distance vector
+per step. On a 761-image part that is 3 MB per step, over 20 GB by the end of the coreset.
 """
 
 from __future__ import annotations
@@ -15,17 +22,41 @@ from anomalib.models.image.patchcore.lightning_model import Patchcore
 
 class FastKCenterGreedy(KCenterGreedy):
     def reset_distances(self) -> None:
-        """Called once the projected features are set: also cache their squared norms."""
+        """Called once the projected features are set: cache their squared norms and the step's buffer."""
         super().reset_distances()
         self.squared_norms = self.features.pow(2).sum(dim=1, keepdim=True)
+        self._distances = torch.empty_like(self.squared_norms)
 
     def update_distances(self, cluster_center: int | torch.Tensor | None) -> None:
+        """`min_distances = min(min_distances, ||f - center||)`, without allocating n-long temporaries."""
         if cluster_center is None:
             return
         center = self.features[cluster_center].reshape(-1)
-        squared = self.squared_norms - 2 * (self.features @ center).unsqueeze(1) + center.dot(center)
-        distances = squared.clamp_min_(0).sqrt_()
-        self.min_distances = distances if self.min_distances is None else torch.minimum(self.min_distances, distances)
+        distances = self._distances
+        torch.mv(self.features, center, out=distances.view(-1))
+        distances.mul_(-2).add_(self.squared_norms).add_(center.dot(center).item())
+        distances.clamp_min_(0).sqrt_()
+        if self.min_distances is None:
+            self.min_distances = distances.clone()
+        else:
+            torch.minimum(self.min_distances, distances, out=self.min_distances)
+
+    def select_coreset_idxs(self) -> list[int]:
+        """anomalib's greedy selection (same random start, same choices), without a progress bar of its own."""
+        if self.embedding.ndim == 2:
+            self.model.fit(self.embedding)
+            self.features = self.model.transform(self.embedding)
+        else:
+            self.features = self.embedding.reshape(self.embedding.shape[0], -1)
+        self.reset_distances()
+        index = int(torch.randint(high=self.n_observations, size=(1,), device=self.features.device).squeeze())
+        selected = [index]
+        for _ in range(self.coreset_size - 1):
+            self.update_distances(cluster_center=index)
+            index = int(self.get_new_idx())
+            self.min_distances[index] = 0.0
+            selected.append(index)
+        return selected
 
 
 class FastCoresetPatchcore(Patchcore):
