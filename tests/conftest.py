@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -176,3 +178,9 @@ def write_finished_run(
         ),
         store,
     )
+
+
+def evaluate_process(store: Path, *arguments: str) -> subprocess.Popen:
+    """`gluelab evaluate --parts part1` on `store` as a separate process, output merged for reading."""
+    command = [sys.executable, "-m", "engine.cli", "evaluate", "--parts", "part1", "--store", str(store), *arguments]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,17 +12,12 @@ import pytest
 from engine.cli import main as gluelab
 from engine.evaluation.metrics import IMAGE_METRICS, PIXEL_METRICS
 from store.runs import STALE_RUN_ERROR, run_image_scores, run_metrics, runs
-from tests.conftest import generated_store
+from tests.conftest import evaluate_process, generated_store
 
 
 @pytest.fixture
 def store(tmp_path) -> Path:
     return generated_store(tmp_path)
-
-
-def _evaluate(store: Path, *arguments: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "engine.cli", "evaluate", "--parts", "part1", "--store", str(store), *arguments]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _wait_for_status(store: Path, status: str, timeout: float = 120) -> str:
@@ -40,7 +33,7 @@ def _wait_for_status(store: Path, status: str, timeout: float = 120) -> str:
 
 
 def test_sigterm_marks_the_running_job_cancelled(store):
-    process = _evaluate(store, "--models", "stfpm")
+    process = evaluate_process(store, "--models", "stfpm")
     run_id = _wait_for_status(store, "running")
     time.sleep(2)  # well inside training
     process.send_signal(signal.SIGTERM)
@@ -51,7 +44,7 @@ def test_sigterm_marks_the_running_job_cancelled(store):
 
 
 def test_after_sigkill_the_store_is_consistent_and_the_next_start_fails_the_stale_run(store):
-    process = _evaluate(store, "--models", "stfpm")
+    process = evaluate_process(store, "--models", "stfpm")
     run_id = _wait_for_status(store, "running")
     time.sleep(2)
     os.kill(process.pid, signal.SIGKILL)
@@ -65,7 +58,7 @@ def test_after_sigkill_the_store_is_consistent_and_the_next_start_fails_the_stal
 
 
 def test_a_reader_sees_no_errors_and_no_partial_run_while_a_grid_writes(store):
-    process = _evaluate(store, "--models", "legacy", "--seeds", "4", "--conditions", "baseline", "augmented")
+    process = evaluate_process(store, "--models", "legacy", "--seeds", "4", "--conditions", "baseline", "augmented")
     reads, complete_runs = 0, set()
     expected_metrics = len(IMAGE_METRICS) + len(PIXEL_METRICS)
     while process.poll() is None:

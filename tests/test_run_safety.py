@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,17 +13,12 @@ from pandas.testing import assert_frame_equal
 from engine.cli import main as gluelab
 from engine.evaluation.metrics import IMAGE_METRICS, PIXEL_METRICS
 from store.runs import artifacts_dir, run_artifacts, run_claims, run_metrics, runs
-from tests.conftest import generated_store
+from tests.conftest import evaluate_process, generated_store
 
 
 @pytest.fixture
 def store(tmp_path) -> Path:
     return generated_store(tmp_path)
-
-
-def _evaluate(store: Path, *arguments: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "engine.cli", "evaluate", "--parts", "part1", "--store", str(store), *arguments]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _wait_for_a_claim(store: Path, timeout: float = 120) -> None:
@@ -44,7 +37,7 @@ def test_sigterm_during_a_forced_rerun_keeps_the_old_result(store):
     run_id = before_runs.run_id.iloc[0]
     before_examples = run_artifacts(run_id, store)
 
-    process = _evaluate(store, "--models", "padim", "--force")
+    process = evaluate_process(store, "--models", "padim", "--force")
     _wait_for_a_claim(store)
     time.sleep(1)  # the re-run's job is under way in its process
     process.send_signal(signal.SIGTERM)
@@ -78,7 +71,7 @@ def test_a_forced_rerun_replaces_the_result_and_its_heatmaps_in_one_go(store):
 def test_two_processes_on_the_same_grid_both_exit_0_with_each_run_finished_exactly_once(store):
     """The second process used to insert metrics for runs the first had finished and crash on the duplicate key."""
     arguments = ("--models", "legacy", "padim", "--seeds", "2")
-    first, second = _evaluate(store, *arguments), _evaluate(store, *arguments)
+    first, second = evaluate_process(store, *arguments), evaluate_process(store, *arguments)
     outputs = [process.communicate(timeout=600)[0] for process in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], outputs
     finished = [int(re.search(r"(\d+) runs finished", output).group(1)) for output in outputs]

@@ -101,6 +101,8 @@ def _save_examples(
     prediction: Prediction, data: PartData, pixel_threshold: float, folder: Path, relative_to: Path
 ) -> pd.DataFrame:
     """Anomaly map (8-bit PNG, scaled by the run's map range) and predicted mask for the chosen images."""
+    if prediction.maps is None:
+        return pd.DataFrame()
     normal = np.flatnonzero(data.test_labels == 0)
     top_normal = normal[np.argsort(prediction.scores[normal])[::-1][:NORMAL_EXAMPLES]]
     chosen = sorted(set(np.flatnonzero(data.test_labels == 1)) | set(top_normal))
@@ -143,19 +145,23 @@ def evaluate_job(job: Job, data: PartData, artifacts_root: Path, examples_folder
         prediction = detector.predict(data.test, batch_size=THROUGHPUT_BATCH)
         throughput = len(data.test) / (time.perf_counter() - start)
     has_maps = prediction.maps is not None
-    if not (np.isfinite(prediction.scores).all() and (not has_maps or np.isfinite(prediction.maps).all())):
+    if not (np.isfinite(prediction.scores).all() and (prediction.maps is None or np.isfinite(prediction.maps).all())):
         raise NonFiniteScores(f"{job.model} produced NaN or infinite anomaly scores")
 
-    metrics = image_metrics(data.test_labels, prediction.scores)
+    image_level = image_metrics(data.test_labels, prediction.scores)
+    image_threshold = image_level["image_threshold"]
+    metrics: dict[str, float | None] = {**image_level}
     masks = None if data.test_masks is None or not has_maps else detector.resize_masks(data.test_masks)
     metrics |= pixel_metrics(masks, prediction.maps)
-    pixel_threshold = metrics["image_threshold"] if masks is None else metrics["pixel_threshold"]
+    pixel_threshold = metrics["pixel_threshold"] if masks is not None else None
+    if pixel_threshold is None:  # without masks the example masks use the image threshold
+        pixel_threshold = image_threshold
     scores = pd.DataFrame(
         {
             "image_path": data.test_info["image_path"],
             "label": data.test_info["label"],
             "score": prediction.scores.astype(float),
-            "predicted_anomalous": prediction.scores >= metrics["image_threshold"],
+            "predicted_anomalous": prediction.scores >= image_threshold,
         }
     )
     return RunOutcome(
@@ -169,11 +175,7 @@ def evaluate_job(job: Job, data: PartData, artifacts_root: Path, examples_folder
         config={"job": job.key(), "run_id": job.run_id, **detector.config},
         environment=environment(),
         image_scores=scores,
-        artifacts=(
-            _save_examples(
-                prediction, data, pixel_threshold, artifacts_root / (examples_folder or job.run_id), artifacts_root
-            )
-            if has_maps
-            else pd.DataFrame()
+        artifacts=_save_examples(
+            prediction, data, pixel_threshold, artifacts_root / (examples_folder or job.run_id), artifacts_root
         ),
     )

@@ -58,9 +58,9 @@ def image_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     }
 
 
-def pixel_metrics(masks: np.ndarray | None, maps: np.ndarray) -> dict[str, float | None]:
-    """Pixel-level metrics over all test images; None for every metric when there are no masks."""
-    if masks is None:
+def pixel_metrics(masks: np.ndarray | None, maps: np.ndarray | None) -> dict[str, float | None]:
+    """Pixel-level metrics over all test images; None for every metric when there are no masks or no maps."""
+    if masks is None or maps is None:
         return dict.fromkeys(PIXEL_METRICS)
     raw = torch.as_tensor(maps, dtype=torch.float32)
     unit, _, _ = _unit_range(raw)
