@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.ingest.synthetic.plant import generate_part
-from store.runs import RunOutcome, finish_run, start_run
+from store.runs import RunOutcome, claim_run, finish_run
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -147,7 +147,7 @@ def write_finished_run(
     inference_ms: float = 10.0,
     throughput_fps: float = 100.0,
 ) -> None:
-    """A finished run written through the store's run lifecycle (`start_run`, `finish_run`).
+    """A finished run written through the store's run lifecycle (`claim_run`, `finish_run`).
 
     Its test images score `normal` and `anomalous`, flagged at `score >= threshold`, so alarm counts can be worked
     out by hand.
@@ -161,9 +161,10 @@ def write_finished_run(
             "predicted_anomalous": [score >= threshold for score in scores],
         }
     )
-    start_run(run_id, key, store)
+    claim_run(run_id, key, store)
     finish_run(
         run_id,
+        key,
         RunOutcome(
             metrics={"image_threshold": threshold, **(metrics or {})},
             train_seconds=train_seconds,

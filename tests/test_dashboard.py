@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from store.runs import end_run, start_run
+from store.runs import claim_run, end_run
 from tests.conftest import generated_store, open_page, run_key, write_finished_run
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -189,10 +189,10 @@ def test_runs_page_follows_the_store(dashboard_stores, monkeypatch):
 def test_runs_page_counts_each_status_and_keeps_exactly_the_failed_and_cancelled_runs(tmp_path, monkeypatch):
     store = tmp_path / "store.duckdb"
     write_finished_run(store, "done", run_key(seed=0), [1.0], [2.0], threshold=1.5)
-    start_run("still_running", run_key(seed=1), store)
-    start_run("broke", run_key(seed=2), store)
+    claim_run("still_running", run_key(seed=1), store)
+    claim_run("broke", run_key(seed=2), store)
     end_run("broke", "failed", "RuntimeError: out of memory", store=store)
-    start_run("stopped", run_key(seed=3), store)
+    claim_run("stopped", run_key(seed=3), store)
     end_run("stopped", "cancelled", "cancelled (Ctrl-C or SIGTERM) while running", store=store)
 
     app = open_page(store, "runs.py", monkeypatch)

@@ -6,7 +6,7 @@ import duckdb
 
 from store import dataset_parts
 from store.published import published_results
-from store.runs import mark_stale_runs, runs, start_run
+from store.runs import claim_run, mark_stale_runs, runs
 from store.schema import MIGRATIONS
 
 DATASET = ("part7", "mvtec", "/plant/part7", "line 3 camera", "2025-03-04 05:06:07", 2, True, False)
@@ -55,6 +55,6 @@ def test_a_store_from_an_older_version_is_migrated_on_first_read_and_keeps_its_r
     assert dataset_parts(store)[["part", "root", "n_images"]].values.tolist() == [["part7", "/plant/part7", 2]]
     published = published_results(store, "part7").set_index("metric")
     assert published.loc["image_auroc", "mean"] == 0.931 and published.loc["image_auroc", "std"] == 0.012
-    start_run("r1", {"part": "part7", "model": "padim", "backbone": "", "preset": "cpu", "seed": 0,
+    claim_run("r1", {"part": "part7", "model": "padim", "backbone": "", "preset": "cpu", "seed": 0,
                      "condition": "baseline"}, store)  # fmt: skip
     assert runs(store)["run_id"].tolist() == ["r1"]

@@ -1,6 +1,6 @@
 """Store arithmetic on hand-built runs, and the store's transaction and lock behaviour.
 
-Runs are written through the store's own lifecycle (`start_run` then `finish_run`), with scores and
+Runs are written through the store's own lifecycle (`claim_run` then `finish_run`), with scores and
 timings chosen by hand so every expected count, mean and std can be worked out on paper.
 """
 
@@ -19,7 +19,7 @@ import pytest
 
 from store import StoreLockedError, write_store
 from store.queries import operating_points, store_stamp
-from store.runs import RUN_KEY, leaderboard, runs, start_run
+from store.runs import RUN_KEY, claim_run, leaderboard, runs
 from tests.conftest import file_digest, write_finished_run
 from tests.conftest import run_key as key
 
@@ -33,7 +33,7 @@ def test_operating_points_count_false_alarms_and_misses_per_threshold_policy(tmp
     write_finished_run(store, "b", key(seed=1), [0.1, 0.2, 0.3], [0.9, 0.8], threshold=0.8)
     # Not counted: another part, and a run still running.
     write_finished_run(store, "c", key(part="part16"), [9, 9], [1], threshold=5)
-    start_run("d", key(seed=2), store)
+    claim_run("d", key(seed=2), store)
 
     points = operating_points(store, ["part1"]).set_index("run_id").sort_index()
     assert list(points.index) == ["a", "b"]
@@ -56,7 +56,7 @@ def test_leaderboard_takes_mean_sample_std_and_train_minutes_over_seeds(tmp_path
             store, f"seed{seed}", key(seed=seed), [1], [2], 1.5, {"image_auroc": value}, seconds, ms, 1000 / ms
         )
     write_finished_run(store, "single", key(model="dfm"), [1], [2], 1.5, {"image_auroc": 0.6}, 90.0)
-    start_run("unfinished", key(seed=9), store)  # a running run counts for nothing
+    claim_run("unfinished", key(seed=9), store)  # a running run counts for nothing
 
     board = leaderboard(store, "part1").set_index(["model", "metric"])
     padim = board.loc["padim"]
@@ -137,7 +137,7 @@ def test_a_write_waits_for_another_process_to_release_the_store(tmp_path):
     store = tmp_path / "store.duckdb"
     holder = hold_store(store, 1.5)
     try:
-        start_run("a", key(), store)  # retried with backoff until the holder lets go
+        claim_run("a", key(), store)  # retried with backoff until the holder lets go
     finally:
         holder.wait()
     assert holder.returncode == 0
