@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from engine.evaluation.metrics import IMAGE_METRICS, PIXEL_METRICS
-from store import read_store
+from store import read_store, write_store
 from store.runs import run_claims, runs
 
 MODELS = ["legacy", "padim", "dfm"]
@@ -96,35 +96,43 @@ def concurrent_pairs(store: Path, count: int) -> int:
     return failures
 
 
-def killed_imports(root: Path, rng: random.Random, count: int) -> int:
-    """`generate --store` killed at random points into a store of its own; returns import half-states."""
+def import_state(store: Path) -> tuple:
+    """Everything an import writes: the datasets rows and every image row, in order."""
+    with read_store(store) as con:
+        datasets = con.execute("SELECT part, n_images FROM datasets ORDER BY part").fetchall()
+        images = con.execute("SELECT part, image_path FROM images ORDER BY part, image_path").fetchall()
+    return tuple(datasets), tuple(images)
+
+
+def killed_imports(root: Path, store: Path, rng: random.Random, count: int) -> int:
+    """`gluelab import` of a 30-image part killed at random points of its run; returns import half-states.
+
+    One import is timed first, so the kills fall across the whole run, the final write included. After each kill
+    the store must hold either everything it held before or everything the import writes, nothing in between.
+    """
+    folder = root / "import_source"
+    generate = gluelab("generate", "--parts", "part6", "--images", "30", "--out", str(folder))
+    assert generate.wait() == 0, generate.stderr.read()
+    command = ["import", "--layout", "mvtec", "--part", "part6", str(folder / "part6"), "--store", str(store)]
+    before = import_state(store)
+    start = time.monotonic()
+    assert gluelab(*command).wait() == 0
+    duration = time.monotonic() - start
+    complete = import_state(store)
     half_states = 0
     for index in range(count):
-        store = root / f"import_{index}.duckdb"
-        process = gluelab(
-            "generate",
-            "--parts",
-            "part6",
-            "--images",
-            "30",
-            "--out",
-            str(root / f"import_{index}"),
-            "--store",
-            str(store),
-            "--workers",
-            "1",
-        )
-        time.sleep(rng.uniform(0.5, 8))
+        with write_store(store) as con:  # back to the state before the import
+            con.execute("DELETE FROM images WHERE part = 'part6'")
+            con.execute("DELETE FROM datasets WHERE part = 'part6'")
+        process = gluelab(*command)
+        delay = rng.uniform(0.3, 1.05) * duration
+        time.sleep(delay)
         process.kill()
         process.wait(timeout=60)
-        if not store.exists():
-            continue
-        with read_store(store) as con:
-            registered = con.execute("SELECT part, n_images FROM datasets").fetchall()
-            images = dict(con.execute("SELECT part, count(*) FROM images GROUP BY part").fetchall())
-        half_states += sum(1 for part, n in registered if images.get(part, 0) != n)
-        half_states += sum(1 for part in images if part not in dict(registered))
-        print(f"  import {index + 1:2d}: parts registered {len(registered)}", flush=True)
+        state = import_state(store)
+        outcome = "nothing written" if state == before else "complete" if state == complete else "HALF-WRITTEN"
+        half_states += outcome == "HALF-WRITTEN"
+        print(f"  import {index + 1:2d}: killed after {delay:4.1f} of {duration:.1f} s: {outcome}", flush=True)
     return half_states
 
 
@@ -149,7 +157,7 @@ def main() -> int:
         print(f"{args.pairs} pairs of overlapping grids", flush=True)
         pair_failures = concurrent_pairs(store, args.pairs)
         print(f"{args.imports} imports killed at random points", flush=True)
-        half_states = killed_imports(root, rng, args.imports)
+        half_states = killed_imports(root, store, rng, args.imports)
 
         before_recovery = finished_results(store)
         recovery = evaluate(store)
