@@ -101,6 +101,10 @@ def _is_lock_conflict(error: duckdb.Error) -> bool:
     return "lock" in text.lower() or "Conflicting" in text
 
 
+def _is_wal_replay(error: duckdb.Error) -> bool:
+    return "replaying WAL" in str(error)
+
+
 def _connect(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
     check_store_file(path)
     existed = path.exists()
@@ -111,10 +115,17 @@ def _connect(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBP
             # No replacement scans: a missing table must be an error, never a Python variable of that name.
             con = duckdb.connect(str(path), read_only=read_only, config={"python_enable_replacements": False})
         except (duckdb.IOException, duckdb.ConnectionException) as error:
-            if not _is_lock_conflict(error):
+            if _is_wal_replay(error) and time.monotonic() <= deadline:
+                pass  # a writer is finishing a checkpoint: try again
+            elif not _is_lock_conflict(error):
                 raise _open_error(path, error) from error
-            if time.monotonic() > deadline:
+            elif time.monotonic() > deadline:
                 raise StoreLockedError(f"store {path} is busy (locked by another process): {error}") from error
+        except duckdb.TransactionException as error:
+            # Opening replays the write-ahead log another process is just folding into the file; once it is
+            # done the log is gone. A log that still cannot be replayed after the wait is damage.
+            if not _is_wal_replay(error) or time.monotonic() > deadline:
+                raise _open_error(path, error) from error
         except DAMAGE_ERRORS as error:
             raise _open_error(path, error) from error
         else:

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 from engine.cli import main as gluelab
+from engine.evaluation.evaluate import NonFiniteScores, evaluate_job
 from engine.evaluation.grid import run_grid
 from engine.evaluation.jobs import Job, plan_grid
 from engine.evaluation.metrics import IMAGE_METRICS, PIXEL_METRICS
+from engine.ingest.part_data import load_part
 from engine.models.base import Detector, Prediction
 from engine.models.registry import MODELS, ModelEntry
 from store.runs import artifacts_dir, run_artifacts, run_image_scores, run_metrics, runs
@@ -112,18 +114,23 @@ def test_a_malformed_request_is_refused_before_anything_runs(arguments, named, s
     assert file_digest(small_store) == before
 
 
-def test_models_command_lists_every_model_and_backbone_with_its_state(capsys):
+def test_models_command_lists_where_each_model_runs_and_what_it_needs(capsys):
     assert gluelab(["models"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert re.split(r" {2,}", lines[0]) == ["model", "study name", "backbone", "state"]
-    columns = [re.split(r" {2,}", line, maxsplit=3) for line in lines[1:]]
-    rows = {(model, backbone): state for model, _, backbone, state in columns}
-    assert rows[("padim", "tf_efficientnet_lite0")] == "runnable"
-    assert rows[("fastflow", "tf_efficientnet_lite2")] == "runnable"
-    assert rows[("legacy", "-")] == "runnable"
-    assert "gluelab weights import FILE --name resnet18" in rows[("padim", "resnet18")]
-    assert rows[("reverse_distillation", "tf_efficientnet_lite0")] == "runnable"
-    assert rows[("dsr", "-")].endswith("gluelab weights import FILE --name dsr_vq")
+    table, _, notes = capsys.readouterr().out.partition("\n\n")
+    lines = table.splitlines()
+    assert re.split(r" {2,}", lines[0]) == ["model", "study name", "runs here", "needs an import first"]
+    rows = {columns[0]: columns for columns in (re.split(r" {2,}", line, maxsplit=3) for line in lines[1:])}
+    instructions = dict(re.findall(r"^\[(\d+)\] (.*)$", notes, flags=re.MULTILINE))
+
+    def needs(model: str) -> dict[str, str]:
+        """backbone -> the instruction its note gives, for what `model` lacks."""
+        return {item: instructions[n] for item, n in re.findall(r"(\S+) \[(\d+)\]", rows[model][3])}
+
+    assert "tf_efficientnet_lite0" in rows["padim"][2] and "tf_efficientnet_lite2" in rows["fastflow"][2]
+    assert rows["legacy"][2:] == ["yes (no backbone)", "-"]
+    assert needs("padim")["resnet18"].endswith("gluelab weights import FILE --name resnet18")
+    assert "tf_efficientnet_lite0" in rows["reverse_distillation"][2]
+    assert needs("dsr")["weights"].endswith("gluelab weights import FILE --name dsr_vq")
 
 
 class NonFiniteDetector(Detector):
@@ -155,10 +162,23 @@ class NonFiniteDetector(Detector):
 
 
 @pytest.mark.parametrize("broken", ["scores", "maps"])
-def test_nan_or_infinite_output_fails_the_run_with_the_reason_and_stores_no_results(broken, small_store, monkeypatch):
-    entry = ModelEntry("non_finite", "Non-finite", lambda backbone, settings: NonFiniteDetector(broken), {"cpu": {}})
+def test_nan_or_infinite_output_fails_the_job_with_the_reason(broken, small_store, monkeypatch, tmp_path):
+    entry = ModelEntry(
+        "non_finite",
+        "Non-finite",
+        lambda entry, backbone, settings: NonFiniteDetector(broken),
+        {"cpu": {}, "paper": {}},
+        missing=lambda backbone: None,  # needs no weights
+    )
     monkeypatch.setitem(MODELS, "non_finite", entry)
-    failing = Job("part1", "non_finite", "", "cpu", 0, "baseline")
+    job = Job("part1", "non_finite", "", "cpu", 0, "baseline")
+    with pytest.raises(NonFiniteScores, match="non_finite produced NaN or infinite anomaly scores"):
+        evaluate_job(job, load_part("part1", small_store), tmp_path)
+    assert not any(tmp_path.iterdir())  # no heatmap was kept for results that do not exist
+
+
+def test_a_job_that_raises_is_stored_failed_with_its_reason_and_no_results_while_the_grid_goes_on(small_store):
+    failing = Job("part1", "dsr", "", "cpu", 0, "baseline")  # DSR's codebook is not on this machine
     passing = Job("part1", "legacy", "", "cpu", 11, "baseline")
     summary = run_grid([failing, passing], small_store, force=True, show_progress=False)
 
@@ -166,7 +186,7 @@ def test_nan_or_infinite_output_fails_the_run_with_the_reason_and_stores_no_resu
     table = runs(small_store).set_index("run_id")
     assert table.loc[failing.run_id].status == "failed"
     assert table.loc[failing.run_id].error.startswith(
-        "NonFiniteScores: non_finite produced NaN or infinite anomaly scores (at evaluate.py:"
+        "RuntimeError: DSR's pretrained VQ codebook is not on this machine"
     )
     assert _metrics(small_store, failing) == {}
     assert run_image_scores(failing.run_id, small_store).empty and run_artifacts(failing.run_id, small_store).empty

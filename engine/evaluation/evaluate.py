@@ -127,14 +127,22 @@ def _save_examples(
     return pd.DataFrame(rows)
 
 
-def evaluate_job(job: Job, data: PartData, artifacts_root: Path, examples_folder: str | None = None) -> RunOutcome:
+def evaluate_job(
+    job: Job,
+    data: PartData,
+    artifacts_root: Path,
+    examples_folder: str | None = None,
+    settings: dict | None = None,
+) -> RunOutcome:
     """Fit and test `job`'s model on `data`; example heatmaps go to `artifacts_root/<examples_folder>/`.
 
     The folder defaults to the run id; the grid gives each attempt a folder of its own, so a re-run never
-    overwrites the heatmaps of the result it may replace before the new result is stored.
+    overwrites the heatmaps of the result it may replace before the new result is stored. `settings` are the
+    preset's settings as the grid resolved them (the job's process builds exactly what the grid planned);
+    by default they are read from the registry here.
     """
     seed_everything(job.seed, workers=True, verbose=False)
-    detector = get_model(job.model).build(job.backbone, job.preset)
+    detector = get_model(job.model).build(job.backbone, job.preset, settings)
     augment = study_augmentation(job.seed) if job.condition == "augmented" else None
     with PeakMemory() as memory:
         start = time.perf_counter()

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from engine.evaluation.job_process import JobFailed, describe, memory_budget_bytes, run_job_in_child
 from engine.evaluation.jobs import Job
 from engine.ingest.part_data import PartData, load_part
+from engine.models.registry import get_model
 from store import DEFAULT_STORE
 from store.runs import (
     ClaimState,
@@ -163,7 +164,8 @@ class _JobRunner:
         try:
             if job.part not in parts:
                 parts[job.part] = load_part(job.part, self.store)
-            outcome = run_job_in_child(job, parts[job.part], artifacts_dir(self.store), folder, self.budget)
+            settings = get_model(job.model).presets[job.preset]
+            outcome = run_job_in_child(job, parts[job.part], artifacts_dir(self.store), folder, self.budget, settings)
         except Exception as error:  # noqa: BLE001 - any failure of one job is recorded and the grid goes on
             return self._fail(state, folder, str(error) if isinstance(error, JobFailed) else describe(error))
         return self._store(outcome, state, folder)

@@ -81,9 +81,10 @@ def describe(error: BaseException) -> str:
 
 
 def run_job_in_child(
-    job: Job, data: PartData, artifacts_root: Path, examples_folder: str, budget_bytes: int
+    job: Job, data: PartData, artifacts_root: Path, examples_folder: str, budget_bytes: int, settings: dict
 ) -> RunOutcome:
-    """`evaluate_job` in a forked child; raises MemoryBudgetExceeded or JobFailed when it does not finish.
+    """`evaluate_job` in a forked child with the preset `settings` the grid resolved; raises
+    MemoryBudgetExceeded or JobFailed when it does not finish.
 
     Ctrl-C or SIGTERM in the grid (KeyboardInterrupt) kills the child before propagating.
     """
@@ -92,7 +93,7 @@ def run_job_in_child(
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
         target=_child_main,
-        args=(sender, job, data, artifacts_root, examples_folder, _quiet_settings()),
+        args=(sender, job, data, artifacts_root, examples_folder, settings, _quiet_settings(), dict(os.environ)),
         name=f"gluelab job {job.label}",
         daemon=True,
     )
@@ -156,19 +157,25 @@ def _child_main(
     data: PartData,
     artifacts_root: Path,
     examples_folder: str,
+    settings: dict,
     quiet: tuple[list, dict[str, int]],
+    environment: dict[str, str],
 ) -> None:
     """Entry point of the job's process: evaluate, send ("ok", outcome) or ("error", description)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the grid decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
+    # The fork server kept the environment it started with; the job sees the grid's as it is now
+    # (GLUELAB_HOME, where imported weights live, may have been set since).
+    os.environ.clear()
+    os.environ.update(environment)
     filters, levels = quiet
     warnings.filters[:] = filters  # type: ignore[index]
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
     _silence_progress_bars()
     try:
-        message: tuple[str, Any] = ("ok", evaluate_job(job, data, artifacts_root, examples_folder))
+        message: tuple[str, Any] = ("ok", evaluate_job(job, data, artifacts_root, examples_folder, settings))
     except BaseException as error:  # noqa: BLE001 - every failure goes back to the grid, which records it
         message = ("error", describe(error))
     sender.send(message)

@@ -62,11 +62,12 @@ class ModelEntry:
     def default_backbone(self) -> str:
         return self.backbones[0] if self.backbones else ""
 
-    def build(self, backbone: str, preset: str) -> Detector:
+    def build(self, backbone: str, preset: str, settings: dict | None = None) -> Detector:
+        """The model for one job; `settings` (the preset's, as the grid resolved them) default to this process's."""
         problem = self.missing(backbone)
         if problem:
             raise RuntimeError(problem)
-        return self.builder(self, backbone, self.presets[preset])
+        return self.builder(self, backbone, self.presets[preset] if settings is None else settings)
 
 
 MODELS: dict[str, ModelEntry] = {}
