@@ -45,14 +45,16 @@ def damaged(path: Path) -> StoreError:
     return StoreError(f"{path} is damaged (truncated?): restore it from a copy")
 
 
-def check_store_file(path: Path) -> None:
+def check_store_file(path: Path) -> int | None:
     """Refuse a store path that is a folder, unreadable, not a DuckDB file or shorter than DuckDB's headers.
 
     Runs before DuckDB opens the file, because a read-write open of a damaged file may change its bytes.
-    A path that does not exist is fine: writing creates the store.
+    Returns the file's block size (None for a path that does not exist: writing creates the store).
+    It must not run while this process holds a connection to the store: DuckDB locks the file with POSIX
+    record locks, which closing any other descriptor of the file in the same process releases.
     """
     if not path.exists():
-        return
+        return None
     if path.is_dir():
         raise StoreError(
             f"{path} is a folder, not a gluelab store; give the store file, e.g. {path / 'gluelab.duckdb'}"
@@ -66,21 +68,23 @@ def check_store_file(path: Path) -> None:
         raise not_a_store(path)
     if len(header) < DUCKDB_HEADERS:
         raise damaged(path)
-
-
-def check_whole_blocks(path: Path) -> None:
-    """Refuse a store whose file ends inside a block: it was cut short.
-
-    DuckDB writes whole blocks after the headers (and may drop free ones at the end). Checked while a
-    connection is open, so no other process is halfway through writing; a cut on a block boundary shows
-    up as an error when DuckDB reads the missing block.
-    """
-    with path.open("rb") as file:
-        header = file.read(DUCKDB_HEADERS)
     _, iteration_a, _, _, _, block_size_a = struct.unpack_from("<Q5q", header, 4096)
     _, iteration_b, _, _, _, block_size_b = struct.unpack_from("<Q5q", header, 8192)
     block_size = block_size_a if iteration_a >= iteration_b else block_size_b
-    if block_size <= 0 or (path.stat().st_size - DUCKDB_HEADERS) % block_size:
+    if block_size <= 0:
+        raise damaged(path)
+    return int(block_size)
+
+
+def check_whole_blocks(path: Path, block_size: int) -> None:
+    """Refuse a store whose file ends inside a block: it was cut short.
+
+    DuckDB writes whole blocks after the headers (and may drop free ones at the end). Checked while a
+    connection is open, so no other process is halfway through writing; only the file's size is read (see
+    `check_store_file` on why it is not opened again). A cut on a block boundary shows up as an error when
+    DuckDB reads the missing block.
+    """
+    if (path.stat().st_size - DUCKDB_HEADERS) % block_size:
         raise damaged(path)
 
 
@@ -106,8 +110,7 @@ def _is_wal_replay(error: duckdb.Error) -> bool:
 
 
 def _connect(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
-    check_store_file(path)
-    existed = path.exists()
+    block_size = check_store_file(path)
     deadline = time.monotonic() + wait_seconds
     delay = 0.02
     while True:
@@ -130,8 +133,8 @@ def _connect(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBP
             raise _open_error(path, error) from error
         else:
             try:
-                if existed:  # a store this connection has just created has nothing to check yet
-                    check_whole_blocks(path)
+                if block_size is not None:  # a store this connection has just created has nothing to check yet
+                    check_whole_blocks(path, block_size)
             except BaseException:
                 con.close()
                 raise
@@ -173,6 +176,7 @@ def write_store(
             con.rollback()
             raise
     except DAMAGE_ERRORS as error:
+        con.close()  # before the file is looked at again (see check_store_file)
         _blame_the_file(path, error)
         raise
     finally:
@@ -216,6 +220,7 @@ def read_store(
     try:
         yield con
     except DAMAGE_ERRORS as error:
+        con.close()  # before the file is looked at again (see check_store_file)
         _blame_the_file(path, error)
         raise
     finally:
