@@ -70,7 +70,7 @@ def killed_evaluations(store: Path, rng: random.Random, count: int) -> int:
     for index in range(count):
         before = finished_results(store)
         process = evaluate(store, *(["--force"] if index % 2 else []))
-        time.sleep(rng.uniform(0.5, 25))
+        time.sleep(rng.uniform(0.5, 40))
         sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
         process.send_signal(sig)
         process.communicate(timeout=120)
@@ -152,6 +152,8 @@ def main() -> int:
         )
         assert generate.wait() == 0, generate.stderr.read()
 
+        first = evaluate(store, "--seeds", "1")  # finished runs for the killed (forced) re-runs to threaten
+        assert first.wait() == 0, first.stderr.read()
         print(f"{args.evaluations} evaluations killed at random points", flush=True)
         lost = killed_evaluations(store, rng, args.evaluations)
         print(f"{args.pairs} pairs of overlapping grids", flush=True)
