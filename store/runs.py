@@ -173,15 +173,14 @@ def mark_stale_runs(store: Path | str = DEFAULT_STORE) -> int:
     stale_claims = [(run_id, pid) for run_id, pid in claims if not _process_alive(pid)]
     if stale or stale_claims:
         with write_store(store) as con:
-            con.executemany(
-                "UPDATE runs SET status = 'failed', error = ?, finished_at = now()"
-                " WHERE run_id = ? AND status = 'running' AND host = ? AND pid = ?",
-                [[STALE_RUN_ERROR, run_id, host, pid] for run_id, pid in stale],
-            )
-            con.executemany(
-                "DELETE FROM run_claims WHERE run_id = ? AND host = ? AND pid = ?",
-                [[run_id, host, pid] for run_id, pid in stale_claims],
-            )
+            for run_id, pid in stale:
+                con.execute(
+                    "UPDATE runs SET status = 'failed', error = ?, finished_at = now()"
+                    " WHERE run_id = ? AND status = 'running' AND host = ? AND pid = ?",
+                    [STALE_RUN_ERROR, run_id, host, pid],
+                )
+            for run_id, pid in stale_claims:
+                con.execute("DELETE FROM run_claims WHERE run_id = ? AND host = ? AND pid = ?", [run_id, host, pid])
     return len(stale)
 
 

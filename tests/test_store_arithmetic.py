@@ -19,7 +19,7 @@ import pytest
 
 from store import StoreLockedError, write_store
 from store.queries import operating_points, store_stamp
-from store.runs import RUN_KEY, claim_run, leaderboard, runs
+from store.runs import RUN_KEY, claim_run, leaderboard, mark_stale_runs, run_claims, runs
 from tests.conftest import file_digest, write_finished_run
 from tests.conftest import run_key as key
 
@@ -142,3 +142,25 @@ def test_a_write_waits_for_another_process_to_release_the_store(tmp_path):
         holder.wait()
     assert holder.returncode == 0
     assert runs(store)["run_id"].tolist() == ["a"]
+
+
+CLAIM_AND_DIE = """
+import sys
+from store.runs import claim_run
+print(claim_run(sys.argv[2], {"part": "part1", "model": "padim", "backbone": "tf_efficientnet_lite0",
+                              "preset": "cpu", "seed": 0, "condition": "baseline"}, sys.argv[1], force=True))
+"""
+
+
+def test_a_forced_rerun_killed_before_it_finished_leaves_only_a_claim_that_the_next_grid_drops(tmp_path):
+    """The killed re-run's process is gone: its claim is stale, the finished run it was redoing untouched."""
+    store = tmp_path / "store.duckdb"
+    write_finished_run(store, "a", key(), normal=[0.1, 0.2], anomalous=[0.9], threshold=0.5)
+    claimed = subprocess.run(
+        [sys.executable, "-c", CLAIM_AND_DIE, str(store), "a"], capture_output=True, text=True, check=True
+    )
+    assert claimed.stdout.strip() == "rerun" and len(run_claims(store)) == 1
+
+    assert mark_stale_runs(store) == 0  # no run was left running: only the claim was stale
+    assert run_claims(store).empty
+    assert runs(store).set_index("run_id").loc["a", "status"] == "finished"
