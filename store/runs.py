@@ -31,6 +31,50 @@ CONDITIONS = ("baseline", "augmented")
 STALE_RUN_ERROR = "interrupted: the evaluating process stopped without finishing (killed or crashed)"
 
 
+StopReason = Literal["converged", "epoch_cap", "budget", "schedule"]
+
+
+@dataclass(frozen=True)
+class Training:
+    """How a gradient-trained run's training went: its loss per epoch and why it stopped.
+
+    `converged`: the loss levelled off (the rule is in `engine.models.training`); `epoch_cap` and `budget`:
+    the preset's epoch cap or wall-clock budget ended training first, so the run is under-trained;
+    `schedule`: the preset fixes the number of epochs (the study's settings), and all of them ran.
+    """
+
+    losses: list[float]  # mean training loss of each epoch
+    seconds: list[float]  # training time from the start to the end of each epoch
+    stop_reason: StopReason
+    epoch_cap: int | None = None
+    budget_minutes: float | None = None
+
+    @property
+    def epochs(self) -> int:
+        return len(self.losses)
+
+    @property
+    def under_trained(self) -> bool:
+        return self.stop_reason in ("epoch_cap", "budget")
+
+
+def training_note(
+    stop_reason: str | None, epochs: int | None, epoch_cap: int | None = None, budget_minutes: float | None = None
+) -> str:
+    """The stop reason in words, e.g. "stopped by the 10-minute budget before its loss levelled off"."""
+    if stop_reason is None:
+        return "fitted in one pass over the training images"
+    if stop_reason == "converged":
+        return f"converged: its loss levelled off after {epochs} epochs"
+    if stop_reason == "budget":
+        budget = f"{budget_minutes:g}-minute budget" if budget_minutes is not None else "time budget"
+        return f"stopped by the {budget} after {epochs} epochs, before its loss levelled off"
+    if stop_reason == "epoch_cap":
+        cap = f"{epoch_cap}-epoch cap" if epoch_cap is not None else "epoch cap"
+        return f"stopped by its {cap} before its loss levelled off"
+    return f"trained the preset's fixed schedule of {epochs} epochs"
+
+
 @dataclass(frozen=True)
 class RunOutcome:
     """Everything a finished run records."""
@@ -48,6 +92,7 @@ class RunOutcome:
     artifacts: pd.DataFrame = field(
         default_factory=pd.DataFrame
     )  # image_path, anomaly_map_path, pred_mask_path, map_min, map_max
+    training: Training | None = None  # None for models fitted in one pass
 
 
 def artifacts_dir(store: Path | str) -> Path:
@@ -101,6 +146,7 @@ def finish_run(run_id: str, key: dict, outcome: RunOutcome, store: Path | str = 
     to delete once this has committed.
     """
     host, pid = _this_process()
+    training = outcome.training
     with write_store(store) as con:
         before = _example_folders(con, run_id)
         claimed = con.execute(
@@ -109,8 +155,10 @@ def finish_run(run_id: str, key: dict, outcome: RunOutcome, store: Path | str = 
         _delete_run(con, run_id)
         con.execute(
             f"""INSERT INTO runs (run_id, {", ".join(RUN_KEY)}, status, host, pid, started_at, finished_at,
-                   train_seconds, inference_ms, throughput_fps, peak_memory_mb, n_train, n_test, config, environment)
-               VALUES (?, ?, ?, ?, ?, ?, ?, 'finished', ?, ?, coalesce(?, now()), now(), ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   train_seconds, inference_ms, throughput_fps, peak_memory_mb, n_train, n_test, config, environment,
+                   epochs, stop_reason, under_trained)
+               VALUES (?, ?, ?, ?, ?, ?, ?, 'finished', ?, ?, coalesce(?, now()), now(), ?, ?, ?, ?, ?, ?, ?, ?,
+                       ?, ?, ?)""",
             [
                 run_id,
                 *(key[k] for k in RUN_KEY),
@@ -125,6 +173,11 @@ def finish_run(run_id: str, key: dict, outcome: RunOutcome, store: Path | str = 
                 outcome.n_test,
                 json.dumps(outcome.config, sort_keys=True),
                 json.dumps(outcome.environment, sort_keys=True),
+                *(
+                    (None, None, None)
+                    if training is None
+                    else (training.epochs, training.stop_reason, training.under_trained)
+                ),
             ],
         )
         metrics = pd.DataFrame(
@@ -135,6 +188,16 @@ def finish_run(run_id: str, key: dict, outcome: RunOutcome, store: Path | str = 
         insert_frame(con, "image_scores", outcome.image_scores.assign(run_id=run_id))
         if not outcome.artifacts.empty:
             insert_frame(con, "artifacts", outcome.artifacts.assign(run_id=run_id))
+        if training is not None and training.losses:
+            losses = pd.DataFrame(
+                {
+                    "run_id": run_id,
+                    "epoch": range(1, training.epochs + 1),
+                    "loss": training.losses,
+                    "seconds": training.seconds,
+                }
+            )
+            insert_frame(con, "training_losses", losses)
         con.execute("DELETE FROM run_claims WHERE run_id = ? AND host = ? AND pid = ?", [run_id, host, pid])
         after = _example_folders(con, run_id)
     return sorted(before - after)
@@ -245,6 +308,14 @@ def run_image_scores(run_id: str, store: Path | str = DEFAULT_STORE) -> pd.DataF
         return con.execute("SELECT * FROM image_scores WHERE run_id = ? ORDER BY image_path", [run_id]).df()
 
 
+def run_training_losses(run_id: str, store: Path | str = DEFAULT_STORE) -> pd.DataFrame:
+    """A run's loss per epoch (epoch, loss, seconds); empty for models fitted in one pass."""
+    with read_store(store) as con:
+        return con.execute(
+            "SELECT epoch, loss, seconds FROM training_losses WHERE run_id = ? ORDER BY epoch", [run_id]
+        ).df()
+
+
 def run_artifacts(run_id: str, store: Path | str = DEFAULT_STORE) -> pd.DataFrame:
     with read_store(store) as con:
         return con.execute("SELECT * FROM artifacts WHERE run_id = ? ORDER BY image_path", [run_id]).df()
@@ -268,7 +339,7 @@ def _holder_alive(host: str, pid: int) -> bool:
 
 
 def _delete_run(con, run_id: str) -> None:
-    for table in ("artifacts", "image_scores", "metrics", "runs"):
+    for table in ("training_losses", "artifacts", "image_scores", "metrics", "runs"):
         con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
 
 

@@ -111,6 +111,20 @@ MIGRATIONS: list[str] = [
         claimed_at TIMESTAMP NOT NULL
     );
     """,
+    # 5: how a gradient-trained run's training went: epochs done, why it stopped, and its loss per epoch.
+    # NULL for models fitted in one pass over the training images (memory banks, the legacy check).
+    """
+    ALTER TABLE runs ADD COLUMN epochs INTEGER;
+    ALTER TABLE runs ADD COLUMN stop_reason VARCHAR;  -- converged | epoch_cap | budget | schedule
+    ALTER TABLE runs ADD COLUMN under_trained BOOLEAN;  -- stopped by its cap or budget before the loss levelled off
+    CREATE TABLE training_losses (
+        run_id VARCHAR NOT NULL,
+        epoch INTEGER NOT NULL,  -- 1-based
+        loss DOUBLE NOT NULL,  -- mean training loss over the epoch's batches
+        seconds DOUBLE NOT NULL,  -- training time from the start of training to the end of this epoch
+        PRIMARY KEY (run_id, epoch)
+    );
+    """,
 ]
 
 

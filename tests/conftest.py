@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.ingest.synthetic.plant import generate_part
-from store.runs import RunOutcome, claim_run, finish_run
+from store.runs import RunOutcome, Training, claim_run, finish_run
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -146,6 +146,7 @@ def write_finished_run(
     train_seconds: float = 60.0,
     inference_ms: float = 10.0,
     throughput_fps: float = 100.0,
+    training: Training | None = None,
 ) -> None:
     """A finished run written through the store's run lifecycle (`claim_run`, `finish_run`).
 
@@ -176,6 +177,7 @@ def write_finished_run(
             config={"job": key},
             environment={},
             image_scores=image_scores,
+            training=training,
         ),
         store,
     )

@@ -19,7 +19,17 @@ import pytest
 
 from store import StoreLockedError, write_store
 from store.queries import operating_points, store_stamp
-from store.runs import RUN_KEY, claim_run, leaderboard, mark_stale_runs, run_claims, runs
+from store.runs import (
+    RUN_KEY,
+    Training,
+    claim_run,
+    leaderboard,
+    mark_stale_runs,
+    run_claims,
+    run_training_losses,
+    runs,
+    training_note,
+)
 from tests.conftest import file_digest, write_finished_run
 from tests.conftest import run_key as key
 
@@ -164,3 +174,27 @@ def test_a_forced_rerun_killed_before_it_finished_leaves_only_a_claim_that_the_n
     assert mark_stale_runs(store) == 0  # no run was left running: only the claim was stale
     assert run_claims(store).empty
     assert runs(store).set_index("run_id").loc["a", "status"] == "finished"
+
+
+def test_a_run_keeps_its_loss_per_epoch_and_stop_reason_and_a_rerun_replaces_them(tmp_path):
+    store = tmp_path / "gluelab.duckdb"
+    budget = Training([0.9, 0.7, 0.65], [10.0, 20.0, 30.0], "budget", epoch_cap=100, budget_minutes=0.5)
+    write_finished_run(store, "r1", key(model="stfpm"), [0.1, 0.2], [0.8, 0.9], 0.5, training=budget)
+    row = runs(store).iloc[0]
+    assert (row["epochs"], row["stop_reason"], bool(row["under_trained"])) == (3, "budget", True)
+    assert run_training_losses("r1", store).values.tolist() == [[1, 0.9, 10.0], [2, 0.7, 20.0], [3, 0.65, 30.0]]
+    assert (
+        training_note("budget", 3, 100, 0.5)
+        == "stopped by the 0.5-minute budget after 3 epochs, before its loss levelled off"
+    )
+
+    converged = Training([0.9, 0.5], [5.0, 9.0], "converged", epoch_cap=100, budget_minutes=10)
+    claim_run("r1", key(model="stfpm"), store, force=True)
+    write_finished_run(store, "r1", key(model="stfpm"), [0.1, 0.2], [0.8, 0.9], 0.5, training=converged)
+    row = runs(store).iloc[0]
+    assert (row["epochs"], row["stop_reason"], bool(row["under_trained"])) == (2, "converged", False)
+    assert run_training_losses("r1", store)["loss"].tolist() == [0.9, 0.5]
+
+    write_finished_run(store, "r2", key(model="padim"), [0.1, 0.2], [0.8, 0.9], 0.5)
+    one_pass = runs(store).set_index("run_id").loc["r2"]
+    assert pd.isna(one_pass["stop_reason"]) and run_training_losses("r2", store).empty
