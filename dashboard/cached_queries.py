@@ -16,6 +16,7 @@ from engine.analysis.labels import backbone_name, model_name
 from engine.analysis.results_table import LOCAL_SOURCE, RUNTIME_METRICS, results_long
 from store import dataset_parts, queries
 from store.connection import default_store
+from store.runs import run_training_losses
 
 STAMP_SECONDS = 2
 PUBLISHED_SOURCE_LABEL = "published"
@@ -149,3 +150,15 @@ def selection_rows(
         if (candidate, part) not in timed
     ]
     return pd.concat([rows, *borrowed], ignore_index=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def part_training(store: str, store_stamp: str, part: str) -> pd.DataFrame:
+    """How each finished run of `part` trained, labelled by candidate."""
+    return with_candidates(queries.part_training(store, part), LOCAL_SOURCE)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def training_losses(store: str, store_stamp: str, run_id: str) -> pd.DataFrame:
+    """One run's loss per epoch (empty for models fitted in one pass)."""
+    return run_training_losses(run_id, store)
