@@ -158,8 +158,8 @@ def silent_candidates(runs: pd.DataFrame, policy: Policy) -> None:
     silent = flags_nothing(runs) if policy == "cost" else []
     if silent:
         st.caption(
-            f"{', '.join(silent)}: at this defect rate and miss cost no threshold's false alarms pay for the defects "
-            "they catch on at least one seed, so that run flags nothing."
+            f"{', '.join(silent)}: at this defect rate and miss cost, on at least one seed no threshold catches enough "
+            "defects to pay for its false alarms, so the cheapest choice there is to flag nothing."
         )
 
 
@@ -183,12 +183,17 @@ def rates_chart(table: pd.DataFrame, shift: Shift) -> None:
 
 
 def rates_table(table: pd.DataFrame, shift: Shift) -> None:
+    labels = column_labels(shift)
     st.dataframe(
-        table.drop(columns=["model"]),
+        table[["candidate", *[column for column in labels if column in table], "seeds"]],
         hide_index=True,
         column_config={
-            column: st.column_config.NumberColumn(label, format="%d" if column == "good_test_images" else "%.2f")
-            for column, label in column_labels(shift).items()
+            "candidate": "Model",
+            "seeds": "Seeds",
+            **{
+                column: st.column_config.NumberColumn(label, format="%d" if column == "good_test_images" else "%.2f")
+                for column, label in labels.items()
+            },
         },
     )
     st.caption(
