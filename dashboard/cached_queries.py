@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from engine.analysis import line_stops
 from engine.analysis.labels import backbone_name, model_name
 from engine.analysis.results_table import LOCAL_SOURCE, RUNTIME_METRICS, results_long
 from store import dataset_parts, queries
@@ -98,6 +99,15 @@ def deviations(store: str, store_stamp: str, part: str) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=16)
 def operating_points(store: str, store_stamp: str, chosen_parts: tuple[str, ...]) -> pd.DataFrame:
     return with_candidates(queries.operating_points(store, list(chosen_parts)), LOCAL_SOURCE)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def least_cost_points(
+    store: str, store_stamp: str, chosen_parts: tuple[str, ...], condition: str, defect_rate: float, miss_cost: float
+) -> pd.DataFrame:
+    """Each finished run's threshold of least expected cost on a line with `defect_rate` and `miss_cost` (in line stops)."""
+    scores = queries.finished_run_scores(store, list(chosen_parts), condition)
+    return line_stops.least_cost_points(scores, line_stops.Line(defect_rate, miss_cost))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -113,6 +113,17 @@ def operating_points(store: Path | str, parts: list[str]) -> pd.DataFrame:
         ).df()
 
 
+def finished_run_scores(store: Path | str, parts: list[str], condition: str) -> pd.DataFrame:
+    """Every test image's label ('normal'/'anomalous') and score of the finished runs of `parts` in `condition`."""
+    with read_store(store) as con:
+        return con.execute(
+            """SELECT s.run_id, s.label, s.score FROM image_scores s JOIN runs r USING (run_id)
+               WHERE r.status = 'finished' AND list_contains(?, r.part) AND r.condition = ?
+               ORDER BY s.run_id, s.image_path""",
+            [parts, condition],
+        ).df()
+
+
 def part_images_summary(store: Path | str, part: str) -> pd.DataFrame:
     """Every image of `part` with split, label, defect type, region and brightness (empty if unknown part)."""
     with read_store(store) as con:
