@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo
-DEMO_MODELS := legacy padim patchcore dfm dfkde stfpm fastflow efficient_ad
+DEMO_MODELS := legacy padim patchcore dfm dfkde
+DEMO_TRAINED := stfpm fastflow efficient_ad
 DEMO_IMAGES := 200
 
 CHROMIUM := /usr/bin/chromium
@@ -21,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/gluelab generate --parts part1 part6 part16 --images $(DEMO_IMAGES) --out $(DEMO)/data --store $(DEMO)/gluelab.duckdb
 	$(BIN)/gluelab load-published --store $(DEMO)/gluelab.duckdb
 	-$(BIN)/gluelab evaluate --parts part1 part6 part16 --models $(DEMO_MODELS) --preset cpu --store $(DEMO)/gluelab.duckdb
+	-$(BIN)/gluelab evaluate --parts part1 --models $(DEMO_TRAINED) --preset cpu --store $(DEMO)/gluelab.duckdb
 	$(BIN)/gluelab dashboard --store $(DEMO)/gluelab.duckdb
 
 # Debian's Chromium for the dashboard's browser test (Playwright drives it; it never downloads a browser).

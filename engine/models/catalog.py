@@ -175,7 +175,9 @@ register(
         "PaDiM",
         anomalib_builder(_padim),
         {
-            "cpu": {**IMAGE_256, "n_layers": 2, "n_features": 64},
+            # The paper's three layers and 100 features cost seconds on a CPU; fewer lost 0.11 image AUROC
+            # (0.950 -> 0.842) on a real 761-image defect set, so `cpu` keeps them.
+            "cpu": {**IMAGE_256, "n_layers": 3, "n_features": 100},
             "paper": {**IMAGE_256, "n_layers": 3, "n_features": 100},
         },
         CNN_BACKBONES,
