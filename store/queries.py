@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from store.connection import read_store
+from store.runs import HARDWARE_EXPRESSIONS
 
 
 def store_stamp(store: Path | str) -> str | None:
@@ -176,3 +177,22 @@ def part_root(store: Path | str, part: str) -> str | None:
     with read_store(store) as con:
         row = con.execute("SELECT root FROM datasets WHERE part = ?", [part]).fetchone()
     return row[0] if row else None
+
+
+def training_states(store: Path | str, parts: list[str]) -> pd.DataFrame:
+    """How each finished run of `parts` trained, with the machine it ran on.
+
+    Run key, processor, gpu, cpu_count (as `leaderboard(by_hardware=True)` tells machines apart), epochs,
+    stop_reason, under_trained (NULL, like stop_reason, for models fitted in one pass), and the preset's
+    epoch_cap and budget_minutes from the run's config (`settings.epochs`, `settings.budget_minutes`).
+    """
+    with read_store(store) as con:
+        return con.execute(
+            f"""SELECT part, condition, model, backbone, preset, seed, {HARDWARE_EXPRESSIONS},
+                      epochs, stop_reason, under_trained,
+                      TRY_CAST(json_extract_string(config, '$.settings.epochs') AS INTEGER) AS epoch_cap,
+                      TRY_CAST(json_extract_string(config, '$.settings.budget_minutes') AS DOUBLE) AS budget_minutes
+               FROM runs WHERE status = 'finished' AND list_contains(?, part)
+               ORDER BY part, condition, model, backbone, preset, seed""",
+            [parts],
+        ).df()
