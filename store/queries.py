@@ -180,19 +180,25 @@ def part_root(store: Path | str, part: str) -> str | None:
 
 
 def training_states(store: Path | str, parts: list[str]) -> pd.DataFrame:
-    """How each finished run of `parts` trained, with the machine it ran on.
+    """The under-trained finished runs of `parts`: how each trained, and the machine it ran on.
 
-    Run key, processor, gpu, cpu_count (as `leaderboard(by_hardware=True)` tells machines apart), epochs,
-    stop_reason, under_trained (NULL, like stop_reason, for models fitted in one pass), and the preset's
-    epoch_cap and budget_minutes from the run's config (`settings.epochs`, `settings.budget_minutes`).
+    Run key, n_seeds (finished runs of its part, condition, model, backbone and preset), processor, gpu,
+    cpu_count (as `leaderboard(by_hardware=True)` tells machines apart), epochs, stop_reason, under_trained,
+    and the preset's epoch_cap and budget_minutes from the run's config (`settings.epochs`,
+    `settings.budget_minutes`). Only under-trained runs are read in full, so the query stays cheap on a
+    large store.
     """
     with read_store(store) as con:
         return con.execute(
-            f"""SELECT part, condition, model, backbone, preset, seed, {HARDWARE_EXPRESSIONS},
+            f"""WITH chosen AS (
+                   SELECT *, count(*) OVER (PARTITION BY part, condition, model, backbone, preset) AS n_seeds
+                   FROM runs WHERE status = 'finished' AND list_contains(?, part)
+               )
+               SELECT part, condition, model, backbone, preset, seed, n_seeds, {HARDWARE_EXPRESSIONS},
                       epochs, stop_reason, under_trained,
                       TRY_CAST(json_extract_string(config, '$.settings.epochs') AS INTEGER) AS epoch_cap,
                       TRY_CAST(json_extract_string(config, '$.settings.budget_minutes') AS DOUBLE) AS budget_minutes
-               FROM runs WHERE status = 'finished' AND list_contains(?, part)
+               FROM chosen WHERE under_trained
                ORDER BY part, condition, model, backbone, preset, seed""",
             [parts],
         ).df()

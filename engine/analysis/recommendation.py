@@ -173,11 +173,11 @@ def why_text(result: SelectionResult, accuracy_weight: float | None, several: bo
 def under_trained_reasons(runs: pd.DataFrame, key_columns: Sequence[str], several_parts: bool) -> pd.DataFrame:
     """Candidates (`key_columns`) with an under-trained run, each with a `reason` naming how its training stopped.
 
-    `runs` holds one row per finished run: the key columns, part, seed, under_trained, stop_reason, epochs,
-    epoch_cap and budget_minutes (`store.queries.training_states`). The reason is `training_note` of each
-    under-trained run, e.g. "stopped by the 10-minute budget after 37 epochs, before its loss levelled off",
-    prefixed by its seed when the candidate has several and by its part when `several_parts`; several are
-    joined by '; '.
+    `runs` holds finished runs (`store.queries.training_states` gives the under-trained ones): the key columns,
+    part, seed, n_seeds (finished runs of the candidate on that part), under_trained, stop_reason, epochs,
+    epoch_cap and budget_minutes. The reason is `training_note` of each under-trained run, e.g. "stopped by the
+    10-minute budget after 37 epochs, before its loss levelled off", prefixed by its seed when the candidate has
+    several on that part and by its part when `several_parts`; several are joined by '; '.
     """
     keys = list(key_columns)
     rows = []
@@ -185,10 +185,9 @@ def under_trained_reasons(runs: pd.DataFrame, key_columns: Sequence[str], severa
         short = candidate_runs[candidate_runs["under_trained"].eq(True)]
         if short.empty:
             continue
-        seeds = candidate_runs.groupby("part")["seed"].nunique().max() > 1
         notes = []
         for run in short.itertuples(index=False):
-            where = ([run.part] if several_parts else []) + ([f"seed {run.seed}"] if seeds else [])
+            where = ([run.part] if several_parts else []) + ([f"seed {run.seed}"] if run.n_seeds > 1 else [])
             note = training_note(
                 run.stop_reason,
                 _whole(run.epochs),
