@@ -36,8 +36,7 @@ def hardware_label(processor: Any, gpu: Any, cpu_count: Any) -> str:
 
     Runs that recorded none of the three share `UNRECORDED_HARDWARE`.
     """
-    known = [value for value in (processor, gpu, cpu_count) if _present(value)]
-    if not known:
+    if not any(_present(value) for value in (processor, gpu, cpu_count)):
         return UNRECORDED_HARDWARE
     text = str(processor) if _present(processor) else "an unnamed processor"
     text += f", {int(cpu_count)} CPUs" if _present(cpu_count) else ""
