@@ -12,12 +12,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from engine.analysis import line_stops
 from engine.analysis.labels import backbone_name, model_name
 from engine.analysis.recommendation import STUDY_HARDWARE, hardware_label
 from engine.analysis.results_table import LOCAL_SOURCE, METRIC_ORDER, RUNTIME_METRICS, results_long
 from store import dataset_parts, queries
 from store.connection import default_store
-from store.runs import HARDWARE_COLUMNS, leaderboard
+from store.runs import HARDWARE_COLUMNS, leaderboard, run_training_losses
 
 STAMP_SECONDS = 2
 PUBLISHED_SOURCE_LABEL = "published"
@@ -102,6 +103,15 @@ def operating_points(store: str, store_stamp: str, chosen_parts: tuple[str, ...]
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
+def least_cost_points(
+    store: str, store_stamp: str, chosen_parts: tuple[str, ...], condition: str, defect_rate: float, miss_cost: float
+) -> pd.DataFrame:
+    """Each finished run's threshold of least expected cost on a line with `defect_rate` and `miss_cost` (in line stops)."""
+    scores = queries.finished_run_scores(store, list(chosen_parts), condition)
+    return line_stops.least_cost_points(scores, line_stops.Line(defect_rate, miss_cost))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
 def part_images(store: str, store_stamp: str, part: str) -> pd.DataFrame:
     return queries.part_images_summary(store, part)
 
@@ -152,6 +162,18 @@ def selection_rows(
         if (candidate, part) not in timed
     ]
     return pd.concat([rows, *borrowed], ignore_index=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def part_training(store: str, store_stamp: str, part: str) -> pd.DataFrame:
+    """How each finished run of `part` trained, labelled by candidate."""
+    return with_candidates(queries.part_training(store, part), LOCAL_SOURCE)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def training_losses(store: str, store_stamp: str, run_id: str) -> pd.DataFrame:
+    """One run's loss per epoch (empty for models fitted in one pass)."""
+    return run_training_losses(run_id, store)
 
 
 def with_hardware(frame: pd.DataFrame) -> pd.DataFrame:

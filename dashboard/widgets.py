@@ -9,9 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+import plotly.express as px
 import streamlit as st
 
 from dashboard import cached_queries, files
+from engine.analysis import training
 from engine.analysis.results_table import LOCAL_SOURCE, wide_results
 from store.metrics import ACCURACY_METRICS as ACCURACY_METRICS  # accuracy metrics: higher is better
 from store.metrics import METRIC_LABELS as METRIC_LABELS  # every metric's label
@@ -187,3 +189,42 @@ def segmentation_panels(examples: list[pd.Series], artifacts_root: Path) -> None
         ]
     for column, (title, picture) in zip(st.columns(len(panels)), panels, strict=True):
         column.image(picture, caption=title, clamp=True, width="stretch")
+
+
+def training_panel(run: pd.Series, losses: pd.DataFrame) -> None:
+    """One run's training: a warning badge when under-trained, its stop reason in words, and its loss curve.
+
+    The curve is the mean training loss of each epoch against the epoch, with the training minutes up to
+    that epoch on hover.
+    """
+    badge = training.under_trained_badge(run)
+    if badge is not None:
+        st.warning(badge, icon=":material/warning:")
+    else:
+        st.info(training.run_note(run), icon=":material/model_training:")
+    if losses.empty:
+        return
+    figure = px.line(
+        training.loss_curve(losses),
+        x="epoch",
+        y="loss",
+        markers=True,
+        hover_data={"minutes": ":.2f"},
+        labels={"epoch": "Epoch", "loss": "Training loss (mean over the epoch)", "minutes": "Minutes"},
+        title=f"Loss per epoch: {run['candidate']}, seed {run['seed']}, {run['condition']}",
+    )
+    st.plotly_chart(figure)
+
+
+def choose_run(runs: pd.DataFrame, label: str, key: str) -> pd.Series:
+    """A select box over `runs` (with `candidate` and `part` columns), each named by candidate, seed and condition
+    (and part, when they span several); under-trained runs say so. Returns the chosen run's row."""
+    several_parts = runs["part"].nunique() > 1
+    names = {
+        run["run_id"]: (f"{run['part']} · " if several_parts else "")
+        + f"{run['candidate']} · seed {run['seed']} · {run['condition']}"
+        + (" · under-trained" if training.is_under_trained(run) else "")
+        for _, run in runs.iterrows()
+    }
+    chosen = st.selectbox(label, list(names), format_func=names.__getitem__, key=key)
+    return runs[runs["run_id"] == chosen].iloc[0]

@@ -56,6 +56,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number (got {text!r})") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {text})")
+    return value
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from engine.ingest.importer import import_dataset
     from engine.ingest.synthetic.parts import part_number
@@ -132,7 +142,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.evaluation.jobs import plan_grid
 
     jobs = plan_grid(args.parts, args.models, args.backbones, args.seeds, args.conditions, args.preset, args.store)
-    summary = run_grid(jobs, args.store, force=args.force, memory_budget_gb=args.memory_budget_gb)
+    summary = run_grid(
+        jobs,
+        args.store,
+        force=args.force,
+        memory_budget_gb=args.memory_budget_gb,
+        feature_cache_gb=args.feature_cache_gb,
+    )
     print(
         f"{summary.finished} runs finished, {summary.failed} failed, {summary.skipped} already done"
         + (f", {summary.busy} left to another process running them" if summary.busy else "")
@@ -318,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         help="memory one job may use before it is stopped and recorded failed"
         " (default: $GLUELAB_MEMORY_BUDGET_GB, else total RAM minus 4 GB)",
+    )
+    evaluate.add_argument(
+        "--feature-cache-gb",
+        type=_non_negative_float,
+        help="size limit of the frozen-feature cache kept beside the store (STORE.features/), least recently"
+        " used files evicted first; 0 turns it off (default: $GLUELAB_FEATURE_CACHE_GB, else 10)",
     )
     evaluate.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
     evaluate.set_defaults(run=cmd_evaluate)

@@ -39,12 +39,20 @@ def run_status_counts(store: Path | str) -> pd.DataFrame:
         return con.execute("SELECT part, status, count(*) AS runs FROM runs GROUP BY ALL ORDER BY part, status").df()
 
 
+# The limits a run's training stopped at, from the preset settings in its config: the epoch cap and the
+# wall-clock budget in minutes (NULL where the preset sets none).
+TRAINING_LIMITS = """TRY_CAST(json_extract_string(config, '$.settings.epochs') AS INTEGER) AS epoch_cap,
+                      TRY_CAST(json_extract_string(config, '$.settings.budget_minutes') AS DOUBLE) AS budget_minutes"""
+
+
 def recent_runs(store: Path | str, limit: int = 200) -> pd.DataFrame:
-    """The latest runs of any status, with their error if they failed."""
+    """The latest runs of any status, with their error if they failed and how they trained if they finished."""
     with read_store(store) as con:
         return con.execute(
-            """SELECT run_id, part, model, backbone, preset, seed, condition, status, error, started_at, finished_at
-               FROM runs ORDER BY started_at DESC LIMIT ?""",
+            f"""SELECT run_id, part, model, backbone, preset, seed, condition, status, error, started_at, finished_at,
+                      epochs, stop_reason, under_trained, {TRAINING_LIMITS}
+               FROM (SELECT * FROM runs ORDER BY started_at DESC LIMIT ?)  -- configs are read for these rows only
+               ORDER BY started_at DESC""",
             [limit],
         ).df()
 
@@ -103,6 +111,17 @@ def operating_points(store: Path | str, parts: list[str]) -> pd.DataFrame:
             GROUP BY ALL
             """,
             [parts],
+        ).df()
+
+
+def finished_run_scores(store: Path | str, parts: list[str], condition: str) -> pd.DataFrame:
+    """Every test image's label ('normal'/'anomalous') and score of the finished runs of `parts` in `condition`."""
+    with read_store(store) as con:
+        return con.execute(
+            """SELECT s.run_id, s.label, s.score FROM image_scores s JOIN runs r USING (run_id)
+               WHERE r.status = 'finished' AND list_contains(?, r.part) AND r.condition = ?
+               ORDER BY s.run_id, s.image_path""",
+            [parts, condition],
         ).df()
 
 
@@ -179,6 +198,21 @@ def part_root(store: Path | str, part: str) -> str | None:
     return row[0] if row else None
 
 
+def part_training(store: Path | str, part: str) -> pd.DataFrame:
+    """How each finished run of `part` trained: epochs, stop reason, under-trained flag and the limits it had.
+
+    `stop_reason` is NULL for models fitted in one pass over the training images.
+    """
+    with read_store(store) as con:
+        return con.execute(
+            f"""SELECT run_id, part, condition, model, backbone, preset, seed, train_seconds,
+                       epochs, stop_reason, under_trained, {TRAINING_LIMITS}
+                FROM runs WHERE part = ? AND status = 'finished'
+                ORDER BY condition, model, backbone, preset, seed""",
+            [part],
+        ).df()
+
+
 def training_states(store: Path | str, parts: list[str]) -> pd.DataFrame:
     """The under-trained finished runs of `parts`: how each trained, and the machine it ran on.
 
@@ -195,9 +229,7 @@ def training_states(store: Path | str, parts: list[str]) -> pd.DataFrame:
                    FROM runs WHERE status = 'finished' AND list_contains(?, part)
                )
                SELECT part, condition, model, backbone, preset, seed, n_seeds, {HARDWARE_EXPRESSIONS},
-                      epochs, stop_reason, under_trained,
-                      TRY_CAST(json_extract_string(config, '$.settings.epochs') AS INTEGER) AS epoch_cap,
-                      TRY_CAST(json_extract_string(config, '$.settings.budget_minutes') AS DOUBLE) AS budget_minutes
+                      epochs, stop_reason, under_trained, {TRAINING_LIMITS}
                FROM chosen WHERE under_trained
                ORDER BY part, condition, model, backbone, preset, seed""",
             [parts],

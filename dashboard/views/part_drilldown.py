@@ -1,4 +1,4 @@
-"""One part in depth: its images, each model's metrics, and a segmentation gallery with models side by side."""
+"""One part in depth: its images, each model's metrics and training, and a segmentation gallery with models side by side."""
 
 from __future__ import annotations
 
@@ -6,12 +6,50 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import cached_queries, widgets
+from engine.analysis import training
 from engine.analysis.results_table import LOCAL_SOURCE, METRIC_ORDER
 from store.runs import artifacts_dir
 
 GALLERY_SIZE = 6
 
 st.title("Part drill-down")
+
+
+def metrics_per_model(ctx: widgets.StoreContext, filters: widgets.Filters) -> None:
+    """Each model's metrics (mean ± std over seeds) with how it trained: converged, under-trained or one pass."""
+    st.subheader("Metrics per model")
+    results = cached_queries.part_results(ctx.store, ctx.stamp, filters.part)
+    local = results[(results["condition"] == filters.condition) & (results["source"] == LOCAL_SOURCE)]
+    if local.empty:
+        st.info(f"No finished local runs on {filters.part} ({filters.condition}) yet.")
+        return
+    runs = cached_queries.part_training(ctx.store, ctx.stamp, filters.part)
+    trained = training.candidate_training(runs[runs["condition"] == filters.condition], ["candidate"])
+    table = widgets.wide_table(local, METRIC_ORDER).merge(trained, on="candidate", how="left")
+    shown = widgets.readable_table(table, keep=("candidate", "n_seeds", "training"))
+    shown.column_config["training"] = st.column_config.TextColumn("Training")
+    shown.show()
+
+
+def training_section(ctx: widgets.StoreContext, filters: widgets.Filters) -> None:
+    """Under-trained runs named up front, then the chosen run's loss curve and why its training stopped."""
+    st.subheader("Training")
+    runs = cached_queries.part_training(ctx.store, ctx.stamp, filters.part)
+    runs = runs[runs["condition"] == filters.condition]
+    if runs.empty:
+        st.info(f"No finished local runs on {filters.part} ({filters.condition}) yet.")
+        return
+    under = [run for _, run in runs.iterrows() if training.is_under_trained(run)]
+    if under:
+        st.warning(
+            f"{len(under)} of {len(runs)} runs are under-trained; their figures understate the model:\n"
+            + "\n".join(f"- {run['candidate']}, seed {run['seed']}: {training.run_note(run)}" for run in under),
+            icon=":material/warning:",
+        )
+    run = widgets.choose_run(runs, "Run", key="training_run")
+    widgets.training_panel(run, cached_queries.training_losses(ctx.store, ctx.stamp, run["run_id"]))
+
+
 ctx = widgets.store_context()
 if ctx is not None:
     filters = widgets.sidebar_filters(ctx, source=False)
@@ -43,14 +81,8 @@ if ctx is not None:
             )
         )
 
-        st.subheader("Metrics per model")
-        results = cached_queries.part_results(ctx.store, ctx.stamp, filters.part)
-        local = results[(results["condition"] == filters.condition) & (results["source"] == LOCAL_SOURCE)]
-        if local.empty:
-            st.info(f"No finished local runs on {filters.part} ({filters.condition}) yet.")
-        else:
-            table = widgets.wide_table(local, METRIC_ORDER)
-            widgets.readable_table(table, keep=("candidate", "n_seeds")).show()
+        metrics_per_model(ctx, filters)
+        training_section(ctx, filters)
 
         st.subheader("Segmentation gallery")
         examples = cached_queries.part_examples(ctx.store, ctx.stamp, filters.part, filters.condition)

@@ -1,17 +1,26 @@
-"""Evaluation progress: runs per status, refreshed while a grid is writing, and the latest runs with their errors."""
+"""Evaluation progress: runs per status, refreshed while a grid is writing, the latest runs with their errors and
+how they trained, and a finished run's loss curve."""
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from dashboard import cached_queries, widgets
 from dashboard.background import start_evaluation
+from engine.analysis import training
 from engine.analysis.labels import model_choices
+from engine.analysis.results_table import LOCAL_SOURCE
 from store.runs import CONDITIONS, PRESETS
 
 REFRESH_SECONDS = 3
 LOG_LINES = 15
+RUN_COLUMNS = {
+    "epochs": st.column_config.NumberColumn("Epochs", format="%d"),
+    "stop_reason": st.column_config.TextColumn("Stop reason"),
+    "under_trained": st.column_config.CheckboxColumn("Under-trained"),
+}
 
 st.title("Runs")
 st.caption(f"Evaluations writing to this store, followed every {REFRESH_SECONDS} s while the page is open.")
@@ -88,7 +97,21 @@ def progress(store: str) -> None:
     only_problems = st.toggle("Only failed and cancelled runs", key="runs_problems")
     if only_problems:
         recent = recent[recent["status"].isin(["failed", "cancelled"])]
-    st.dataframe(recent, hide_index=True)
+    shown = training.runs_in_words(recent).drop(columns=["epoch_cap", "budget_minutes"])
+    st.dataframe(shown, hide_index=True, column_config=RUN_COLUMNS)
+    run_training(store, stamp, recent)
+
+
+def run_training(store: str, stamp: str, recent: pd.DataFrame) -> None:
+    """A finished run of the table, chosen by name: its loss curve and why its training stopped."""
+    finished = recent[recent["status"] == "finished"]
+    if finished.empty:
+        return
+    st.subheader("Training of a finished run")
+    run = widgets.choose_run(
+        cached_queries.with_candidates(finished, LOCAL_SOURCE), "Finished run", key="runs_training"
+    )
+    widgets.training_panel(run, cached_queries.training_losses(store, stamp, run["run_id"]))
 
 
 if ctx is not None:

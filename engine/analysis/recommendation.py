@@ -8,7 +8,7 @@ Across several parts every figure is the candidate's worst, and the card names t
 comes from.
 
 Candidates whose training stopped early are left out of the choice by default; `under_trained_reasons`
-says why in the words of `store.runs.training_note`.
+says why in the words of `engine.analysis.training.run_note`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pandas as pd
 from engine.analysis.line_stops import LEGACY_MODEL, legacy_rate
 from engine.analysis.results_table import LOCAL_SOURCE
 from engine.analysis.selection import HARDWARE_COLUMN, Criterion, SelectionResult, mean_column, std_column
-from store.runs import training_note
+from engine.analysis.training import is_under_trained, run_note
 
 INFERENCE = Criterion("inference_ms", "min")
 # Chen et al. 2025, section 4: i9-13900K CPU and RTX 4090 GPU, through anomalib's full pipeline.
@@ -174,29 +174,19 @@ def under_trained_reasons(runs: pd.DataFrame, key_columns: Sequence[str], severa
 
     `runs` holds finished runs (`store.queries.training_states` gives the under-trained ones): the key columns,
     part, seed, n_seeds (finished runs of the candidate on that part), under_trained, stop_reason, epochs,
-    epoch_cap and budget_minutes. The reason is `training_note` of each under-trained run, e.g. "stopped by the
+    epoch_cap and budget_minutes. The reason is `training.run_note` of each under-trained run, e.g. "stopped by the
     10-minute budget after 37 epochs, before its loss levelled off", prefixed by its seed when the candidate has
     several on that part and by its part when `several_parts`; several are joined by '; '.
     """
     keys = list(key_columns)
     rows = []
     for key, candidate_runs in runs.groupby(keys, sort=False, dropna=False):
-        short = candidate_runs[candidate_runs["under_trained"].eq(True)]
+        short = candidate_runs[[is_under_trained(run) for _, run in candidate_runs.iterrows()]]
         if short.empty:
             continue
         notes = []
-        for run in short.itertuples(index=False):
-            where = ([run.part] if several_parts else []) + ([f"seed {run.seed}"] if run.n_seeds > 1 else [])
-            note = training_note(
-                run.stop_reason,
-                _whole(run.epochs),
-                _whole(run.epoch_cap),
-                None if pd.isna(run.budget_minutes) else float(run.budget_minutes),
-            )
-            notes.append((", ".join(where) + ": " if where else "") + note)
+        for _, run in short.iterrows():
+            where = ([run["part"]] if several_parts else []) + ([f"seed {run['seed']}"] if run["n_seeds"] > 1 else [])
+            notes.append((", ".join(where) + ": " if where else "") + run_note(run))
         rows.append({**dict(zip(keys, key, strict=True)), "reason": "; ".join(dict.fromkeys(notes))})
     return pd.DataFrame(rows, columns=[*keys, "reason"])
-
-
-def _whole(value: Any) -> int | None:
-    return None if value is None or pd.isna(value) else int(value)

@@ -20,11 +20,14 @@ from lightning.pytorch import seed_everything
 from engine.evaluation.jobs import Job
 from engine.evaluation.metrics import image_metrics, pixel_metrics
 from engine.ingest.part_data import PartData, study_augmentation
+from engine.models.anomalib_detector import AUGMENTED_COPIES
 from engine.models.base import Detector, Prediction
+from engine.models.feature_cache import FeatureCache
 from engine.models.registry import get_model
 from store.runs import RunOutcome
 
 THROUGHPUT_BATCH = 32
+THROUGHPUT_IMAGES = 64  # throughput is timed on (at most) the first 64 test images, without the feature cache
 LATENCY_WARMUP = 3
 LATENCY_IMAGES = 20
 NORMAL_EXAMPLES = 10  # highest-scoring normal images whose heatmaps are kept, besides every anomalous one
@@ -127,31 +130,48 @@ def _save_examples(
     return pd.DataFrame(rows)
 
 
+def _with_augmentation(config: dict, job: Job) -> dict:
+    if job.condition != "augmented" or "deviations" not in config:
+        return config
+    drawn = (
+        f"augmentations drawn {AUGMENTED_COPIES} times per training image (seeded) and cycled through by epoch,"
+        " not afresh every epoch"
+    )
+    return {**config, "deviations": [*config["deviations"], drawn]}
+
+
 def evaluate_job(
     job: Job,
     data: PartData,
     artifacts_root: Path,
     examples_folder: str | None = None,
     settings: dict | None = None,
+    feature_cache: FeatureCache | None = None,
 ) -> RunOutcome:
     """Fit and test `job`'s model on `data`; example heatmaps go to `artifacts_root/<examples_folder>/`.
 
     The folder defaults to the run id; the grid gives each attempt a folder of its own, so a re-run never
     overwrites the heatmaps of the result it may replace before the new result is stored. `settings` are the
     preset's settings as the grid resolved them (the job's process builds exactly what the grid planned);
-    by default they are read from the registry here.
+    by default they are read from the registry here. With `feature_cache`, the model's frozen backbone
+    features come from it while the model fits and while it scores the test set; batch-1 latency and
+    throughput are always timed on the plain model.
     """
     seed_everything(job.seed, workers=True, verbose=False)
     detector = get_model(job.model).build(job.backbone, job.preset, settings)
     augment = study_augmentation(job.seed) if job.condition == "augmented" else None
     with PeakMemory() as memory:
         start = time.perf_counter()
-        detector.fit(data.train, augment)
+        with detector.cached_features(feature_cache):
+            detector.fit(data.train, augment)
         train_seconds = time.perf_counter() - start
         inference_ms = _batch1_latency_ms(detector, data.test)
+        timed = data.test[:THROUGHPUT_IMAGES]
         start = time.perf_counter()
-        prediction = detector.predict(data.test, batch_size=THROUGHPUT_BATCH)
-        throughput = len(data.test) / (time.perf_counter() - start)
+        detector.predict(timed, batch_size=THROUGHPUT_BATCH)
+        throughput = len(timed) / (time.perf_counter() - start)
+        with detector.cached_features(feature_cache):
+            prediction = detector.predict(data.test, batch_size=THROUGHPUT_BATCH)
     has_maps = prediction.maps is not None
     if not (np.isfinite(prediction.scores).all() and (prediction.maps is None or np.isfinite(prediction.maps).all())):
         raise NonFiniteScores(f"{job.model} produced NaN or infinite anomaly scores")
@@ -180,9 +200,10 @@ def evaluate_job(
         peak_memory_mb=memory.peak_bytes / 2**20,
         n_train=len(data.train),
         n_test=len(data.test),
-        config={"job": job.key(), "run_id": job.run_id, **detector.config},
+        config={"job": job.key(), "run_id": job.run_id, **_with_augmentation(detector.config, job)},
         environment=environment(),
         image_scores=scores,
+        training=detector.training,
         artifacts=_save_examples(
             prediction, data, pixel_threshold, artifacts_root / (examples_folder or job.run_id), artifacts_root
         ),

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from engine.evaluation.job_process import JobFailed, describe, memory_budget_bytes, run_job_in_child
 from engine.evaluation.jobs import Job
 from engine.ingest.part_data import PartData, load_part
+from engine.models.feature_cache import FeatureCache, feature_cache_dir, limit_from_environment
 from engine.models.registry import get_model
 from store import DEFAULT_STORE
 from store.runs import (
@@ -105,10 +106,14 @@ def run_grid(
     force: bool = False,
     show_progress: bool = True,
     memory_budget_gb: float | None = None,
+    feature_cache_gb: float | None = None,
 ) -> GridSummary:
     """Run `jobs` (finished ones only with `force`); each job may hold `memory_budget_gb` (default: see
-    `job_process.memory_budget_bytes`)."""
+    `job_process.memory_budget_bytes`). Frozen backbone features are kept beside the store in a cache of at
+    most `feature_cache_gb` (default `$GLUELAB_FEATURE_CACHE_GB`, else 10 GB; 0 turns it off)."""
     budget = memory_budget_bytes(memory_budget_gb)
+    limit = limit_from_environment() if feature_cache_gb is None else feature_cache_gb
+    cache = FeatureCache(feature_cache_dir(store), limit) if limit > 0 else None
     stale = mark_stale_runs(store)
     done = finished_run_ids(store)
     todo = [job for job in jobs if force or job.run_id not in done]
@@ -119,8 +124,10 @@ def run_grid(
         for job in progress:
             interrupts.check()
             progress.set_postfix_str(job.label)
-            runner = _JobRunner(job, store, force, budget, interrupts, progress.write)
+            runner = _JobRunner(job, store, force, budget, interrupts, progress.write, cache)
             counts[runner.run(parts)] += 1
+            if cache is not None:
+                cache.evict()
         interrupts.check()
     return GridSummary(
         counts["finished"], counts["failed"], len(jobs) - len(todo) + counts["skipped"], stale, counts["busy"]
@@ -135,6 +142,7 @@ class _JobRunner:
     budget: int
     interrupts: _Interrupts
     report: Callable[[str], None]
+    cache: FeatureCache | None = None
 
     def run(self, parts: dict[str, PartData]) -> str:
         """'finished', 'failed', 'skipped' (finished meanwhile) or 'busy' (another process runs it)."""
@@ -165,7 +173,9 @@ class _JobRunner:
             if job.part not in parts:
                 parts[job.part] = load_part(job.part, self.store)
             settings = get_model(job.model).presets[job.preset]
-            outcome = run_job_in_child(job, parts[job.part], artifacts_dir(self.store), folder, self.budget, settings)
+            outcome = run_job_in_child(
+                job, parts[job.part], artifacts_dir(self.store), folder, self.budget, settings, self.cache
+            )
         except Exception as error:  # noqa: BLE001 - any failure of one job is recorded and the grid goes on
             return self._fail(state, folder, str(error) if isinstance(error, JobFailed) else describe(error))
         return self._store(outcome, state, folder)

@@ -32,6 +32,7 @@ with warnings.catch_warnings():  # the fork server imports the models afresh: li
     from engine.evaluation.evaluate import evaluate_job
     from engine.evaluation.jobs import Job
     from engine.ingest.part_data import PartData
+    from engine.models.feature_cache import FeatureCache
 
 MEMORY_BUDGET_ENV = "GLUELAB_MEMORY_BUDGET_GB"
 RESERVED_FOR_THE_SYSTEM_GB = 4.0  # left to the OS, the dashboard and the grid itself by the default budget
@@ -81,7 +82,13 @@ def describe(error: BaseException) -> str:
 
 
 def run_job_in_child(
-    job: Job, data: PartData, artifacts_root: Path, examples_folder: str, budget_bytes: int, settings: dict
+    job: Job,
+    data: PartData,
+    artifacts_root: Path,
+    examples_folder: str,
+    budget_bytes: int,
+    settings: dict,
+    feature_cache: FeatureCache | None = None,
 ) -> RunOutcome:
     """`evaluate_job` in a forked child with the preset `settings` the grid resolved; raises
     MemoryBudgetExceeded or JobFailed when it does not finish.
@@ -93,7 +100,17 @@ def run_job_in_child(
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
         target=_child_main,
-        args=(sender, job, data, artifacts_root, examples_folder, settings, _quiet_settings(), dict(os.environ)),
+        args=(
+            sender,
+            job,
+            data,
+            artifacts_root,
+            examples_folder,
+            settings,
+            feature_cache,
+            _quiet_settings(),
+            dict(os.environ),
+        ),
         name=f"gluelab job {job.label}",
         daemon=True,
     )
@@ -158,6 +175,7 @@ def _child_main(
     artifacts_root: Path,
     examples_folder: str,
     settings: dict,
+    feature_cache: FeatureCache | None,
     quiet: tuple[list, dict[str, int]],
     environment: dict[str, str],
 ) -> None:
@@ -175,7 +193,10 @@ def _child_main(
         logging.getLogger(name).setLevel(level)
     _silence_progress_bars()
     try:
-        message: tuple[str, Any] = ("ok", evaluate_job(job, data, artifacts_root, examples_folder, settings))
+        message: tuple[str, Any] = (
+            "ok",
+            evaluate_job(job, data, artifacts_root, examples_folder, settings, feature_cache),
+        )
     except BaseException as error:  # noqa: BLE001 - every failure goes back to the grid, which records it
         message = ("error", describe(error))
     sender.send(message)

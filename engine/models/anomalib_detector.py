@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from itertools import islice
 from types import SimpleNamespace
 
@@ -27,6 +27,9 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2.functional import resize
 
 from engine.models.base import Detector, Prediction
+from engine.models.feature_cache import FeatureCache, cached_submodules
+from engine.models.training import TrainingClock
+from store.runs import Training
 
 
 def to_tensor(gray: np.ndarray) -> torch.Tensor:
@@ -34,11 +37,24 @@ def to_tensor(gray: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(gray, dtype=torch.float32).div_(255).expand(3, -1, -1)
 
 
+AUGMENTED_COPIES = 8  # seeded augmented versions of each training image; epoch e trains on version e mod 8
+
+
 class TrainImages(Dataset):
-    """Training images as anomalib items; augmented afresh on every access when `augment` is given."""
+    """Training images as anomalib items; with `augment`, one of `AUGMENTED_COPIES` seeded draws per image.
+
+    The draw for (image, version) is fixed by the run's seed, so an epoch trains on the same pixels whether
+    or not its backbone features come from the cache, and the cache holds at most eight versions per image.
+    `set_epoch` picks the version.
+    """
 
     def __init__(self, images: list[np.ndarray], augment: A.Compose | None):
         self.images, self.augment = images, augment
+        self.seed = torch.initial_seed()
+        self.version = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.version = epoch % AUGMENTED_COPIES
 
     def __len__(self) -> int:
         return len(self.images)
@@ -46,6 +62,8 @@ class TrainImages(Dataset):
     def __getitem__(self, index: int) -> ImageItem:
         gray = self.images[index]
         if self.augment is not None:
+            draw = np.random.SeedSequence([self.seed % 2**63, index, self.version]).generate_state(1)[0]
+            self.augment.set_random_seed(int(draw))
             rgb = self.augment(image=np.repeat(gray[..., None], 3, axis=2))["image"]
             image = torch.from_numpy(rgb).permute(2, 0, 1).to(torch.float32).div_(255)
         else:
@@ -106,6 +124,14 @@ def _attached(module: AnomalibModule, trainer: TrainerStandIn):
         module.trainer = None
 
 
+def _loss(output: torch.Tensor | dict) -> torch.Tensor:
+    """The loss a training step minimises: its `loss`, or GANomaly's generator loss (its discriminator's
+    loss oscillates by design and says nothing about convergence)."""
+    if isinstance(output, dict):
+        return output["loss"] if "loss" in output else output["generator_loss"]
+    return output
+
+
 def _optimizers_and_schedulers(configured) -> tuple[list[torch.optim.Optimizer], list]:
     """Optimisers and schedulers from any form Lightning allows `configure_optimizers` to return."""
     if isinstance(configured, torch.optim.Optimizer):
@@ -128,12 +154,17 @@ def _optimizers_and_schedulers(configured) -> tuple[list[torch.optim.Optimizer],
 
 
 class AnomalibDetector(Detector):
-    def __init__(self, module: AnomalibModule, settings: dict, config: dict):
+    def __init__(self, module: AnomalibModule, settings: dict, config: dict, frozen_features: tuple[str, ...] = ()):
         self.module = module
         self.settings = settings
         self._config = config
+        self.frozen_features = frozen_features
         self.transform = module.pre_processor.transform
         self.input_size = tuple(module.input_size)
+        self.training: Training | None = None
+
+    def cached_features(self, cache: FeatureCache | None) -> AbstractContextManager[None]:
+        return cached_submodules(self.module.model, self.frozen_features, cache)
 
     def fit(self, train: list[np.ndarray], augment: A.Compose | None) -> None:
         loader = DataLoader(
@@ -158,32 +189,41 @@ class AnomalibDetector(Detector):
         self.module._is_fitted = torch.tensor([True])
 
     def _train(self, loader: DataLoader) -> None:
-        """Lightning's fit loop, reduced to what the models use.
+        """Lightning's fit loop, reduced to what the models use, stopping by `engine.models.training`'s rule.
 
         on_train_start, then per batch training_step; with automatic optimisation also the model's own
         backward, gradient clipping and optimiser step, and epoch-wise schedulers (manual-optimisation
         models step their own optimisers, as under Lightning). `batches_per_epoch` caps an epoch like
-        Lightning's `limit_train_batches`.
+        Lightning's `limit_train_batches`. Each epoch's mean loss goes to the clock, which ends training
+        when the loss has levelled off, or at the epoch cap or the time budget.
         """
         module = self.module
-        epochs, batches_per_epoch = self.settings["epochs"], self.settings.get("batches_per_epoch")
+        clock = TrainingClock(self.settings)
+        batches_per_epoch = self.settings.get("batches_per_epoch")
         batches = self._transformed(loader)
-        trainer = TrainerStandIn(batches, epochs)
+        trainer = TrainerStandIn(batches, clock.epoch_cap)
         pass_index = is_param_in_hook_signature(module.training_step, "batch_idx", min_args=2)
         module.train()
         with _attached(module, trainer), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*self.log.*")  # training steps log; there is no logger here
             trainer.optimizers, schedulers = _optimizers_and_schedulers(module.configure_optimizers())
             module.on_train_start()
-            for epoch in range(epochs):
+            for epoch in range(clock.epoch_cap):
                 trainer.current_epoch = epoch
+                loader.dataset.set_epoch(epoch)  # type: ignore[attr-defined]
+                total, count = 0.0, 0
                 for index, batch in enumerate(islice(batches, batches_per_epoch)):
                     output = module.training_step(batch, index) if pass_index else module.training_step(batch)
+                    loss = _loss(output)
                     if module.automatic_optimization:
-                        self._optimiser_step(trainer.optimizers, output["loss"] if isinstance(output, dict) else output)
+                        self._optimiser_step(trainer.optimizers, loss)
+                    total, count = total + float(loss.detach()), count + 1
                 if module.automatic_optimization:
                     for scheduler in schedulers:
                         scheduler.step()
+                if clock.epoch_done(total / max(count, 1)):
+                    break
+        self.training = clock.record()
 
     def _optimiser_step(self, optimizers: list[torch.optim.Optimizer], loss: torch.Tensor) -> None:
         if len(optimizers) != 1:

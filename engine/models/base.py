@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import albumentations as A
 import numpy as np
+
+if TYPE_CHECKING:
+    from engine.models.feature_cache import FeatureCache
+    from store.runs import Training
 
 
 @dataclass(frozen=True)
@@ -17,6 +23,12 @@ class Prediction:
 
 class Detector(ABC):
     """A model configured for one job: fit on a part's normal images, then score images."""
+
+    training: Training | None = None  # set by `fit` for models trained by gradient descent
+
+    def cached_features(self, cache: FeatureCache | None) -> AbstractContextManager[None]:
+        """A block in which the model's frozen feature extractors read and fill `cache` (none by default)."""
+        return nullcontext()
 
     @abstractmethod
     def fit(self, train: list[np.ndarray], augment: A.Compose | None) -> None:

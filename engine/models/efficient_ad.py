@@ -9,6 +9,8 @@ losses and scoring are unchanged; the training loop replaces the Lightning hooks
 
 from __future__ import annotations
 
+from itertools import islice
+
 import albumentations as A
 import numpy as np
 import torch
@@ -20,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from engine.models.anomalib_detector import AnomalibDetector, TrainImages
+from engine.models.training import TrainingClock
 
 LR_DROP_AT = 0.95  # anomalib's schedule: learning rate x 0.1 after 95 % of the steps
 
@@ -51,7 +54,12 @@ class BackboneTeacherEfficientAd(EfficientAd):
 
 
 class EfficientAdDetector(AnomalibDetector):
-    """Teacher statistics, then `steps` single-image steps, then map quantiles from the training images."""
+    """Teacher statistics, then single-image steps epoch by epoch until the clock stops training, then map
+    quantiles from the training images.
+
+    An epoch is one pass over the training images in a fresh order (`batches_per_epoch` caps it). The learning
+    rate drops ten-fold at 95 % of the epoch cap, as anomalib drops it at 95 % of its steps.
+    """
 
     def fit(self, train: list[np.ndarray], augment: A.Compose | None) -> None:
         module = self.module
@@ -59,31 +67,36 @@ class EfficientAdDetector(AnomalibDetector):
         plain = DataLoader(TrainImages(train, None), batch_size=1, collate_fn=ImageBatch.collate)
         with torch.no_grad():
             module.model.mean_std.update(module.teacher_channel_mean_std(self._transformed(plain)))
-        steps = self.settings.get("steps") or self.settings["epochs"] * len(train)
+        clock = TrainingClock(self.settings)
         optimizer = torch.optim.Adam(
             [*module.model.student.parameters(), *module.model.ae.parameters()],
             lr=module.lr,
             weight_decay=module.weight_decay,
         )
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(int(LR_DROP_AT * steps), 1), gamma=0.1)
+        steps_per_epoch = min(len(train), self.settings.get("batches_per_epoch") or len(train))
+        drop_at = max(int(LR_DROP_AT * clock.epoch_cap * steps_per_epoch), 1)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=drop_at, gamma=0.1)
+        images = TrainImages(train, augment)
         shuffled = DataLoader(
-            TrainImages(train, augment),
+            images,
             batch_size=1,
             shuffle=True,
             collate_fn=ImageBatch.collate,
             generator=torch.Generator().manual_seed(torch.initial_seed()),
         )
         module.train()
-        step = 0
-        while step < steps:
-            for batch in self._transformed(shuffled):
+        for epoch in range(clock.epoch_cap):
+            images.set_epoch(epoch)
+            total = 0.0
+            for batch in islice(self._transformed(shuffled), steps_per_epoch):
                 loss = module.training_step(batch)["loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                step += 1
-                if step == steps:
-                    break
+                total += float(loss.detach())
+            if clock.epoch_done(total / steps_per_epoch):
+                break
+        self.training = clock.record()
         module.model.eval()
         module.model.quantiles.update(module.map_norm_quantiles(self._transformed(plain)))

@@ -51,6 +51,9 @@ class ModelEntry:
     deviations: Callable[[str, dict], list[str]] = field(default=no_deviations)  # (backbone, settings) -> departures
     missing: Callable[[str], str | None] = field(default=backbone_weights_missing)  # backbone -> what is lacking
     paper_backbone: str = "ResNet"  # what the study ran it on, named in the packaged-backbone deviation
+    # Frozen feature extractors inside the anomalib torch model (dotted paths under `module.model`); their
+    # outputs come from the feature cache while the model fits and scores (engine.models.feature_cache).
+    frozen_features: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
