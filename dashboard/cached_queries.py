@@ -14,10 +14,11 @@ import streamlit as st
 
 from engine.analysis import line_stops
 from engine.analysis.labels import backbone_name, model_name
-from engine.analysis.results_table import LOCAL_SOURCE, RUNTIME_METRICS, results_long
+from engine.analysis.recommendation import STUDY_HARDWARE, hardware_label
+from engine.analysis.results_table import LOCAL_SOURCE, METRIC_ORDER, RUNTIME_METRICS, results_long
 from store import dataset_parts, queries
 from store.connection import default_store
-from store.runs import run_training_losses
+from store.runs import HARDWARE_COLUMNS, leaderboard, run_training_losses
 
 STAMP_SECONDS = 2
 PUBLISHED_SOURCE_LABEL = "published"
@@ -138,18 +139,19 @@ def part_root(store: str, store_stamp: str, part: str) -> str | None:
 def selection_rows(
     store: str, store_stamp: str, chosen_parts: list[str], condition: str, source: str | None
 ) -> pd.DataFrame:
-    """Long rows to choose from on `parts`: one condition and source, keyed by candidate.
+    """Long rows to choose from on `parts`: one condition and source, keyed by candidate and machine (`hardware`).
 
-    The study timed its models on part1 only (Table 4); its candidates carry those runtimes to every
-    part, since time per image does not depend on what the image shows.
+    Local seeds are aggregated per machine they ran on, so no figure mixes machines. The study timed its
+    models on part1 only (Table 4); its candidates carry those runtimes to every part, since time per image
+    does not depend on what the image shows.
     """
-    rows = results(store, store_stamp, chosen_parts)
+    rows = pd.concat([part_results_by_hardware(store, store_stamp, part) for part in chosen_parts], ignore_index=True)
     rows = rows[rows["condition"] == condition]
     if source is not None:
         rows = rows[rows["source"] == source]
     runtime_rows = rows[rows["metric"].isin(list(RUNTIME_METRICS))]
     timed = set(zip(runtime_rows["candidate"], runtime_rows["part"], strict=True))
-    timed_part = part_results(store, store_stamp, "part1")
+    timed_part = part_results_by_hardware(store, store_stamp, "part1")
     published_runtime = timed_part[
         (timed_part["source"] == PUBLISHED_SOURCE_LABEL) & timed_part["metric"].isin(list(RUNTIME_METRICS))
     ]
@@ -172,3 +174,31 @@ def part_training(store: str, store_stamp: str, part: str) -> pd.DataFrame:
 def training_losses(store: str, store_stamp: str, run_id: str) -> pd.DataFrame:
     """One run's loss per epoch (empty for models fitted in one pass)."""
     return run_training_losses(run_id, store)
+
+
+def with_hardware(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (with HARDWARE_COLUMNS) labelled with the machine in words in a `hardware` column instead."""
+    labels = [hardware_label(*machine) for machine in frame[list(HARDWARE_COLUMNS)].itertuples(index=False)]
+    return frame.drop(columns=list(HARDWARE_COLUMNS)).assign(
+        hardware=pd.Series(labels, index=frame.index, dtype=object)
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def part_results_by_hardware(store: str, store_stamp: str, part: str) -> pd.DataFrame:
+    """`part_results` with local seeds aggregated per machine they ran on, and every row's machine in `hardware`.
+
+    Published figures carry the study's GPU (`STUDY_HARDWARE`).
+    """
+    local = leaderboard(store, part, by_hardware=True)
+    local = with_hardware(local[local["metric"].isin(list(METRIC_ORDER))]).assign(source=LOCAL_SOURCE)
+    published = part_results(store, store_stamp, part)
+    published = published[published["source"] == PUBLISHED_SOURCE_LABEL].assign(hardware=STUDY_HARDWARE)
+    return pd.concat([with_candidates(local), published], ignore_index=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def training_states(store: str, store_stamp: str, chosen_parts: tuple[str, ...]) -> pd.DataFrame:
+    """How each finished local run of `chosen_parts` trained, labelled by candidate and machine (`hardware`)."""
+    runs = with_hardware(queries.training_states(store, list(chosen_parts))).assign(source=LOCAL_SOURCE)
+    return with_candidates(runs)

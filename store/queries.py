@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from store.connection import read_store
+from store.runs import HARDWARE_EXPRESSIONS
 
 
 def store_stamp(store: Path | str) -> str | None:
@@ -209,4 +210,27 @@ def part_training(store: Path | str, part: str) -> pd.DataFrame:
                 FROM runs WHERE part = ? AND status = 'finished'
                 ORDER BY condition, model, backbone, preset, seed""",
             [part],
+        ).df()
+
+
+def training_states(store: Path | str, parts: list[str]) -> pd.DataFrame:
+    """The under-trained finished runs of `parts`: how each trained, and the machine it ran on.
+
+    Run key, n_seeds (finished runs of its part, condition, model, backbone and preset), processor, gpu,
+    cpu_count (as `leaderboard(by_hardware=True)` tells machines apart), epochs, stop_reason, under_trained,
+    and the preset's epoch_cap and budget_minutes from the run's config (`settings.epochs`,
+    `settings.budget_minutes`). Only under-trained runs are read in full, so the query stays cheap on a
+    large store.
+    """
+    with read_store(store) as con:
+        return con.execute(
+            f"""WITH chosen AS (
+                   SELECT *, count(*) OVER (PARTITION BY part, condition, model, backbone, preset) AS n_seeds
+                   FROM runs WHERE status = 'finished' AND list_contains(?, part)
+               )
+               SELECT part, condition, model, backbone, preset, seed, n_seeds, {HARDWARE_EXPRESSIONS},
+                      epochs, stop_reason, under_trained, {TRAINING_LIMITS}
+               FROM chosen WHERE under_trained
+               ORDER BY part, condition, model, backbone, preset, seed""",
+            [parts],
         ).df()

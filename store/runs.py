@@ -28,6 +28,12 @@ RUN_KEY = ("part", "model", "backbone", "preset", "seed", "condition")
 # kind of machine; `augmented` trains with the study's Table 3 augmentations, `baseline` without.
 PRESETS = ("cpu", "paper")
 CONDITIONS = ("baseline", "augmented")
+# The machine a run ran on, as its environment records it (engine.evaluation.evaluate.environment): times
+# measured on machines that differ in any of these are not comparable.
+HARDWARE_COLUMNS = ("processor", "gpu", "cpu_count")
+HARDWARE_EXPRESSIONS = """json_extract_string(environment, '$.hardware.processor') AS processor,
+                json_extract_string(environment, '$.hardware.gpu') AS gpu,
+                TRY_CAST(json_extract_string(environment, '$.hardware.cpu_count') AS INTEGER) AS cpu_count"""
 STALE_RUN_ERROR = "interrupted: the evaluating process stopped without finishing (killed or crashed)"
 
 
@@ -277,27 +283,36 @@ def run_metrics(store: Path | str = DEFAULT_STORE, part: str | None = None) -> p
         ).df()
 
 
-def leaderboard(store: Path | str = DEFAULT_STORE, part: str | None = None) -> pd.DataFrame:
+def leaderboard(
+    store: Path | str = DEFAULT_STORE, part: str | None = None, *, by_hardware: bool = False
+) -> pd.DataFrame:
     """Mean, std and number of seeds per (part, condition, model, backbone, preset) and metric.
 
     Runtime figures are included as metrics, like Table 4: one `UNION ALL` per runtime metric of the
     metric registry, reading its `source` expression over the run's row (train_seconds / 60 for train_min).
+    With `by_hardware`, seeds are also told apart by the machine they ran on (`HARDWARE_COLUMNS`, from the
+    run's environment: processor, gpu, cpu_count; NULL where the run did not record it), so no mean mixes
+    times measured on different machines.
     """
+    hardware = "".join(f", {column}" for column in HARDWARE_COLUMNS) if by_hardware else ""
+    keys = f"part, condition, model, backbone, preset{hardware}"
+    extracted = f", {HARDWARE_EXPRESSIONS}" if by_hardware else ""
     runtime = "".join(
-        f"\n                UNION ALL SELECT part, condition, model, backbone, preset, seed, '{name}', CAST({source} AS DOUBLE) FROM finished"
+        f"\n                UNION ALL SELECT {keys}, seed, '{name}', CAST({source} AS DOUBLE) FROM finished"
         for name, source in runtime_sources()
     )
     with read_store(store) as con:
         return con.execute(
             f"""
-            WITH finished AS (SELECT * FROM runs WHERE status = 'finished' AND (? IS NULL OR part = ?)),
+            WITH finished AS (
+                SELECT *{extracted} FROM runs WHERE status = 'finished' AND (? IS NULL OR part = ?)
+            ),
             long AS (
-                SELECT f.part, f.condition, f.model, f.backbone, f.preset, f.seed, m.metric, m.value
+                SELECT {", ".join("f." + key for key in keys.split(", "))}, f.seed, m.metric, m.value
                 FROM finished f JOIN metrics m USING (run_id){runtime}
             )
-            SELECT part, condition, model, backbone, preset, metric,
-                   avg(value) AS mean, stddev_samp(value) AS std, count(value) AS n_seeds
-            FROM long GROUP BY ALL ORDER BY part, condition, model, backbone, preset, metric
+            SELECT {keys}, metric, avg(value) AS mean, stddev_samp(value) AS std, count(value) AS n_seeds
+            FROM long GROUP BY ALL ORDER BY {keys}, metric
             """,
             [part, part],
         ).df()

@@ -147,11 +147,14 @@ def write_finished_run(
     inference_ms: float = 10.0,
     throughput_fps: float = 100.0,
     training: Training | None = None,
+    environment: dict | None = None,
+    config: dict | None = None,
 ) -> None:
     """A finished run written through the store's run lifecycle (`claim_run`, `finish_run`).
 
     Its test images score `normal` and `anomalous`, flagged at `score >= threshold`, so alarm counts can be worked
-    out by hand.
+    out by hand. `environment` is what the run records of its libraries and hardware (`{}` unless given), `config`
+    is added to the run's config (e.g. `{"settings": {"budget_minutes": 10}}`).
     """
     scores = normal + anomalous
     image_scores = pd.DataFrame(
@@ -174,8 +177,8 @@ def write_finished_run(
             peak_memory_mb=500.0,
             n_train=10,
             n_test=len(scores),
-            config={"job": key},
-            environment={},
+            config={"job": key, **(config or {})},
+            environment=environment or {},
             image_scores=image_scores,
             training=training,
         ),

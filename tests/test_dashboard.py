@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from store.runs import claim_run, end_run
+from engine.analysis.recommendation import STUDY_HARDWARE, STUDY_TIMING, hardware_label
+from store.runs import Training, claim_run, end_run
 from tests.conftest import generated_store, open_page, run_key, write_finished_run
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -274,6 +275,74 @@ def test_model_selection_across_parts_shows_each_candidate_s_worst_figures(dashb
     assert "measured here on " in card and "false alarms" not in card
 
 
+def test_model_selection_with_both_sources_draws_one_front_per_machine_and_names_it_on_each_card(
+    dashboard_stores, monkeypatch
+):
+    """The evaluated store holds this machine's CPU runs and the study's GPU figures: two fronts, two cards."""
+    store = dashboard_stores["evaluated"]
+    machine = this_machine(store)
+    app = open_page(store, "model_selection.py", monkeypatch)
+    assert app.sidebar.radio(key="filter_source").value == "Both"
+    sections = [header.value for header in app.subheader]
+    assert sections[:2] == [f"Timed on {machine}", f"Timed on {STUDY_HARDWARE}"]
+    cards = [m.value for m in app.markdown if m.value.startswith("#### part1: ")]
+    assert len(cards) == 2
+    assert f"(measured here on {machine})" in cards[0] and f"timed on {machine} are on the front" in cards[0]
+    assert f"({STUDY_TIMING})" in cards[1] and "(paper)" in cards[1].split("\n")[0]
+    tables = [frame.value for frame in app.dataframe if "on_front" in frame.value.columns]
+    assert [set(table["hardware"]) for table in tables[:2]] == [{machine}, {STUDY_HARDWARE}]
+    assert (
+        not tables[0]["candidate"].str.endswith("(paper)").any()
+        and tables[1]["candidate"].str.endswith("(paper)").all()
+    )
+    local_chart = json.loads(app.get("plotly_chart")[0].proto.spec)
+    plotted = {name for trace in local_chart["data"] for name in trace.get("text", [])}
+    assert plotted and not any(name.endswith("(paper)") for name in plotted)
+
+
+def test_a_run_that_hits_its_budget_is_left_out_of_the_default_front_with_its_reason(tmp_path, monkeypatch):
+    """STFPM, faster and more accurate than PaDiM, stopped at its 10-minute budget after 37 epochs: left out and listed
+    with that reason, until "Include under-trained runs" puts it back on the front."""
+    store = tmp_path / "store.duckdb"
+    machine = {"hardware": {"processor": "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz", "cpu_count": 2, "gpu": None}}
+    budget = Training(
+        losses=[1 / (epoch + 1) for epoch in range(37)],
+        seconds=[16.0 * (epoch + 1) for epoch in range(37)],
+        stop_reason="budget",
+        budget_minutes=10.0,
+    )
+    for model, ms, auroc, training in [
+        ("legacy", 0.96, 0.55, None),
+        ("padim", 45.0, 0.95, None),
+        ("stfpm", 20.0, 0.99, budget),
+    ]:
+        write_finished_run(
+            store, model, run_key(model=model), [0.1], [0.9], 0.5, {"image_auroc": auroc}, inference_ms=ms,
+            training=training, environment=machine, config={"settings": {"epochs": 100, "budget_minutes": 10}},
+        )  # fmt: skip
+    stfpm = "STFPM / EfficientNet-Lite0 (cpu)"
+    label = hardware_label("Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz", None, 2)
+
+    app = open_page(store, "model_selection.py", monkeypatch)
+    assert app.toggle(key="selection_under_trained").value is False
+    candidates = table_with(app, "on_front")
+    assert stfpm not in set(candidates["candidate"]) and "PaDiM / EfficientNet-Lite0 (cpu)" in set(
+        candidates.loc[candidates["on_front"], "candidate"]
+    )
+    listed = [m.value for m in app.markdown if m.value.startswith("- ")]
+    assert listed == [
+        f"- {stfpm} on {label}: stopped by the 10-minute budget after 37 epochs, before its loss levelled off"
+    ]
+    assert "Left out as under-trained" in messages(app)
+    assert stfpm not in app.markdown[0].value
+
+    app.toggle(key="selection_under_trained").set_value(True).run()
+    candidates = table_with(app, "on_front").set_index("candidate")
+    assert candidates.loc[stfpm, "on_front"] and not candidates.loc["PaDiM / EfficientNet-Lite0 (cpu)", "on_front"]
+    assert app.markdown[0].value.startswith(f"#### part1: {stfpm}")
+    assert "Under-trained, yet included in the fronts above" in messages(app)
+
+
 def test_an_evaluation_started_from_the_runs_page_lands_in_the_store(tmp_path, monkeypatch):
     store = generated_store(tmp_path)
     app = open_page(store, "runs.py", monkeypatch)
@@ -355,6 +424,19 @@ def seed_means(store: Path, condition: str) -> pd.DataFrame:
                WHERE r.status = 'finished' AND r.condition = ? GROUP BY ALL""",
             [condition],
         ).df()
+
+
+def this_machine(store: Path) -> str:
+    """The machine the store's local runs recorded, in the words the dashboard uses."""
+    with duckdb.connect(str(store), read_only=True) as con:
+        machines = con.execute(
+            """SELECT DISTINCT json_extract_string(environment, '$.hardware.processor'),
+                      json_extract_string(environment, '$.hardware.gpu'),
+                      CAST(json_extract_string(environment, '$.hardware.cpu_count') AS INTEGER)
+               FROM runs WHERE status = 'finished'"""
+        ).fetchall()
+    assert len(machines) == 1, machines
+    return hardware_label(*machines[0])
 
 
 def finished_runs(store: Path) -> int:

@@ -7,16 +7,25 @@ import pytest
 
 from engine.analysis import selection
 from engine.analysis.line_stops import rates_per_candidate
-from engine.analysis.recommendation import STUDY_TIMING, milliseconds, recommend
+from engine.analysis.recommendation import (
+    STUDY_HARDWARE,
+    STUDY_TIMING,
+    UNRECORDED_HARDWARE,
+    hardware_label,
+    milliseconds,
+    recommend,
+    under_trained_reasons,
+)
 from store.published import read_published_csv
 
 SPEED = selection.Criterion("inference_ms", "min")
 IMAGE_AUROC = selection.Criterion("image_auroc", "max")
 LABELS = {"image_auroc": "Image AUROC", "inference_ms": "Inference (ms/image)"}
-KEY = ("candidate", "source", "model")
+KEY = ("candidate", "source", "model", "hardware")
 PADIM = "PaDiM / EfficientNet-Lite0 (cpu)"
 XEON = "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz"
 EPYC = "AMD EPYC 7B13 64-Core Processor"
+XEON_MACHINE = hardware_label(XEON, None, 2)  # "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz, 2 CPUs"
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +34,12 @@ def published_part1() -> pd.DataFrame:
     published = read_published_csv()
     table = selection.candidate_table(published[published["source_table"].isin(["Table 4", "Table 5"])])
     names = table["model"] + table["backbone"].map(lambda backbone: f" / {backbone}" if backbone else "")
-    return table.assign(candidate=names + " (paper)", source="published", part="part1")
+    return table.assign(candidate=names + " (paper)", source="published", part="part1", hardware=STUDY_HARDWARE)
 
 
 @pytest.fixture(scope="module")
 def local_rows() -> pd.DataFrame:
-    """Long rows of four local candidates on part1 and part16 (mean ± std over seeds).
+    """Long rows of four local candidates on part1 and part16 (mean ± std over seeds), all timed on a 2-CPU Xeon.
 
     On both parts the front is legacy, PaDiM and PatchCore with PaDiM its clear knee; DFM is slower and less
     accurate than PaDiM on part1 but within one std of it. PaDiM's worst accuracy is on part16 and its worst
@@ -48,23 +57,10 @@ def local_rows() -> pd.DataFrame:
     ]
     rows = []
     for part, candidate, model, auroc, auroc_std, ms, ms_std in figures:
-        identity = {"part": part, "candidate": candidate, "source": "local", "model": model}
+        identity = {"part": part, "candidate": candidate, "source": "local", "model": model, "hardware": XEON_MACHINE}
         rows.append({**identity, "metric": "image_auroc", "mean": auroc, "std": auroc_std})
         rows.append({**identity, "metric": "inference_ms", "mean": ms, "std": ms_std})
     return pd.DataFrame(rows)
-
-
-@pytest.fixture(scope="module")
-def hardware() -> pd.DataFrame:
-    """The runtime table's hardware columns: PaDiM ran on a Xeon for part1 and an EPYC for part16."""
-    return pd.DataFrame(
-        {
-            "candidate": [PADIM, PADIM, PADIM, "Legacy camera check (cpu)"],
-            "part": ["part1", "part1", "part16", "part1"],
-            "processor": [XEON, XEON, EPYC, XEON],
-            "torch_threads": [2, 2, 4, 2],
-        }
-    )
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +91,9 @@ def test_the_study_s_part1_knee_is_recommended_with_its_figures_and_the_study_s_
     assert card.figures == f"Image AUROC 0.74 ± 0.25, 96.2 ms per image ({STUDY_TIMING})"
     assert card.why == (
         f"the knee of the accuracy/time front: {selection.KNEE_BY_TRADEOFF}. "
-        f"4 of {len(published_part1)} acceptable candidates are on the front"
+        f"4 of {len(published_part1)} acceptable candidates timed on {STUDY_HARDWARE} are on the front"
     )
+    assert card.hardware == STUDY_HARDWARE
     assert "FastFlow / WideResNet50 (paper)" in card.not_clearly_worse
     assert card.markdown().startswith("#### part1: GANomaly (paper)\nImage AUROC 0.74")
 
@@ -111,51 +108,44 @@ def test_weights_recommend_the_preferred_candidate_and_say_how_it_was_weighed(pu
     assert card.why.startswith("closest to your weights (90% accuracy, 10% speed) among the front")
 
 
-def test_a_local_pick_states_the_processor_it_was_timed_on_and_its_false_alarms_against_legacy(
-    local_rows, hardware, part1_alarms
-):
-    card = recommend(
-        local_selection(local_rows, ["part1"]),
-        ["part1"],
-        IMAGE_AUROC,
-        LABELS,
-        hardware=hardware,
-        alarm_rates=part1_alarms,
-    )
-    assert card is not None and card.heading == f"part1: {PADIM}"
+def test_a_local_pick_states_the_machine_it_was_timed_on_and_its_false_alarms_against_legacy(local_rows, part1_alarms):
+    card = recommend(local_selection(local_rows, ["part1"]), ["part1"], IMAGE_AUROC, LABELS, alarm_rates=part1_alarms)
+    assert card is not None and card.heading == f"part1: {PADIM}" and card.hardware == XEON_MACHINE
     assert card.figures == (
-        f"Image AUROC 0.95 ± 0.02, 45 ± 3 ms per image (measured here on {XEON}, 2 CPU threads), "
+        f"Image AUROC 0.95 ± 0.02, 45 ± 3 ms per image (measured here on {XEON}, 2 CPUs), "
         "5 false alarms per 1000 good parts vs 60 for the legacy check"
     )
+    assert card.why.endswith(f"3 of 4 acceptable candidates timed on {XEON_MACHINE} are on the front")
     assert card.not_clearly_worse == ("DFM / EfficientNet-Lite0 (cpu)",)
 
 
-def test_across_parts_each_figure_is_the_worst_and_names_its_part_and_that_part_s_hardware(
-    local_rows, hardware, part1_alarms
-):
+def test_across_parts_each_figure_is_the_worst_and_names_its_part_and_the_machine(local_rows, part1_alarms):
     card = recommend(
         local_selection(local_rows, ["part1", "part16"]),
         ["part1", "part16"],
         IMAGE_AUROC,
         LABELS,
-        hardware=hardware,
         alarm_rates=part1_alarms,  # one part's false alarms say nothing about several: left out
     )
     assert card is not None and card.heading == f"part1, part16: {PADIM}"
     assert card.figures == (
-        f"Image AUROC 0.81 ± 0.04 on part16, 45 ± 3 ms per image on part1 (measured here on {XEON}, 2 CPU threads)"
+        f"Image AUROC 0.81 ± 0.04 on part16, 45 ± 3 ms per image on part1 (measured here on {XEON_MACHINE})"
     )
-    assert EPYC not in card.figures and "false alarms" not in card.figures
-    assert card.why.endswith("3 of 4 acceptable candidates are on the front (worst figure across the chosen parts)")
+    assert "false alarms" not in card.figures
+    assert card.why.endswith(
+        f"3 of 4 acceptable candidates timed on {XEON_MACHINE} are on the front (worst figure across the chosen parts)"
+    )
 
 
-def test_limits_are_named_and_a_local_pick_without_hardware_rows_is_still_said_to_be_local(local_rows):
+def test_limits_are_named_and_a_local_pick_on_an_unrecorded_machine_is_still_said_to_be_local(local_rows):
     limits = [selection.Constraint("image_auroc", floor=0.9), selection.Constraint("inference_ms", ceiling=300)]
-    card = recommend(local_selection(local_rows, ["part1"], limits), ["part1"], IMAGE_AUROC, LABELS)
-    assert card is not None and card.candidate == PADIM
+    unrecorded = local_rows.assign(hardware=hardware_label(None, None, None))
+    card = recommend(local_selection(unrecorded, ["part1"], limits), ["part1"], IMAGE_AUROC, LABELS)
+    assert card is not None and card.candidate == PADIM and card.hardware == UNRECORDED_HARDWARE
     assert card.figures.endswith("45 ± 3 ms per image (measured here)")
     assert card.why.endswith(
-        "1 of 2 acceptable candidates are on the front after the limits image_auroc ≥ 0.9; inference_ms ≤ 300"
+        f"1 of 2 acceptable candidates timed on {UNRECORDED_HARDWARE} are on the front"
+        " after the limits image_auroc ≥ 0.9; inference_ms ≤ 300"
     )
 
 
@@ -184,3 +174,48 @@ def test_legacy_as_the_pick_is_not_compared_with_itself(local_rows, part1_alarms
 )
 def test_milliseconds_keep_three_digits_below_100_and_whole_numbers_above(value, text):
     assert milliseconds(value) == text
+
+
+def test_a_machine_is_named_by_its_processor_cpus_and_gpu():
+    assert hardware_label(XEON, None, 2) == f"{XEON}, 2 CPUs"
+    assert hardware_label(EPYC, "NVIDIA A100-SXM4-40GB", 64.0) == f"{EPYC}, 64 CPUs, and NVIDIA A100-SXM4-40GB"
+    assert hardware_label(None, None, float("nan")) == hardware_label("", None, None) == UNRECORDED_HARDWARE
+
+
+def test_under_trained_reasons_name_how_each_short_run_stopped_and_which_seed_and_part():
+    """STFPM's seed 1 on part16 hit its budget and seed 0 on part1 its epoch cap; PaDiM (one pass) and a converged
+    FastFlow are not under-trained."""
+
+    def run(candidate, part, seed, reason, epochs, under_trained):
+        identity = {"candidate": candidate, "source": "local", "model": candidate.split()[0].lower()}
+        seeds = 2 if candidate == stfpm else 1
+        return {**identity, "hardware": XEON_MACHINE, "part": part, "seed": seed, "n_seeds": seeds, "stop_reason": reason,
+                "epochs": epochs, "under_trained": under_trained, "epoch_cap": 20, "budget_minutes": 10.0}  # fmt: skip
+
+    stfpm, fastflow = "STFPM / EfficientNet-Lite0 (cpu)", "FastFlow / EfficientNet-Lite0 (cpu)"
+    runs = pd.DataFrame(
+        [
+            run(stfpm, "part1", 0, "epoch_cap", 20, True),
+            run(stfpm, "part1", 1, "converged", 12, False),
+            run(stfpm, "part16", 0, "converged", 15, False),
+            run(stfpm, "part16", 1, "budget", 37, True),
+            run(PADIM, "part1", 0, None, None, None),
+            run(fastflow, "part1", 0, "converged", 9, False),
+        ]
+    )
+    several = under_trained_reasons(runs, KEY, several_parts=True)
+    assert several.to_dict("records") == [
+        {
+            "candidate": stfpm,
+            "source": "local",
+            "model": "stfpm",
+            "hardware": XEON_MACHINE,
+            "reason": "part1, seed 0: stopped by its 20-epoch cap before its loss levelled off; "
+            "part16, seed 1: stopped by the 10-minute budget after 37 epochs, before its loss levelled off",
+        }
+    ]
+    one_seed = under_trained_reasons(runs[runs["part"] == "part16"].assign(n_seeds=1).tail(1), KEY, several_parts=False)
+    assert one_seed["reason"].tolist() == [
+        "stopped by the 10-minute budget after 37 epochs, before its loss levelled off"
+    ]
+    assert under_trained_reasons(runs[runs["under_trained"].ne(True)], KEY, several_parts=True).empty

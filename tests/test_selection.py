@@ -1,4 +1,5 @@
-"""Selection maths on the study's published figures (store/reference/paper_results.csv)."""
+"""Selection maths on the study's published figures (store/reference/paper_results.csv), and fronts per machine
+on a real store holding local runs and the published figures."""
 
 from __future__ import annotations
 
@@ -9,16 +10,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dashboard import cached_queries
+from engine.analysis.recommendation import STUDY_HARDWARE, STUDY_TIMING, hardware_label, recommend
 from engine.analysis.selection import (
     KNEE_BY_IDEAL,
     KNEE_BY_TRADEOFF,
     Constraint,
     Criterion,
     candidate_table,
+    hardware_groups,
+    leave_out,
     select,
+    select_per_hardware,
     worst_case_across_parts,
 )
-from store.published import read_published_csv
+from store.published import load_published_results, read_published_csv
+from store.queries import store_stamp
+from tests.conftest import run_key, write_finished_run
 
 SPEED = Criterion("inference_ms", "min")
 IMAGE_AUROC = Criterion("image_auroc", "max")
@@ -250,3 +258,88 @@ def test_criteria_and_constraints_are_checked():
         Criterion("image_auroc", "up")
     with pytest.raises(ValueError, match="floor or a ceiling"):
         Constraint("image_auroc")
+
+
+XEON = "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz"
+EPYC = "AMD EPYC 7B13 64-Core Processor"
+A100 = "NVIDIA A100-SXM4-40GB"
+
+
+def environment(processor: str, cpu_count: int, gpu: str | None = None) -> dict:
+    """What `engine.evaluation.evaluate.environment` records of a machine."""
+    hardware = {"machine": "x86_64", "processor": processor, "cpu_count": cpu_count, "torch_threads": cpu_count,
+                "memory_gb": 15.6, "gpu": gpu}  # fmt: skip
+    return {"versions": {"torch": "2.5.1", "anomalib": "2.0.0"}, "python": "3.11.10", "hardware": hardware}
+
+
+def test_both_sources_never_place_cpu_and_gpu_times_on_one_front(tmp_path):
+    """Local runs on a 2-CPU Xeon (legacy 0.96 ms, PaDiM 45 ms, DFM 60 ms), one PaDiM seed on an EPYC with a GPU
+    (8 ms), and the study's figures timed on its RTX 4090: three machines, three fronts, three recommendations."""
+    store = tmp_path / "store.duckdb"
+    load_published_results(store)
+    xeon, gpu_machine = environment(XEON, 2), environment(EPYC, 64, A100)
+    for run_id, model, seed, ms, auroc, machine in [
+        ("legacy", "legacy", 0, 0.96, 0.55, xeon),
+        ("padim0", "padim", 0, 45.0, 0.95, xeon),
+        ("padim1", "padim", 1, 8.0, 0.97, gpu_machine),
+        ("dfm", "dfm", 0, 60.0, 0.90, xeon),
+    ]:
+        key = run_key(model=model, seed=seed)
+        metrics = {"image_auroc": auroc}
+        write_finished_run(store, run_id, key, [0.1], [0.9], 0.5, metrics, inference_ms=ms, environment=machine)
+
+    rows = cached_queries.selection_rows(str(store), str(store_stamp(store)), ["part1"], "baseline", None)
+    keys = ("candidate", "source", "model", "hardware")
+    criteria = (SPEED, IMAGE_AUROC)
+    candidates, _ = worst_case_across_parts(rows, ["part1"], criteria, keys)
+    results = select_per_hardware(candidates, criteria)
+
+    xeon_machine, epyc_machine = hardware_label(XEON, None, 2), hardware_label(EPYC, A100, 64)
+    assert set(results) == {xeon_machine, epyc_machine, STUDY_HARDWARE}
+    for machine, result in results.items():
+        assert set(result.feasible["hardware"]) == {machine}
+        assert not result.front.empty and set(result.front["hardware"]) == {machine}
+        card = recommend(result, ["part1"], IMAGE_AUROC, {"image_auroc": "Image AUROC"})
+        assert card is not None and card.hardware == machine
+        timed = STUDY_TIMING if machine == STUDY_HARDWARE else f"measured here on {machine}"
+        assert f"ms per image ({timed})" in card.figures and f"timed on {machine}" in card.why
+
+    padim = candidates[candidates["model"] == "padim"].set_index("hardware")["inference_ms_mean"]
+    assert padim.to_dict() == {xeon_machine: 45.0, epyc_machine: 8.0}  # each machine's own seed, never averaged
+    xeon_front = set(results[xeon_machine].front["candidate"])
+    study_front = set(results[STUDY_HARDWARE].front["candidate"])
+    assert "EfficientAD (paper)" in study_front and not any("(paper)" in name for name in xeon_front)
+    assert xeon_front == {"Legacy camera check / EfficientNet-Lite0 (cpu)", "PaDiM / EfficientNet-Lite0 (cpu)"}
+
+    mixed = select(candidates, criteria)  # what one axis for every machine would have claimed
+    assert mixed.front["hardware"].nunique() > 1
+
+
+def test_hardware_groups_keep_first_appearance_and_refuse_a_candidate_without_a_machine(part1):
+    local = part1.head(3).assign(hardware="a Xeon, 2 CPUs", source="local")
+    published = part1.assign(hardware=STUDY_HARDWARE)
+    groups = hardware_groups(pd.concat([local, published]))
+    assert list(groups) == ["a Xeon, 2 CPUs", STUDY_HARDWARE]
+    assert len(groups["a Xeon, 2 CPUs"]) == 3 and len(groups[STUDY_HARDWARE]) == len(part1)
+    assert select_per_hardware(part1.iloc[0:0], [SPEED, IMAGE_AUROC]) == {}
+    with pytest.raises(ValueError, match="'hardware' column"):
+        hardware_groups(part1)
+    with pytest.raises(ValueError, match="no hardware for"):
+        hardware_groups(local.assign(hardware=[None, "x", "x"]))
+
+
+def test_leave_out_removes_the_named_candidates_with_their_reason_and_keeps_the_rest_in_order(part1):
+    reasons = pd.DataFrame(
+        {"model": ["EfficientAD", "STFPM"], "backbone": ["", "ResNet18"], "reason": ["budget", "epoch cap"]}
+    )
+    kept, gone = leave_out(part1, reasons)
+    assert names(gone) == {"EfficientAD", "STFPM-ResNet18"}
+    assert dict(zip(gone["model"], gone["reason"], strict=True)) == {"EfficientAD": "budget", "STFPM": "epoch cap"}
+    staying = ~part1.set_index(["model", "backbone"]).index.isin(
+        list(zip(reasons["model"], reasons["backbone"], strict=True))
+    )
+    assert kept.equals(part1[staying].reset_index(drop=True))  # the rest, in input order
+    assert names(kept) == names(part1) - names(gone) and len(kept) == len(part1) - 2
+    assert "EfficientAD" not in names(select(kept, [SPEED, IMAGE_AUROC]).front)
+    unchanged, none = leave_out(part1, reasons.iloc[0:0])
+    assert unchanged.equals(part1.reset_index(drop=True)) and none.empty

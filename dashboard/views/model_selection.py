@@ -1,4 +1,9 @@
-"""Choose a model from the trade-off between accuracy and inference time (study section 5.1, Figs. 13-14)."""
+"""Choose a model from the trade-off between accuracy and inference time (study section 5.1, Figs. 13-14).
+
+Times are compared like for like: one front, knee and recommendation per machine the times were measured on
+(each local machine, and the study's GPU), never across. Candidates with an under-trained run are left out
+unless asked for.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +17,23 @@ import streamlit as st
 
 from dashboard import cached_queries, widgets
 from engine.analysis.line_stops import rates_per_candidate
-from engine.analysis.recommendation import INFERENCE, Recommendation, recommend
+from engine.analysis.recommendation import INFERENCE, Recommendation, recommend, under_trained_reasons
+from engine.analysis.results_table import LOCAL_SOURCE
 from engine.analysis.selection import (
+    HARDWARE_COLUMN,
     Constraint,
     Criterion,
     SelectionResult,
     front_ranking,
+    leave_out,
     mean_column,
     select,
+    select_per_hardware,
     std_column,
     worst_case_across_parts,
 )
 
-KEY = ("candidate", "source", "model")
+KEY = ("candidate", "source", "model", HARDWARE_COLUMN)
 LABEL_OFFSET = 30  # pixels between a front point and its number
 
 
@@ -35,6 +44,7 @@ class Choices:
     accuracy: Criterion
     log_x: bool
     use_weights: bool
+    include_under_trained: bool
 
 
 @dataclass(frozen=True)
@@ -171,7 +181,7 @@ def choose_parts(ctx: widgets.StoreContext, filters: widgets.Filters) -> list[st
 
 
 def choices() -> Choices:
-    left, middle, right = st.columns(3)
+    left, middle, right, last = st.columns(4)
     metric: str = left.selectbox(
         "Accuracy criterion",
         list(widgets.ACCURACY_METRICS),
@@ -180,7 +190,8 @@ def choices() -> Choices:
     )
     log_x = middle.toggle("Logarithmic time axis", value=True, key="selection_log")
     use_weights = right.toggle("Weigh the criteria instead of the knee", key="selection_use_weights")
-    return Choices(Criterion(metric, "max"), log_x, use_weights)
+    include = last.toggle("Include under-trained runs", key="selection_under_trained")
+    return Choices(Criterion(metric, "max"), log_x, use_weights, include)
 
 
 def limits_and_weights(rows: pd.DataFrame, chosen: Choices) -> Limits:
@@ -207,44 +218,36 @@ def limits_and_weights(rows: pd.DataFrame, chosen: Choices) -> Limits:
     return Limits(constraints, weight if chosen.use_weights else None)
 
 
-def selection(candidates: pd.DataFrame, accuracy: Criterion, limits: Limits) -> SelectionResult:
-    criteria = (INFERENCE, accuracy)
-    if candidates.empty:
-        candidates = pd.DataFrame(columns=[*KEY, mean_column(INFERENCE.metric), mean_column(accuracy.metric)])
+def selections(candidates: pd.DataFrame, accuracy: Criterion, limits: Limits) -> dict[str, SelectionResult]:
+    """One selection per machine the candidates were timed on: local machines first, then the study's GPU."""
     weight = limits.accuracy_weight
     weights = None if weight is None else {INFERENCE.metric: 1 - weight, accuracy.metric: weight}
-    return select(candidates, criteria, limits.constraints, weights)
-
-
-def recommendation(
-    ctx: widgets.StoreContext,
-    condition: str,
-    parts: list[str],
-    result: SelectionResult,
-    chosen: Choices,
-    limits: Limits,
-) -> Recommendation | None:
-    """The card's content, with the local runs' hardware and, on one part, false alarms against the legacy check."""
-    hardware = pd.concat([cached_queries.runtime(ctx.store, ctx.stamp, part) for part in parts], ignore_index=True)
-    hardware = hardware[hardware["condition"] == condition] if not hardware.empty else None
-    alarm_rates = None
-    if len(parts) == 1:
-        runs = cached_queries.operating_points(ctx.store, ctx.stamp, (parts[0],))
-        runs = runs[runs["condition"] == condition]
-        alarm_rates = rates_per_candidate(runs) if not runs.empty else None
-    return recommend(
-        result,
-        parts,
-        chosen.accuracy,
-        widgets.METRIC_LABELS,
-        hardware=hardware,
-        alarm_rates=alarm_rates,
+    local_first = (
+        candidates.sort_values("source", key=lambda source: source != LOCAL_SOURCE, kind="stable")
+        if not candidates.empty
+        else candidates
     )
+    return select_per_hardware(local_first, (INFERENCE, accuracy), limits.constraints, weights)
+
+
+def under_trained(ctx: widgets.StoreContext, condition: str, parts: list[str]) -> pd.DataFrame:
+    """Candidates with an under-trained run on `parts`, each with how its training stopped."""
+    runs = cached_queries.training_states(ctx.store, ctx.stamp, tuple(parts))
+    return under_trained_reasons(runs[runs["condition"] == condition], KEY, several_parts=len(parts) > 1)
+
+
+def alarm_rates(ctx: widgets.StoreContext, condition: str, parts: list[str]) -> pd.DataFrame | None:
+    """False alarms per candidate at the F1-optimal threshold, on a single part only."""
+    if len(parts) != 1:
+        return None
+    runs = cached_queries.operating_points(ctx.store, ctx.stamp, (parts[0],))
+    runs = runs[runs["condition"] == condition]
+    return rates_per_candidate(runs) if not runs.empty else None
 
 
 def recommendation_card(card: Recommendation | None) -> None:
     if card is None:
-        st.warning("No candidate meets every limit. Loosen the limits or choose other parts.")
+        st.warning("No candidate timed on this machine meets every limit. Loosen the limits or choose other parts.")
         return
     with st.container(border=True):
         st.markdown(card.markdown())
@@ -254,8 +257,8 @@ def recommendation_card(card: Recommendation | None) -> None:
             )
 
 
-def trade_off(result: SelectionResult, accuracy: Criterion, log_x: bool) -> None:
-    chart_with_ranking(result, INFERENCE, accuracy, log_x, key="selection_chart")
+def trade_off(result: SelectionResult, accuracy: Criterion, log_x: bool, key: str) -> None:
+    chart_with_ranking(result, INFERENCE, accuracy, log_x, key=key)
     st.caption(
         f"Knee method: {result.knee_method}. Error bars: ± one standard deviation over seeds (published single values have none)."
     )
@@ -270,8 +273,33 @@ def trade_off(result: SelectionResult, accuracy: Criterion, log_x: bool) -> None
         "knee",
         "preferred",
     ]
-    columns = ["candidate", *[column for column in shown if column in result.feasible]]
+    columns = ["candidate", HARDWARE_COLUMN, *[column for column in shown if column in result.feasible]]
     st.dataframe(result.feasible[columns].sort_values(mean_column(INFERENCE.metric)), hide_index=True)
+
+
+def machine_section(
+    index: int, machine: str, result: SelectionResult, parts: list[str], chosen: Choices, alarms: pd.DataFrame | None
+) -> None:
+    """One machine: its recommendation card, its front and its candidates, all timed on that machine."""
+    st.subheader(f"Timed on {machine}")
+    recommendation_card(recommend(result, parts, chosen.accuracy, widgets.METRIC_LABELS, alarm_rates=alarms))
+    if not result.feasible.empty:
+        trade_off(result, chosen.accuracy, chosen.log_x, key=f"selection_chart_{index}")
+
+
+def fronts_per_machine(
+    results: dict[str, SelectionResult], parts: list[str], chosen: Choices, alarms: pd.DataFrame | None
+) -> None:
+    if not results:
+        recommendation_card(None)
+        return
+    if len(results) > 1:
+        st.caption(
+            "Inference times measured on different machines are not comparable, so each machine has its own "
+            "front and recommendation: " + "; ".join(results) + "."
+        )
+    for index, (machine, result) in enumerate(results.items()):
+        machine_section(index, machine, result, parts, chosen, alarms)
 
 
 def left_out(excluded: pd.DataFrame) -> None:
@@ -280,10 +308,24 @@ def left_out(excluded: pd.DataFrame) -> None:
         st.dataframe(excluded, hide_index=True)
 
 
-def image_against_pixel(rows: pd.DataFrame, parts: list[str]) -> None:
+def under_trained_list(reasons: pd.DataFrame, excluded: bool) -> None:
+    """Each candidate whose training stopped early, with how it stopped, and whether it is in the fronts."""
+    if reasons.empty:
+        return
+    if excluded:
+        st.markdown("**Left out as under-trained** (switch on *Include under-trained runs* to compare them anyway)")
+    else:
+        st.markdown("**Under-trained, yet included in the fronts above**")
+    st.markdown("\n".join(f"- {row.candidate} on {row.hardware}: {row.reason}" for row in reasons.itertuples()))
+
+
+def image_against_pixel(rows: pd.DataFrame, parts: list[str], short: pd.DataFrame) -> None:
+    """Accuracy against accuracy: no time, so every machine's candidates share one front (under-trained ones left out
+    as above)."""
     st.subheader("Image against pixel accuracy")
     criteria = (Criterion("image_auroc", "max"), Criterion("pixel_auroc", "max"))
     candidates, missing = worst_case_across_parts(rows, parts, criteria, KEY)
+    candidates, _ = leave_out(candidates, short, KEY)
     if candidates.empty:
         st.info("No candidate has both image and pixel AUROC for the chosen parts.")
         return
@@ -298,12 +340,15 @@ def choose(ctx: widgets.StoreContext, filters: widgets.Filters, parts: list[str]
     chosen = choices()
     limits = limits_and_weights(rows, chosen)
     candidates, missing_parts = worst_case_across_parts(rows, parts, (INFERENCE, chosen.accuracy), KEY)
-    result = selection(candidates, chosen.accuracy, limits)
-    recommendation_card(recommendation(ctx, filters.condition, parts, result, chosen, limits))
-    if not result.feasible.empty:
-        trade_off(result, chosen.accuracy, chosen.log_x)
-    left_out(pd.concat([missing_parts, result.excluded[[*KEY, "reason"]]], ignore_index=True))
-    image_against_pixel(rows, parts)
+    short = under_trained(ctx, filters.condition, parts)
+    if not chosen.include_under_trained:
+        candidates, _ = leave_out(candidates, short, KEY)
+    results = selections(candidates, chosen.accuracy, limits)
+    fronts_per_machine(results, parts, chosen, alarm_rates(ctx, filters.condition, parts))
+    excluded = [result.excluded[[*KEY, "reason"]] for result in results.values()]
+    left_out(pd.concat([missing_parts, *excluded], ignore_index=True))
+    under_trained_list(short, excluded=not chosen.include_under_trained)
+    image_against_pixel(rows, parts, short if not chosen.include_under_trained else short.iloc[0:0])
 
 
 st.title("Model selection")

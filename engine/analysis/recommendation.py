@@ -1,32 +1,57 @@
 """The model-selection recommendation in plain words: which candidate, for which parts, its figures and why.
 
-A manager reads one card: the candidate chosen from a `SelectionResult` (its knee, or the front point closest
-to the given weights), its accuracy and inference time with their seed spread, where that time was measured
-(this machine's processor, or the study's GPU: the two are different measurements, not points on one axis),
-its false alarms against the legacy check on a single part, and the rule that chose it. Across several parts
-every figure is the candidate's worst, and the card names the part each worst figure comes from.
+A manager reads one card per machine: the candidate chosen from that machine's `SelectionResult` (its knee,
+or the front point closest to the given weights), its accuracy and inference time with their seed spread, the
+machine that time was measured on (a local processor, or the study's GPU: different measurements, never
+points on one axis), its false alarms against the legacy check on a single part, and the rule that chose it.
+Across several parts every figure is the candidate's worst, and the card names the part each worst figure
+comes from.
+
+Candidates whose training stopped early are left out of the choice by default; `under_trained_reasons`
+says why in the words of `engine.analysis.training.run_note`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 from engine.analysis.line_stops import LEGACY_MODEL, legacy_rate
 from engine.analysis.results_table import LOCAL_SOURCE
-from engine.analysis.selection import Criterion, SelectionResult, mean_column, std_column
+from engine.analysis.selection import HARDWARE_COLUMN, Criterion, SelectionResult, mean_column, std_column
+from engine.analysis.training import is_under_trained, run_note
 
 INFERENCE = Criterion("inference_ms", "min")
 # Chen et al. 2025, section 4: i9-13900K CPU and RTX 4090 GPU, through anomalib's full pipeline.
 STUDY_TIMING = "timed by the study on an RTX 4090 GPU"
+STUDY_HARDWARE = "the study's RTX 4090 GPU (Chen et al. 2025)"  # the machine of every published time
+UNRECORDED_HARDWARE = "a machine the runs did not record"
+
+
+def hardware_label(processor: Any, gpu: Any, cpu_count: Any) -> str:
+    """A local machine in words: 'Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz, 2 CPUs' (', and <GPU>' when it had one).
+
+    Runs that recorded none of the three share `UNRECORDED_HARDWARE`.
+    """
+    if not any(_present(value) for value in (processor, gpu, cpu_count)):
+        return UNRECORDED_HARDWARE
+    text = str(processor) if _present(processor) else "an unnamed processor"
+    text += f", {int(cpu_count)} CPUs" if _present(cpu_count) else ""
+    return text + (f", and {gpu}" if _present(gpu) else "")
+
+
+def _present(value: Any) -> bool:
+    return not (pd.isna(value) or value == "")
 
 
 @dataclass(frozen=True)
 class Recommendation:
     parts: tuple[str, ...]
     candidate: str
+    hardware: str  # the machine the candidate was chosen among others timed on
     figures: str  # "Image AUROC 0.83 ± 0.02, 45 ± 3 ms per image (measured here on …), 4 false alarms …"
     why: str  # the rule that chose it and how many candidates it was chosen from
     not_clearly_worse: tuple[str, ...]  # candidates within one std of the front
@@ -45,16 +70,15 @@ def recommend(
     accuracy: Criterion,
     labels: Mapping[str, str],
     *,
-    hardware: pd.DataFrame | None = None,
     alarm_rates: pd.DataFrame | None = None,
 ) -> Recommendation | None:
     """The recommendation from `result` (selected on INFERENCE and `accuracy`), or None when nothing is feasible.
 
-    `labels` names metrics for people (`image_auroc` → 'Image AUROC (…)'; the part in brackets is dropped).
-    The knee is chosen, or the preferred point when `result` was selected with weights; ties go to the most
-    accurate.
-    `hardware` holds local runs' `candidate`, `part`, `processor`, `torch_threads` (the store's runtime table);
-    `alarm_rates` a single part's `rates_per_candidate` table at the F1-optimal threshold.
+    `result` should hold candidates timed on one machine (`selection.select_per_hardware` gives one result
+    per machine); the machine is read from the candidates' `hardware` column (the study's GPU for published
+    figures). `labels` names metrics for people (`image_auroc` → 'Image AUROC (…)'; the part in brackets is
+    dropped). The knee is chosen, or the preferred point when `result` was selected with weights; ties go to
+    the most accurate. `alarm_rates` is a single part's `rates_per_candidate` table at the F1-optimal threshold.
     """
     accuracy_weight = None if result.weights is None else result.weights[accuracy.metric]
     column = "knee" if accuracy_weight is None else "preferred"
@@ -66,15 +90,17 @@ def recommend(
     figures = ", ".join(
         [
             figure_text(pick, accuracy, labels, several),
-            figure_text(pick, INFERENCE, labels, several) + f" ({timed_on(pick, hardware)})",
+            figure_text(pick, INFERENCE, labels, several) + f" ({timed_on(pick)})",
         ]
     )
     alarms = alarm_text(alarm_rates, pick["candidate"]) if alarm_rates is not None and not several else ""
+    machine = machine_of(pick)
     return Recommendation(
         parts=tuple(parts),
         candidate=str(pick["candidate"]),
+        hardware=machine,
         figures=figures + (f", {alarms}" if alarms else ""),
-        why=why_text(result, accuracy_weight, several),
+        why=why_text(result, accuracy_weight, several, machine),
         not_clearly_worse=tuple(result.feasible.loc[result.feasible["near_front"], "candidate"]),
     )
 
@@ -95,22 +121,20 @@ def milliseconds(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
 
 
-def timed_on(row: pd.Series, hardware: pd.DataFrame | None) -> str:
-    """Where the candidate's inference time comes from: the study's GPU, or the processors of the local runs."""
+def machine_of(row: pd.Series) -> str:
+    """The machine a candidate's time was measured on: its `hardware`, else the study's GPU for published figures."""
+    if row.get("source", LOCAL_SOURCE) != LOCAL_SOURCE:
+        return STUDY_HARDWARE
+    hardware = row.get(HARDWARE_COLUMN)
+    return hardware if isinstance(hardware, str) and hardware else UNRECORDED_HARDWARE
+
+
+def timed_on(row: pd.Series) -> str:
+    """Where the candidate's inference time comes from: the study's GPU, or the machine of the local runs."""
     if row.get("source", LOCAL_SOURCE) != LOCAL_SOURCE:
         return STUDY_TIMING
-    runs = pd.DataFrame() if hardware is None else hardware[hardware["candidate"] == row["candidate"]]
-    worst_part = row.get(f"{INFERENCE.metric}_worst_part")
-    if isinstance(worst_part, str) and not runs.empty:
-        runs = runs[runs["part"] == worst_part]
-    if runs.empty:
-        return "measured here"
-    machines = dict.fromkeys(
-        (processor if isinstance(processor, str) and processor else "an unnamed processor")
-        + (f", {threads:.0f} CPU threads" if pd.notna(threads) else "")
-        for processor, threads in zip(runs["processor"], runs["torch_threads"], strict=True)
-    )
-    return "measured here on " + " and ".join(machines)
+    machine = machine_of(row)
+    return "measured here" if machine == UNRECORDED_HARDWARE else f"measured here on {machine}"
 
 
 def alarm_text(rates: pd.DataFrame, candidate: str) -> str:
@@ -124,7 +148,7 @@ def alarm_text(rates: pd.DataFrame, candidate: str) -> str:
     return text + (f" vs {legacy:.0f} for the legacy check" if legacy is not None and not is_legacy else "")
 
 
-def why_text(result: SelectionResult, accuracy_weight: float | None, several: bool) -> str:
+def why_text(result: SelectionResult, accuracy_weight: float | None, several: bool, machine: str | None = None) -> str:
     """The rule that chose the candidate, how many acceptable candidates it chose among, and under which limits."""
     if accuracy_weight is None:
         rule = f"the knee of the accuracy/time front: {result.knee_method}"
@@ -137,7 +161,32 @@ def why_text(result: SelectionResult, accuracy_weight: float | None, several: bo
         c.metric + (f" ≥ {c.floor:g}" if c.floor is not None else f" ≤ {c.ceiling:g}") for c in result.constraints
     )
     return (
-        f"{rule}. {len(result.front)} of {len(result.feasible)} acceptable candidates are on the front"
+        f"{rule}. {len(result.front)} of {len(result.feasible)} acceptable candidates"
+        + (f" timed on {machine}" if machine else "")
+        + " are on the front"
         + (f" after the limits {limits}" if limits else "")
         + (" (worst figure across the chosen parts)" if several else "")
     )
+
+
+def under_trained_reasons(runs: pd.DataFrame, key_columns: Sequence[str], several_parts: bool) -> pd.DataFrame:
+    """Candidates (`key_columns`) with an under-trained run, each with a `reason` naming how its training stopped.
+
+    `runs` holds finished runs (`store.queries.training_states` gives the under-trained ones): the key columns,
+    part, seed, n_seeds (finished runs of the candidate on that part), under_trained, stop_reason, epochs,
+    epoch_cap and budget_minutes. The reason is `training.run_note` of each under-trained run, e.g. "stopped by the
+    10-minute budget after 37 epochs, before its loss levelled off", prefixed by its seed when the candidate has
+    several on that part and by its part when `several_parts`; several are joined by '; '.
+    """
+    keys = list(key_columns)
+    rows = []
+    for key, candidate_runs in runs.groupby(keys, sort=False, dropna=False):
+        short = candidate_runs[[is_under_trained(run) for _, run in candidate_runs.iterrows()]]
+        if short.empty:
+            continue
+        notes = []
+        for _, run in short.iterrows():
+            where = ([run["part"]] if several_parts else []) + ([f"seed {run['seed']}"] if run["n_seeds"] > 1 else [])
+            notes.append((", ".join(where) + ": " if where else "") + run_note(run))
+        rows.append({**dict(zip(keys, key, strict=True)), "reason": "; ".join(dict.fromkeys(notes))})
+    return pd.DataFrame(rows, columns=[*keys, "reason"])

@@ -14,6 +14,13 @@ the ideal point of the normalised front, a rule that is always defined. `Selecti
 the rule used. Preferences, when given as criterion weights, go through pymoo's `PseudoWeights` instead.
 
 A figure whose std is missing (a published single value, a single seed) counts as exact.
+
+Like for like: an inference time is a property of a model *and the machine it ran on*. The same model runs
+many times faster on the study's RTX 4090 GPU than on a 2-core CPU, so a front over times from several machines
+would rank the machines, not the models. `select_per_hardware` therefore splits candidates by their `hardware`
+column and runs `select` within each group: every front, knee and preference is among candidates timed on
+one machine, and no candidate is ever dominated by one measured elsewhere. `leave_out` removes candidates
+that must not compete (e.g. under-trained ones) before any front is drawn, keeping each one's reason.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 Direction = Literal["max", "min"]
 
 CANDIDATE_KEY = ("model", "backbone")
+HARDWARE_COLUMN = "hardware"  # names the machine a candidate's times were measured on
 KNEE_BY_TRADEOFF = "pymoo HighTradeoffPoints on the min-max normalised front"
 KNEE_BY_IDEAL = "closest to the ideal point after min-max normalisation of the front"
 
@@ -167,6 +175,60 @@ def select(
     )
     scaled = None if vector is None else {c.metric: float(w) for c, w in zip(criteria, vector, strict=True)}
     return SelectionResult(criteria, feasible, excluded, knee_method, scaled, constraints)
+
+
+def hardware_groups(candidates: pd.DataFrame, column: str = HARDWARE_COLUMN) -> dict[str, pd.DataFrame]:
+    """Candidates split by the machine their times were measured on, groups in order of first appearance.
+
+    A candidate without a `column` value has no known machine and cannot be compared with anyone's time:
+    ValueError, rather than a guess. No candidates, no groups.
+    """
+    if candidates.empty:
+        return {}
+    if column not in candidates:
+        raise ValueError(f"candidates need a {column!r} column naming the machine their times were measured on")
+    if candidates[column].isna().any():
+        example = candidates.loc[candidates[column].isna()].iloc[0].drop(labels=[column]).to_dict()
+        raise ValueError(f"no {column} for {example}")
+    return {
+        str(machine): group.reset_index(drop=True)
+        for machine, group in candidates.groupby(column, sort=False, dropna=False)
+    }
+
+
+def select_per_hardware(
+    candidates: pd.DataFrame,
+    criteria: Iterable[Criterion],
+    constraints: Iterable[Constraint] = (),
+    weights: Mapping[str, float] | None = None,
+    column: str = HARDWARE_COLUMN,
+) -> dict[str, SelectionResult]:
+    """`select` within each hardware group (see `hardware_groups`): one front, knee and preference per machine.
+
+    Candidates on different machines never meet on one front, so no one is dominated by a time measured
+    elsewhere. The same criteria, limits and weights apply in every group; no candidates, no groups.
+    """
+    criteria, constraints = tuple(criteria), tuple(constraints)
+    return {
+        machine: select(group, criteria, constraints, weights)
+        for machine, group in hardware_groups(candidates, column).items()
+    }
+
+
+def leave_out(
+    candidates: pd.DataFrame, reasons: pd.DataFrame, key_columns: Sequence[str] = CANDIDATE_KEY
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Candidates without a row in `reasons` (key columns and `reason`), and the others with their reason.
+
+    Returns (kept, left out); both keep the candidates' input order.
+    """
+    keys = list(key_columns)
+    if reasons.empty or candidates.empty:
+        return candidates.reset_index(drop=True), candidates.iloc[0:0].assign(reason=pd.Series(dtype=str))
+    marked = candidates.merge(reasons[[*keys, "reason"]], on=keys, how="left", validate="many_to_one")
+    gone = marked["reason"].notna().to_numpy()
+    kept = candidates[~gone].reset_index(drop=True)
+    return kept, marked[gone].reset_index(drop=True)
 
 
 def worst_case_across_parts(
