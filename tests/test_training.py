@@ -72,3 +72,12 @@ def test_a_run_stopped_by_its_budget_is_stored_under_trained_with_its_loss_per_e
     assert training_note(run["stop_reason"], run["epochs"], settings["epochs"], settings["budget_minutes"]) == (
         "stopped by the 0-minute budget after 1 epochs, before its loss levelled off"
     )
+
+
+def test_a_long_training_reports_its_epochs_now_and_then_and_says_when_it_stops():
+    said: list[str] = []
+    clock = TrainingClock({"epochs": 3, "budget_minutes": 60}, report=said.append)
+    for loss in (0.9, 0.8, 0.7):
+        clock.epoch_done(loss)
+    assert said[-1].startswith("epoch 3, loss 0.7,") and said[-1].endswith("stopped: epoch_cap")
+    assert len(said) <= 2  # the first and the last epoch within 30 s, not every epoch

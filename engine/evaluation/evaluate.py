@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import threading
 import time
 from importlib.metadata import version
@@ -160,6 +161,7 @@ def evaluate_job(
     seed_everything(job.seed, workers=True, verbose=False)
     detector = get_model(job.model).build(job.backbone, job.preset, settings)
     augment = study_augmentation(job.seed) if job.condition == "augmented" else None
+    detector.report = lambda progress: print(f"  {job.label}: {progress}", file=sys.stderr, flush=True)
     with PeakMemory() as memory:
         start = time.perf_counter()
         with detector.cached_features(feature_cache):

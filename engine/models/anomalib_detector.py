@@ -198,7 +198,7 @@ class AnomalibDetector(Detector):
         when the loss has levelled off, or at the epoch cap or the time budget.
         """
         module = self.module
-        clock = TrainingClock(self.settings)
+        clock = TrainingClock(self.settings, self.report)
         batches_per_epoch = self.settings.get("batches_per_epoch")
         batches = self._transformed(loader)
         trainer = TrainerStandIn(batches, clock.epoch_cap)

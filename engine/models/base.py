@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ class Detector(ABC):
     """A model configured for one job: fit on a part's normal images, then score images."""
 
     training: Training | None = None  # set by `fit` for models trained by gradient descent
+    report: Callable[[str], None] | None = None  # told how training is going, now and then
 
     def cached_features(self, cache: FeatureCache | None) -> AbstractContextManager[None]:
         """A block in which the model's frozen feature extractors read and fill `cache` (none by default)."""

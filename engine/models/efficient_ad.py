@@ -67,7 +67,7 @@ class EfficientAdDetector(AnomalibDetector):
         plain = DataLoader(TrainImages(train, None), batch_size=1, collate_fn=ImageBatch.collate)
         with torch.no_grad():
             module.model.mean_std.update(module.teacher_channel_mean_std(self._transformed(plain)))
-        clock = TrainingClock(self.settings)
+        clock = TrainingClock(self.settings, self.report)
         optimizer = torch.optim.Adam(
             [*module.model.student.parameters(), *module.model.ae.parameters()],
             lr=module.lr,

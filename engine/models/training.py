@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from store.runs import StopReason, Training
 
 WINDOW = 5
 MIN_IMPROVEMENT = 0.01
+REPORT_EVERY_SECONDS = 30.0  # a long training says how far it is at most this often
 
 
 def levelled_off(losses: list[float], window: int = WINDOW, min_improvement: float = MIN_IMPROVEMENT) -> bool:
@@ -41,8 +43,10 @@ def levelled_off(losses: list[float], window: int = WINDOW, min_improvement: flo
 class TrainingClock:
     """Tracks one run's epochs: call `epoch_done(mean_loss)` after each; it says whether to stop."""
 
-    def __init__(self, settings: dict, epochs_key: str = "epochs"):
-        self.epoch_cap = int(settings[epochs_key])
+    def __init__(self, settings: dict, report: Callable[[str], None] | None = None):
+        self.epoch_cap = int(settings["epochs"])
+        self.report = report
+        self._reported_at = 0.0
         budget = settings.get("budget_minutes")
         self.budget_minutes = None if budget is None else float(budget)
         self.losses: list[float] = []
@@ -69,6 +73,14 @@ class TrainingClock:
             self.stop_reason = "epoch_cap"
         elif self.seconds[-1] >= 60 * self.budget_minutes:  # type: ignore[operator]
             self.stop_reason = "budget"
+        if self.report is not None and (
+            self.stop_reason is not None or self.seconds[-1] - self._reported_at >= REPORT_EVERY_SECONDS
+        ):
+            self._reported_at = self.seconds[-1]
+            ending = f", stopped: {self.stop_reason}" if self.stop_reason else ""
+            self.report(
+                f"epoch {len(self.losses)}, loss {mean_loss:.5g}, {self.seconds[-1] / 60:.1f} min of training{ending}"
+            )
         return self.stop_reason is not None
 
     def record(self) -> Training:
