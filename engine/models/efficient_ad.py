@@ -29,6 +29,7 @@ class BackboneTeacher(nn.Module):
 
     def __init__(self, backbone: str, layers: tuple[str, str], mean: tuple, std: tuple):
         super().__init__()
+        self.backbone, self.layers = backbone, layers
         self.features = TimmFeatureExtractor(backbone, layers=list(layers)).eval()
         self.out_channels = sum(self.features.out_dims)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
