@@ -13,7 +13,7 @@ statistics and map quantiles; without the distillation), the distillation minute
 (student + autoencoder terms) averaged over the first and the last tenth of the steps, which shows whether it
 has levelled off. Run it with one torch thread beside other work:
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/efficient_ad_teacher.py [--steps 300] \
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/efficient_ad_teacher.py [--steps 60] \
         [--parts part1 part6 part16] [--teachers backbone pdn] [--distil-steps N] [--images 200] [--seed 0]
 """
 
@@ -99,7 +99,7 @@ def run_teacher(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--parts", nargs="+", default=list(PARTS))
     parser.add_argument("--teachers", nargs="+", choices=TEACHERS, default=list(TEACHERS))
     parser.add_argument("--distil-steps", type=int, help="PDN distillation steps (default: the engine's)")
