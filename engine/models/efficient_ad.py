@@ -1,8 +1,9 @@
-"""EfficientAD without downloads: a frozen timm backbone as teacher, scikit-image photos as penalty set.
+"""EfficientAD without downloads: a teacher from a timm backbone, scikit-image photos as penalty set.
 
 The study's EfficientAD uses a PDN teacher distilled from WideResNet-101 on ImageNet and ImageNet
 (imagenette) images for the student's penalty loss; both are downloads. Here the teacher is the
-backbone's stride-4 and stride-8 features (frozen, resized to the student's output grid) and the
+backbone's stride-4 and stride-8 features (frozen, resized to the student's output grid), or a PDN
+distilled from them on the part's training images (`engine.models.pdn_teacher`), and the
 penalty images are the natural photos that ship with scikit-image. anomalib's student, autoencoder,
 losses and scoring are unchanged; the training loop replaces the Lightning hooks that need a Trainer.
 """
@@ -32,6 +33,7 @@ class BackboneTeacher(nn.Module):
 
     def __init__(self, backbone: str, layers: tuple[str, str], mean: tuple, std: tuple):
         super().__init__()
+        self.backbone, self.layers = backbone, layers
         self.features = TimmFeatureExtractor(backbone, layers=list(layers)).eval()
         self.out_channels = sum(self.features.out_dims)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))

@@ -51,15 +51,19 @@ class ModelEntry:
     deviations: Callable[[str, dict], list[str]] = field(default=no_deviations)  # (backbone, settings) -> departures
     missing: Callable[[str], str | None] = field(default=backbone_weights_missing)  # backbone -> what is lacking
     paper_backbone: str = "ResNet"  # what the study ran it on, named in the packaged-backbone deviation
-    # Frozen feature extractors inside the anomalib torch model (dotted paths under `module.model`); their
-    # outputs come from the feature cache while the model fits and scores (engine.models.feature_cache).
-    frozen_features: tuple[str, ...] = ()
+    # Frozen feature extractors inside the anomalib torch model (dotted paths under `module.model`, or a function
+    # of the preset settings giving them); their outputs come from the feature cache while the model fits and
+    # scores (engine.models.feature_cache).
+    frozen_features: tuple[str, ...] | Callable[[dict], tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
             raise ValueError(f"model name {self.name!r} must be lower case letters, digits and underscores")
         if set(self.presets) != set(PRESETS):
             raise ValueError(f"model {self.name!r} has presets {sorted(self.presets)}; it needs {list(PRESETS)}")
+
+    def frozen_paths(self, settings: dict) -> tuple[str, ...]:
+        return self.frozen_features(settings) if callable(self.frozen_features) else self.frozen_features
 
     @property
     def default_backbone(self) -> str:
