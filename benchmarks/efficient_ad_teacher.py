@@ -71,13 +71,16 @@ def run_teacher(
     part: str, teacher: str, steps: int, distil_steps: int | None, store: Path, artifacts: Path, losses: list[float]
 ) -> TeacherResult:
     before = set(teachers_dir().glob("*.pt"))
-    settings = {**get_model("efficient_ad").presets["cpu"], "steps": steps, "teacher": teacher}
-    settings.pop("epochs", None)
+    data = load_part(part, store)
+    # A fixed schedule of `steps` single-image steps: whole epochs over the training images, the last one cut short.
+    settings = {k: v for k, v in get_model("efficient_ad").presets["cpu"].items() if k != "budget_minutes"}
+    epochs = -(-steps // len(data.train))
+    settings |= {"epochs": epochs, "batches_per_epoch": -(-steps // epochs), "teacher": teacher}
     if distil_steps is not None:
         settings["teacher_steps"] = distil_steps
     job = Job(part, "efficient_ad", DEFAULT_BACKBONE, "cpu", 0, "baseline")
     del losses[:]
-    outcome = evaluate_job(job, load_part(part, store), artifacts, settings=settings)
+    outcome = evaluate_job(job, data, artifacts, settings=settings)
     distilled = [torch.load(path, weights_only=True) for path in set(teachers_dir().glob("*.pt")) - before]
     distil_seconds = sum(payload["seconds"] for payload in distilled)
     for payload in distilled:
