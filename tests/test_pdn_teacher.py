@@ -80,7 +80,7 @@ def test_the_recorded_deviation_names_the_chosen_teacher_and_an_unknown_one_is_r
 
 
 def test_a_job_with_the_pdn_teacher_runs_end_to_end_and_caches_its_teacher(small_store, monkeypatch):
-    tiny = {"image_size": [256, 256], "steps": 2, "teacher": "pdn", "teacher_steps": 2}  # its autoencoder needs 256
+    tiny = {"image_size": [256, 256], "epochs": 1, "batches_per_epoch": 2, "teacher": "pdn", "teacher_steps": 2}
     for key, value in tiny.items():
         monkeypatch.setitem(MODELS["efficient_ad"].presets["cpu"], key, value)
     cached_before = set(teachers_dir().glob("*.pt"))
