@@ -33,7 +33,7 @@ TINY_EXCEPTIONS = {
     "supersimplenet": {"image_size": [128, 128]},  # its Perlin noise needs a stride-8 grid of 16x16
     "draem": {"image_size": [32, 32]},  # the smallest its U-Nets take; 64x64 costs 15 s more
     "dsr": {"epochs": 2},  # one epoch in each of its two training phases
-    "efficient_ad": {"image_size": [256, 256], "batches_per_epoch": 2},  # its autoencoder needs 256x256
+    "efficient_ad": {"image_size": [256, 256]},  # its autoencoder needs 256x256
 }
 # What a model needs imported before it runs even on its default backbone: every other model runs out of the box.
 IMPORT_BEFORE_DEFAULT = {"dsr": "dsr_vq"}

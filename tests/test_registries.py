@@ -230,8 +230,15 @@ def _notes(row: str) -> list[str]:
 
 TORCH_FREE_PAGES = """
 import sys
-for name in {heavy!r}:
-    sys.modules[name] = None  # `import torch` now raises ImportError
+from importlib.abc import MetaPathFinder
+
+class Refuse(MetaPathFinder):  # `import torch` (and the others) raises ImportError; nothing else changes
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {heavy!r}:
+            raise ImportError("the dashboard imported " + name)
+        return None
+
+sys.meta_path.insert(0, Refuse())
 from streamlit.testing.v1 import AppTest
 for page in {pages!r}:
     app = AppTest.from_file({app!r}, default_timeout=120)
@@ -239,6 +246,7 @@ for page in {pages!r}:
     app.run()
     assert not app.exception, (page, [e.value for e in app.exception])
     print("rendered", page)
+assert not [name for name in sys.modules if name.split(".")[0] in {heavy!r}]
 """
 
 
