@@ -48,7 +48,7 @@ def extractor(layers: list[str]):
 
 def batch(images: list[np.ndarray], size: int = 64, backbone: str = BACKBONE) -> torch.Tensor:
     transform = pre_processor(backbone, {"image_size": [size, size]}).transform
-    return transform(torch.stack([TrainImages(images, None)[i].image for i in range(len(images))]))
+    return torch.stack([TrainImages(images, None, transform)[i].image for i in range(len(images))])
 
 
 def counted(cache: FeatureCache, module, inputs: torch.Tensor) -> tuple[int, int, object]:
@@ -95,12 +95,13 @@ def test_other_weights_input_size_normalisation_or_augmentation_draw_never_hit(t
         4,
     )  # ImageNet statistics
 
-    augmented = TrainImages(images, study_augmentation(seed=0))
+    augmented = TrainImages(
+        images, study_augmentation(seed=0), pre_processor(BACKBONE, {"image_size": [64, 64]}).transform
+    )
     draws = []
     for version in (0, 1, 0):
         augmented.set_epoch(version)
-        pixels = torch.stack([augmented[i].image for i in range(len(images))])
-        draws.append(pre_processor(BACKBONE, {"image_size": [64, 64]}).transform(pixels))
+        draws.append(torch.stack([augmented[i].image for i in range(len(images))]))
     assert not torch.equal(draws[0], draws[1]) and torch.equal(draws[0], draws[2])
     # Each of the three augmentations applies with p = 0.5, so an image's draw may leave its pixels as they
     # were: those (and only those) are the same input as one already cached.

@@ -158,10 +158,23 @@ def test_resnet_only_models_run_once_resnet18_is_imported(small_store, fresh_hom
 
 
 def test_fast_coreset_selects_the_same_patches_as_anomalibs():
-    embedding = torch.randn(3000, 152)
+    embedding = torch.randn(3000, 400)  # more dimensions than the random projection keeps (198 for 3000 patches)
     selections = []
     for sampler in (KCenterGreedy, FastKCenterGreedy):
         torch.manual_seed(0)
         np.random.seed(0)  # the random projection draws from numpy
         selections.append(sampler(embedding, sampling_ratio=0.05).select_coreset_idxs())
     assert selections[0] == selections[1]
+
+
+def test_low_dimensional_patches_get_the_exact_greedy_coreset_of_the_patches_themselves():
+    embedding = torch.randn(2000, 152)  # EfficientNet-Lite0's patch size; anomalib's projection would give 187
+    torch.manual_seed(0)
+    selected = FastKCenterGreedy(embedding, sampling_ratio=0.02).select_coreset_idxs()
+
+    expected = [selected[0]]  # the same random start; then each step takes the patch farthest from the chosen ones
+    nearest = torch.cdist(embedding, embedding[expected]).min(dim=1).values
+    while len(expected) < len(selected):
+        expected.append(int(nearest.argmax()))
+        nearest = torch.minimum(nearest, torch.cdist(embedding, embedding[expected[-1:]])[:, 0])
+    assert selected == expected

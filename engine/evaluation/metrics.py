@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from anomalib.metrics import AUPRO, AUROC, F1AdaptiveThreshold, F1Max
+from anomalib.metrics import AUPRO, AUROC, F1Max
 
 from store.metrics import names
 
@@ -33,6 +33,15 @@ def _unit_range(values: torch.Tensor) -> tuple[torch.Tensor, float, float]:
     return (values - low) / max(high - low, 1e-12), low, high
 
 
+def _f1_max(fields: dict) -> tuple[float, float]:
+    """F1 at the F1-optimal threshold, and that threshold: one precision-recall curve gives both.
+
+    anomalib's F1Max keeps the threshold it found; its F1AdaptiveThreshold computes the same curve again.
+    """
+    metric = F1Max(fields=list(fields))
+    return _compute(metric, **fields), float(metric.threshold)
+
+
 def _raw_threshold(raw: torch.Tensor, unit: torch.Tensor, threshold: float) -> float:
     """The lowest raw value whose rescaled value reaches `threshold`, so `raw >= it` flags what `unit >= threshold` does.
 
@@ -49,10 +58,10 @@ def image_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     raw = torch.as_tensor(scores, dtype=torch.float64)
     unit, _, _ = _unit_range(raw)
     fields = {"pred_score": unit, "gt_label": torch.as_tensor(labels)}
-    threshold = _compute(F1AdaptiveThreshold(fields=list(fields)), **fields)
+    f1, threshold = _f1_max(fields)
     return {
         "image_auroc": _compute(AUROC(fields=list(fields)), **fields),
-        "image_f1": _compute(F1Max(fields=list(fields)), **fields),
+        "image_f1": f1,
         "image_threshold": _raw_threshold(raw, unit, threshold),
         "fpr_at_full_recall": float((scores[labels == 0] >= scores[labels == 1].min()).mean()),
     }
@@ -65,9 +74,10 @@ def pixel_metrics(masks: np.ndarray | None, maps: np.ndarray | None) -> dict[str
     raw = torch.as_tensor(maps, dtype=torch.float32)
     unit, _, _ = _unit_range(raw)
     fields = {"anomaly_map": unit, "gt_mask": torch.as_tensor(masks).to(torch.int64)}
+    f1, threshold = _f1_max(fields)
     return {
         "pixel_auroc": _compute(AUROC(fields=list(fields)), **fields),
-        "pixel_f1": _compute(F1Max(fields=list(fields)), **fields),
-        "pixel_threshold": _raw_threshold(raw, unit, _compute(F1AdaptiveThreshold(fields=list(fields)), **fields)),
+        "pixel_f1": f1,
+        "pixel_threshold": _raw_threshold(raw, unit, threshold),
         "aupro": _compute(AUPRO(fields=list(fields), fpr_limit=0.3), **fields),
     }

@@ -10,7 +10,7 @@ calls the torch model directly.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager, contextmanager
 from itertools import islice
 from types import SimpleNamespace
@@ -31,6 +31,8 @@ from engine.models.feature_cache import FeatureCache, cached_submodules
 from engine.models.training import TrainingClock
 from store.runs import Training
 
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
 
 def to_tensor(gray: np.ndarray) -> torch.Tensor:
     """8-bit grayscale (H, W) -> float RGB (3, H, W) in [0, 1], as anomalib reads an image file."""
@@ -41,17 +43,20 @@ AUGMENTED_COPIES = 8  # seeded augmented versions of each training image; epoch 
 
 
 class TrainImages(Dataset):
-    """Training images as anomalib items; with `augment`, one of `AUGMENTED_COPIES` seeded draws per image.
+    """Training images as anomalib items after the model's pre-processing (resize, normalise).
 
-    The draw for (image, version) is fixed by the run's seed, so an epoch trains on the same pixels whether
-    or not its backbone features come from the cache, and the cache holds at most eight versions per image.
-    `set_epoch` picks the version.
+    With `augment`, one of `AUGMENTED_COPIES` seeded draws per image: the draw for (image, version) is
+    fixed by the run's seed, so an epoch trains on the same pixels whether or not its backbone features
+    come from the cache, and the cache holds at most eight versions per image. `set_epoch` picks the
+    version. Without `augment` an image is pre-processed once and kept, so epochs after the first do not
+    resize a 480 x 640 frame again (about 0.8 MB per image at 256 x 256).
     """
 
-    def __init__(self, images: list[np.ndarray], augment: A.Compose | None):
-        self.images, self.augment = images, augment
+    def __init__(self, images: list[np.ndarray], augment: A.Compose | None, transform: Transform):
+        self.images, self.augment, self.transform = images, augment, transform
         self.seed = torch.initial_seed()
         self.version = 0
+        self._kept: dict[int, torch.Tensor] = {}
 
     def set_epoch(self, epoch: int) -> None:
         self.version = epoch % AUGMENTED_COPIES
@@ -60,37 +65,25 @@ class TrainImages(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> ImageItem:
-        gray = self.images[index]
-        if self.augment is not None:
-            draw = np.random.SeedSequence([self.seed % 2**63, index, self.version]).generate_state(1)[0]
-            self.augment.set_random_seed(int(draw))
-            rgb = self.augment(image=np.repeat(gray[..., None], 3, axis=2))["image"]
-            image = torch.from_numpy(rgb).permute(2, 0, 1).to(torch.float32).div_(255)
-        else:
-            image = to_tensor(gray)
-        return ImageItem(image=tv_tensors.Image(image), gt_label=torch.tensor(0))
+        return ImageItem(image=tv_tensors.Image(self.pixels(index)), gt_label=torch.tensor(0))
 
-
-class PreProcessedLoader:
-    """A loader's batches with the model's pre-processing applied, as anomalib's PreProcessor does."""
-
-    def __init__(self, loader: DataLoader, transform: Callable[[torch.Tensor], torch.Tensor]):
-        self.loader, self.transform = loader, transform
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self) -> Iterator[ImageBatch]:
-        for batch in self.loader:
-            batch.image = self.transform(batch.image)
-            yield batch
+    def pixels(self, index: int) -> torch.Tensor:
+        """The model's input for image `index` in the current version, (3, h, w)."""
+        if self.augment is None:
+            if index not in self._kept:
+                self._kept[index] = self.transform(to_tensor(self.images[index]))
+            return self._kept[index]
+        draw = np.random.SeedSequence([self.seed % 2**63, index, self.version]).generate_state(1)[0]
+        self.augment.set_random_seed(int(draw))
+        rgb = self.augment(image=np.repeat(self.images[index][..., None], 3, axis=2))["image"]
+        return self.transform(torch.from_numpy(rgb).permute(2, 0, 1).to(torch.float32).div_(255))
 
 
 class TrainerStandIn:
     """The Trainer attributes anomalib's models read while they train, for a loop without a Trainer.
 
     `max_epochs` sizes learning-rate schedules (SuperSimpleNet, DSR), `current_epoch` switches DSR's
-    training phase, and `datamodule.train_dataloader()` hands out pre-processed batches (CFA builds its
+    training phase, and `datamodule.train_dataloader()` hands out the (pre-processed) training batches (CFA builds its
     centroids from it; under a Trainer it would get un-normalised images). `barebones` makes `self.log`
     a no-op, as under Lightning's barebones Trainer.
     """
@@ -98,7 +91,7 @@ class TrainerStandIn:
     barebones = True
     max_steps = -1
 
-    def __init__(self, batches: PreProcessedLoader, epochs: int):
+    def __init__(self, batches: DataLoader, epochs: int):
         self.max_epochs = epochs
         self.current_epoch = 0
         self.optimizers: list[torch.optim.Optimizer] = []
@@ -168,7 +161,7 @@ class AnomalibDetector(Detector):
 
     def fit(self, train: list[np.ndarray], augment: A.Compose | None) -> None:
         loader = DataLoader(
-            TrainImages(train, augment),
+            TrainImages(train, augment, self.transform),
             batch_size=self.settings.get("batch_size", 32),
             shuffle=not isinstance(self.module, MemoryBankMixin),
             collate_fn=ImageBatch.collate,
@@ -183,7 +176,7 @@ class AnomalibDetector(Detector):
     def _collect_and_fit(self, loader: DataLoader) -> None:
         self.module.model.train()
         with torch.no_grad():
-            for batch in self._transformed(loader):
+            for batch in loader:
                 self.module.training_step(batch)
             self.module.fit()
         self.module._is_fitted = torch.tensor([True])
@@ -200,8 +193,7 @@ class AnomalibDetector(Detector):
         module = self.module
         clock = TrainingClock(self.settings, self.report)
         batches_per_epoch = self.settings.get("batches_per_epoch")
-        batches = self._transformed(loader)
-        trainer = TrainerStandIn(batches, clock.epoch_cap)
+        trainer = TrainerStandIn(loader, clock.epoch_cap)
         pass_index = is_param_in_hook_signature(module.training_step, "batch_idx", min_args=2)
         module.train()
         with _attached(module, trainer), warnings.catch_warnings():
@@ -212,7 +204,7 @@ class AnomalibDetector(Detector):
                 trainer.current_epoch = epoch
                 loader.dataset.set_epoch(epoch)  # type: ignore[attr-defined]
                 total, count = 0.0, 0
-                for index, batch in enumerate(islice(batches, batches_per_epoch)):
+                for index, batch in enumerate(islice(loader, batches_per_epoch)):
                     output = module.training_step(batch, index) if pass_index else module.training_step(batch)
                     loss = _loss(output)
                     if module.automatic_optimization:
@@ -234,9 +226,6 @@ class AnomalibDetector(Detector):
         if clip:
             torch.nn.utils.clip_grad_norm_(self.module.parameters(), clip)
         optimizers[0].step()
-
-    def _transformed(self, loader: DataLoader) -> PreProcessedLoader:
-        return PreProcessedLoader(loader, self.transform)
 
     def predict(self, images: list[np.ndarray], batch_size: int) -> Prediction:
         scores, maps = [], []

@@ -21,6 +21,11 @@ class Prediction:
     scores: np.ndarray  # (N,) image anomaly scores, higher = more anomalous
     maps: np.ndarray | None  # (N, h, w) float32 anomaly maps at the evaluation resolution; None if the model has none
 
+    def followed_by(self, later: Prediction) -> Prediction:
+        """This prediction's images, then `later`'s."""
+        maps = None if self.maps is None or later.maps is None else np.concatenate([self.maps, later.maps])
+        return Prediction(np.concatenate([self.scores, later.scores]), maps)
+
 
 class Detector(ABC):
     """A model configured for one job: fit on a part's normal images, then score images."""

@@ -66,9 +66,9 @@ class EfficientAdDetector(AnomalibDetector):
     def fit(self, train: list[np.ndarray], augment: A.Compose | None) -> None:
         module = self.module
         module.prepare_imagenette_data(self.input_size)
-        plain = DataLoader(TrainImages(train, None), batch_size=1, collate_fn=ImageBatch.collate)
+        plain = DataLoader(TrainImages(train, None, self.transform), batch_size=1, collate_fn=ImageBatch.collate)
         with torch.no_grad():
-            module.model.mean_std.update(module.teacher_channel_mean_std(self._transformed(plain)))
+            module.model.mean_std.update(module.teacher_channel_mean_std(plain))
         clock = TrainingClock(self.settings, self.report)
         optimizer = torch.optim.Adam(
             [*module.model.student.parameters(), *module.model.ae.parameters()],
@@ -78,7 +78,7 @@ class EfficientAdDetector(AnomalibDetector):
         steps_per_epoch = min(len(train), self.settings.get("batches_per_epoch") or len(train))
         drop_at = max(int(LR_DROP_AT * clock.epoch_cap * steps_per_epoch), 1)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=drop_at, gamma=0.1)
-        images = TrainImages(train, augment)
+        images = TrainImages(train, augment, self.transform)
         shuffled = DataLoader(
             images,
             batch_size=1,
@@ -90,7 +90,7 @@ class EfficientAdDetector(AnomalibDetector):
         for epoch in range(clock.epoch_cap):
             images.set_epoch(epoch)
             total = 0.0
-            for batch in islice(self._transformed(shuffled), steps_per_epoch):
+            for batch in islice(shuffled, steps_per_epoch):
                 loss = module.training_step(batch)["loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -101,4 +101,4 @@ class EfficientAdDetector(AnomalibDetector):
                 break
         self.training = clock.record()
         module.model.eval()
-        module.model.quantiles.update(module.map_norm_quantiles(self._transformed(plain)))
+        module.model.quantiles.update(module.map_norm_quantiles(plain))
