@@ -109,8 +109,8 @@ def main() -> None:
         backbone = fastflow_backbone_seconds(store)
         print(f"  FastFlow's frozen backbone alone, over one epoch's images: {backbone:.2f} s")
         print(
-            f"  an epoch with its features read still spends {per_cached:.2f} s on the flows' forward and backward"
-            " and the optimiser: trained work, which no cache can hold"
+            f"  an epoch with its features read still takes {per_cached:.2f} s: the flows' forward and backward pass"
+            " and the optimiser (trained work no cache can hold), and reading the features back"
         )
 
 
