@@ -66,7 +66,8 @@ class EfficientAdDetector(AnomalibDetector):
     def fit(self, train: list[np.ndarray], augment: A.Compose | None) -> None:
         module = self.module
         module.prepare_imagenette_data(self.input_size)
-        plain = DataLoader(TrainImages(train, None, self.transform), batch_size=1, collate_fn=ImageBatch.collate)
+        unaugmented = TrainImages(train, None, self.transform)  # pre-processed once, kept for every pass below
+        plain = DataLoader(unaugmented, batch_size=1, collate_fn=ImageBatch.collate)
         with torch.no_grad():
             module.model.mean_std.update(module.teacher_channel_mean_std(plain))
         clock = TrainingClock(self.settings, self.report)
@@ -78,7 +79,7 @@ class EfficientAdDetector(AnomalibDetector):
         steps_per_epoch = min(len(train), self.settings.get("batches_per_epoch") or len(train))
         drop_at = max(int(LR_DROP_AT * clock.epoch_cap * steps_per_epoch), 1)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=drop_at, gamma=0.1)
-        images = TrainImages(train, augment, self.transform)
+        images = unaugmented if augment is None else TrainImages(train, augment, self.transform)
         shuffled = DataLoader(
             images,
             batch_size=1,
