@@ -2,6 +2,10 @@
 
 The grid writes to the store as usual; whoever started it follows its progress through the store and
 its log file, `<store>.logs/evaluate-<time>.log` (one per job, even for jobs started in the same second).
+
+An evaluation started while another gluelab job runs on the machine waits for it, job by job (`engine.cores`:
+one job at a time, so no two share the cores and spoil each other's times); `BackgroundJob.waiting_for` names
+what it waits for.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.cores import SlotHolder, busy_slots
+
 
 @dataclass(frozen=True)
 class BackgroundJob:
     pid: int
     log: Path
     command: list[str]
+    waiting_for: tuple[SlotHolder, ...] = ()  # the gluelab jobs running when it started, which it waits for
 
 
 def evaluate_command(
@@ -53,6 +60,7 @@ def start_evaluation(
     store: Path | str, parts: list[str], models: list[str], seeds: int, conditions: list[str], preset: str
 ) -> BackgroundJob:
     command = evaluate_command(store, parts, models, seeds, conditions, preset)
+    running = tuple(busy_slots())
     log = new_log(Path(f"{store}.logs"))
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -60,4 +68,4 @@ def start_evaluation(
             stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     threading.Thread(target=process.wait, daemon=True).start()  # reap it when it ends
-    return BackgroundJob(process.pid, log, command)
+    return BackgroundJob(process.pid, log, command, running)

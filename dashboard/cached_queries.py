@@ -198,7 +198,8 @@ def part_results_by_hardware(store: str, store_stamp: str, part: str) -> pd.Data
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def training_states(store: str, store_stamp: str, chosen_parts: tuple[str, ...]) -> pd.DataFrame:
-    """How each finished local run of `chosen_parts` trained, labelled by candidate and machine (`hardware`)."""
-    runs = with_hardware(queries.training_states(store, list(chosen_parts))).assign(source=LOCAL_SOURCE)
+def flagged_runs(store: str, store_stamp: str, chosen_parts: tuple[str, ...]) -> pd.DataFrame:
+    """The flagged finished local runs of `chosen_parts` (under-trained, timed under load), labelled by candidate
+    and machine (`hardware`)."""
+    runs = with_hardware(queries.flagged_runs(store, list(chosen_parts))).assign(source=LOCAL_SOURCE)
     return with_candidates(runs)

@@ -58,11 +58,12 @@ def recent_runs(store: Path | str, limit: int = 200) -> pd.DataFrame:
 
 
 def runtime_table(store: Path | str, part: str) -> pd.DataFrame:
-    """Training time, batch-1 latency, throughput and peak memory of `part`'s finished runs, with their hardware."""
+    """Training time, batch-1 latency, throughput and peak memory of `part`'s finished runs, with their hardware and
+    whether they were timed under load (NULL: the run recorded no load)."""
     with read_store(store) as con:
         return con.execute(
-            """SELECT part, condition, model, backbone, preset, seed, train_seconds, inference_ms, throughput_fps,
-                      peak_memory_mb, n_train, n_test, hardware[1] AS processor,
+            """SELECT run_id, part, condition, model, backbone, preset, seed, train_seconds, inference_ms, throughput_fps,
+                      peak_memory_mb, n_train, n_test, timing_contended, timing_note, retimed_at, hardware[1] AS processor,
                       CAST(hardware[2] AS INTEGER) AS cpu_count, CAST(hardware[3] AS INTEGER) AS torch_threads,
                       hardware[4] AS gpu
                FROM (
@@ -213,14 +214,14 @@ def part_training(store: Path | str, part: str) -> pd.DataFrame:
         ).df()
 
 
-def training_states(store: Path | str, parts: list[str]) -> pd.DataFrame:
-    """The under-trained finished runs of `parts`: how each trained, and the machine it ran on.
+def flagged_runs(store: Path | str, parts: list[str]) -> pd.DataFrame:
+    """The finished runs of `parts` whose figures are flagged: under-trained, or timed under load.
 
-    Run key, n_seeds (finished runs of its part, condition, model, backbone and preset), processor, gpu,
+    Run id and key, n_seeds (finished runs of its part, condition, model, backbone and preset), processor, gpu,
     cpu_count (as `leaderboard(by_hardware=True)` tells machines apart), epochs, stop_reason, under_trained,
-    and the preset's epoch_cap and budget_minutes from the run's config (`settings.epochs`,
-    `settings.budget_minutes`). Only under-trained runs are read in full, so the query stays cheap on a
-    large store.
+    the preset's epoch_cap and budget_minutes from the run's config (`settings.epochs`,
+    `settings.budget_minutes`), timing_contended and timing_note. Only flagged runs are read in full, so the query
+    stays cheap on a large store.
     """
     with read_store(store) as con:
         return con.execute(
@@ -228,9 +229,9 @@ def training_states(store: Path | str, parts: list[str]) -> pd.DataFrame:
                    SELECT *, count(*) OVER (PARTITION BY part, condition, model, backbone, preset) AS n_seeds
                    FROM runs WHERE status = 'finished' AND list_contains(?, part)
                )
-               SELECT part, condition, model, backbone, preset, seed, n_seeds, {HARDWARE_EXPRESSIONS},
-                      epochs, stop_reason, under_trained, {TRAINING_LIMITS}
-               FROM chosen WHERE under_trained
+               SELECT run_id, part, condition, model, backbone, preset, seed, n_seeds, {HARDWARE_EXPRESSIONS},
+                      epochs, stop_reason, under_trained, {TRAINING_LIMITS}, timing_contended, timing_note
+               FROM chosen WHERE under_trained OR timing_contended
                ORDER BY part, condition, model, backbone, preset, seed""",
             [parts],
         ).df()

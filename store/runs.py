@@ -83,7 +83,12 @@ def training_note(
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """Everything a finished run records."""
+    """Everything a finished run records.
+
+    `environment["timing"]`, when present, holds the load its latency and throughput were timed under with the
+    verdict `contended` and its `reason` (engine.evaluation.timing); the verdict is also kept in the run's
+    `timing_contended` and `timing_note` columns.
+    """
 
     metrics: dict[str, float | None]
     train_seconds: float
@@ -162,9 +167,9 @@ def finish_run(run_id: str, key: dict, outcome: RunOutcome, store: Path | str = 
         con.execute(
             f"""INSERT INTO runs (run_id, {", ".join(RUN_KEY)}, status, host, pid, started_at, finished_at,
                    train_seconds, inference_ms, throughput_fps, peak_memory_mb, n_train, n_test, config, environment,
-                   epochs, stop_reason, under_trained)
+                   epochs, stop_reason, under_trained, timing_contended, timing_note)
                VALUES (?, ?, ?, ?, ?, ?, ?, 'finished', ?, ?, coalesce(?, now()), now(), ?, ?, ?, ?, ?, ?, ?, ?,
-                       ?, ?, ?)""",
+                       ?, ?, ?, ?, ?)""",
             [
                 run_id,
                 *(key[k] for k in RUN_KEY),
@@ -184,6 +189,7 @@ def finish_run(run_id: str, key: dict, outcome: RunOutcome, store: Path | str = 
                     if training is None
                     else (training.epochs, training.stop_reason, training.under_trained)
                 ),
+                *_timing_verdict(outcome.environment.get("timing")),
             ],
         )
         metrics = pd.DataFrame(
@@ -207,6 +213,73 @@ def finish_run(run_id: str, key: dict, outcome: RunOutcome, store: Path | str = 
         con.execute("DELETE FROM run_claims WHERE run_id = ? AND host = ? AND pid = ?", [run_id, host, pid])
         after = _example_folders(con, run_id)
     return sorted(before - after)
+
+
+def _timing_verdict(timing: dict | None) -> tuple[bool | None, str | None]:
+    """(contended, reason) of a run's recorded timing load; (None, None) when it recorded none."""
+    if not timing or "contended" not in timing:
+        return None, None
+    return bool(timing["contended"]), timing.get("reason")
+
+
+def finished_run(run_id: str, store: Path | str = DEFAULT_STORE) -> dict:
+    """A finished run's key, config, environment, timing figures and verdict, by id.
+
+    ValueError naming the id (and the store) when the store has no such run, or the run has not finished.
+    """
+    if not Path(store).exists():
+        raise ValueError(f"no run {run_id!r}: there is no store at {store}")
+    with read_store(store) as con:
+        row = con.execute(
+            f"""SELECT run_id, {", ".join(RUN_KEY)}, status, config, environment, inference_ms, throughput_fps,
+                       timing_contended, timing_note
+                FROM runs WHERE run_id = ?""",
+            [run_id],
+        ).fetchone()
+    if row is None:
+        raise ValueError(f"no run {run_id!r} in {store} (`gluelab results` or the Runs page list its runs)")
+    names = ["run_id", *RUN_KEY, "status", "config", "environment", "inference_ms", "throughput_fps"]
+    run = dict(zip([*names, "timing_contended", "timing_note"], row, strict=True))
+    if run["status"] != "finished":
+        raise ValueError(f"run {run_id!r} is {run['status']}, not finished: only a finished run can be timed again")
+    run["config"] = json.loads(run["config"] or "{}")
+    run["environment"] = json.loads(run["environment"] or "{}")
+    return run
+
+
+def record_retiming(
+    run_id: str, inference_ms: float, throughput_fps: float, timing: dict, store: Path | str = DEFAULT_STORE
+) -> bool:
+    """Keep a new measurement of a finished run's latency and throughput, with the load it was taken under.
+
+    A quiet measurement always replaces the run's figures and clears its flag. A contended one replaces only
+    figures that were themselves contended or recorded no load; a quietly timed run keeps its figures. The
+    replaced timing (figures and load) is appended to `environment.timing_history`. Returns whether the run's
+    figures were replaced.
+    """
+    contended, reason = _timing_verdict(timing)
+    with write_store(store) as con:
+        row = con.execute(
+            "SELECT inference_ms, throughput_fps, environment, timing_contended FROM runs"
+            " WHERE run_id = ? AND status = 'finished'",
+            [run_id],
+        ).fetchone()
+        if row is None:
+            raise ValueError(f"no finished run {run_id!r} in {store}")
+        old_ms, old_fps, environment_text, was_contended = row
+        if contended and was_contended is False:
+            return False
+        environment = json.loads(environment_text or "{}")
+        replaced = {"inference_ms": old_ms, "throughput_fps": old_fps, "load": environment.get("timing")}
+        environment["timing_history"] = [*environment.get("timing_history", []), replaced]
+        environment["timing"] = timing
+        con.execute(
+            """UPDATE runs SET inference_ms = ?, throughput_fps = ?, environment = ?, timing_contended = ?,
+                   timing_note = ?, retimed_at = now()
+               WHERE run_id = ?""",
+            [inference_ms, throughput_fps, json.dumps(environment, sort_keys=True), contended, reason, run_id],
+        )
+    return True
 
 
 def end_run(

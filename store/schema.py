@@ -125,6 +125,14 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, epoch)
     );
     """,
+    # 6: the load a run's latency and throughput were timed under. The samples are in `environment.timing`;
+    # these columns mirror its verdict (engine.evaluation.timing.contention) for queries. NULL: not recorded
+    # (runs from before this migration).
+    """
+    ALTER TABLE runs ADD COLUMN timing_contended BOOLEAN;  -- other work competed for the cores while it was timed
+    ALTER TABLE runs ADD COLUMN timing_note VARCHAR;  -- why, in words (NULL when quiet)
+    ALTER TABLE runs ADD COLUMN retimed_at TIMESTAMP;  -- when `gluelab evaluate --retime` last measured it again
+    """,
 ]
 
 

@@ -1,8 +1,8 @@
 """Choose a model from the trade-off between accuracy and inference time (study section 5.1, Figs. 13-14).
 
 Times are compared like for like: one front, knee and recommendation per machine the times were measured on
-(each local machine, and the study's GPU), never across. Candidates with an under-trained run are left out
-unless asked for.
+(each local machine, and the study's GPU), never across. Candidates with a flagged run (under-trained, or timed
+under load: `engine.analysis.flags`) are left out, each with its reason, unless asked for.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import cached_queries, widgets
+from engine.analysis.flags import RUN_FLAGS, RunFlag, flag_reasons, flags_spoiling
 from engine.analysis.line_stops import rates_per_candidate
-from engine.analysis.recommendation import INFERENCE, Recommendation, recommend, under_trained_reasons
+from engine.analysis.recommendation import INFERENCE, Recommendation, recommend
 from engine.analysis.results_table import LOCAL_SOURCE
 from engine.analysis.selection import (
     HARDWARE_COLUMN,
@@ -44,7 +45,7 @@ class Choices:
     accuracy: Criterion
     log_x: bool
     use_weights: bool
-    include_under_trained: bool
+    included: frozenset[str]  # the flags (`RunFlag.name`) whose candidates are put back on the fronts
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def choose_parts(ctx: widgets.StoreContext, filters: widgets.Filters) -> list[st
 
 
 def choices() -> Choices:
-    left, middle, right, last = st.columns(4)
+    left, middle, right, *switches = st.columns(3 + len(RUN_FLAGS))
     metric: str = left.selectbox(
         "Accuracy criterion",
         list(widgets.ACCURACY_METRICS),
@@ -190,8 +191,16 @@ def choices() -> Choices:
     )
     log_x = middle.toggle("Logarithmic time axis", value=True, key="selection_log")
     use_weights = right.toggle("Weigh the criteria instead of the knee", key="selection_use_weights")
-    include = last.toggle("Include under-trained runs", key="selection_under_trained")
-    return Choices(Criterion(metric, "max"), log_x, use_weights, include)
+    included = frozenset(
+        flag.name
+        for flag, column in zip(RUN_FLAGS, switches, strict=True)
+        if column.toggle(flag.switch, key=switch_key(flag))
+    )
+    return Choices(Criterion(metric, "max"), log_x, use_weights, included)
+
+
+def switch_key(flag: RunFlag) -> str:
+    return f"selection_{flag.name}"
 
 
 def limits_and_weights(rows: pd.DataFrame, chosen: Choices) -> Limits:
@@ -230,10 +239,21 @@ def selections(candidates: pd.DataFrame, accuracy: Criterion, limits: Limits) ->
     return select_per_hardware(local_first, (INFERENCE, accuracy), limits.constraints, weights)
 
 
-def under_trained(ctx: widgets.StoreContext, condition: str, parts: list[str]) -> pd.DataFrame:
-    """Candidates with an under-trained run on `parts`, each with how its training stopped."""
-    runs = cached_queries.training_states(ctx.store, ctx.stamp, tuple(parts))
-    return under_trained_reasons(runs[runs["condition"] == condition], KEY, several_parts=len(parts) > 1)
+def flagged(ctx: widgets.StoreContext, condition: str, parts: list[str]) -> dict[str, pd.DataFrame]:
+    """Per flag, the candidates with a run on `parts` it marks, each with its reason."""
+    runs = cached_queries.flagged_runs(ctx.store, ctx.stamp, tuple(parts))
+    runs = runs[runs["condition"] == condition]
+    return {flag.name: flag_reasons(runs, KEY, len(parts) > 1, flag) for flag in RUN_FLAGS}
+
+
+def without_flagged(
+    candidates: pd.DataFrame, reasons: dict[str, pd.DataFrame], included: frozenset[str], flags: tuple[RunFlag, ...]
+) -> pd.DataFrame:
+    """`candidates` less those with a run marked by one of `flags` that is not `included`."""
+    for flag in flags:
+        if flag.name not in included:
+            candidates, _ = leave_out(candidates, reasons[flag.name], KEY)
+    return candidates
 
 
 def alarm_rates(ctx: widgets.StoreContext, condition: str, parts: list[str]) -> pd.DataFrame | None:
@@ -308,24 +328,26 @@ def left_out(excluded: pd.DataFrame) -> None:
         st.dataframe(excluded, hide_index=True)
 
 
-def under_trained_list(reasons: pd.DataFrame, excluded: bool) -> None:
-    """Each candidate whose training stopped early, with how it stopped, and whether it is in the fronts."""
+def flagged_list(flag: RunFlag, reasons: pd.DataFrame, excluded: bool) -> None:
+    """Each candidate with a run `flag` marks, with its reason, and whether it is in the fronts."""
     if reasons.empty:
         return
     if excluded:
-        st.markdown("**Left out as under-trained** (switch on *Include under-trained runs* to compare them anyway)")
+        st.markdown(f"**Left out as {flag.label}** (switch on *{flag.switch}* to compare them anyway)")
     else:
-        st.markdown("**Under-trained, yet included in the fronts above**")
+        st.markdown(f"**{flag.label.capitalize()}, yet included in the fronts above**")
     st.markdown("\n".join(f"- {row.candidate} on {row.hardware}: {row.reason}" for row in reasons.itertuples()))
 
 
-def image_against_pixel(rows: pd.DataFrame, parts: list[str], short: pd.DataFrame) -> None:
-    """Accuracy against accuracy: no time, so every machine's candidates share one front (under-trained ones left out
-    as above)."""
+def image_against_pixel(
+    rows: pd.DataFrame, parts: list[str], reasons: dict[str, pd.DataFrame], included: frozenset[str]
+) -> None:
+    """Accuracy against accuracy: no time, so every machine's candidates share one front (candidates whose accuracy
+    is flagged left out as above; a timing flag does not touch accuracy)."""
     st.subheader("Image against pixel accuracy")
     criteria = (Criterion("image_auroc", "max"), Criterion("pixel_auroc", "max"))
     candidates, missing = worst_case_across_parts(rows, parts, criteria, KEY)
-    candidates, _ = leave_out(candidates, short, KEY)
+    candidates = without_flagged(candidates, reasons, included, flags_spoiling("accuracy"))
     if candidates.empty:
         st.info("No candidate has both image and pixel AUROC for the chosen parts.")
         return
@@ -340,15 +362,15 @@ def choose(ctx: widgets.StoreContext, filters: widgets.Filters, parts: list[str]
     chosen = choices()
     limits = limits_and_weights(rows, chosen)
     candidates, missing_parts = worst_case_across_parts(rows, parts, (INFERENCE, chosen.accuracy), KEY)
-    short = under_trained(ctx, filters.condition, parts)
-    if not chosen.include_under_trained:
-        candidates, _ = leave_out(candidates, short, KEY)
+    reasons = flagged(ctx, filters.condition, parts)
+    candidates = without_flagged(candidates, reasons, chosen.included, flags_spoiling("accuracy", "time"))
     results = selections(candidates, chosen.accuracy, limits)
     fronts_per_machine(results, parts, chosen, alarm_rates(ctx, filters.condition, parts))
     excluded = [result.excluded[[*KEY, "reason"]] for result in results.values()]
     left_out(pd.concat([missing_parts, *excluded], ignore_index=True))
-    under_trained_list(short, excluded=not chosen.include_under_trained)
-    image_against_pixel(rows, parts, short if not chosen.include_under_trained else short.iloc[0:0])
+    for flag in RUN_FLAGS:
+        flagged_list(flag, reasons[flag.name], excluded=flag.name not in chosen.included)
+    image_against_pixel(rows, parts, reasons, chosen.included)
 
 
 st.title("Model selection")

@@ -62,6 +62,12 @@ def start_form(ctx: widgets.StoreContext) -> None:
             job = start_evaluation(ctx.store, chosen_parts, models, int(seeds), conditions, preset)
             st.session_state["started_jobs"] = [*st.session_state.get("started_jobs", []), job]
             st.success(f"Started `{' '.join(job.command)}` (process {job.pid}).")
+            if job.waiting_for:
+                running = "; ".join(map(str, job.waiting_for))
+                st.info(
+                    f"Another gluelab job is running on this machine ({running}). This evaluation waits for it and "
+                    "starts when it ends: one job runs at a time, so no two share the cores and spoil each other's times."
+                )
 
 
 def show_logs() -> None:

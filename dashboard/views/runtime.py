@@ -1,13 +1,44 @@
-"""Training time, inference time and throughput per model and backbone (study Table 4, Fig. 10)."""
+"""Training time, inference time and throughput per model and backbone (study Table 4, Fig. 10).
+
+Candidates with a run timed under load are left out of the charts and the table by default, each listed with its
+reason (`engine.analysis.flags`), until the switch puts them back; the table of local runs shows every run's load.
+"""
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from dashboard import cached_queries, widgets
+from engine.analysis.flags import RunFlag, flag_reasons, flags_spoiling
 from engine.analysis.results_table import RUNTIME_METRICS
+from engine.analysis.selection import leave_out
 from store.metrics import metric as registered_metric
+
+KEY = ("candidate", "source")
+
+
+def without_flagged(table: pd.DataFrame, ctx: widgets.StoreContext, filters: widgets.Filters) -> pd.DataFrame:
+    """The runtime table less candidates with a run whose times a flag spoils, unless switched back on; each one left
+    out is listed with its reason."""
+    runs = cached_queries.flagged_runs(ctx.store, ctx.stamp, (filters.part,))
+    runs = runs[runs["condition"] == filters.condition]
+    for flag in flags_spoiling("time"):
+        reasons = flag_reasons(runs, KEY, several_parts=False, flag=flag)
+        included = st.toggle(flag.switch, key=f"runtime_{flag.name}")
+        if not included:
+            table, _ = leave_out(table, reasons, KEY)
+        flagged_list(flag, reasons, excluded=not included)
+    return table
+
+
+def flagged_list(flag: RunFlag, reasons: pd.DataFrame, excluded: bool) -> None:
+    if reasons.empty:
+        return
+    heading = f"Left out as {flag.label}" if excluded else f"{flag.label.capitalize()}, yet included below"
+    st.markdown(f"**{heading}**\n" + "\n".join(f"- {row.candidate}: {row.reason}" for row in reasons.itertuples()))
+
 
 st.title("Runtime")
 ctx = widgets.store_context()
@@ -19,7 +50,7 @@ if ctx is not None:
         widgets.empty_state(f"No runtime figures for {filters.part} ({filters.condition}) in the chosen source.", ctx)
     else:
         log_scale = st.toggle("Logarithmic time axis", value=True, key="runtime_log")
-        table = widgets.wide_table(chosen, RUNTIME_METRICS)
+        table = without_flagged(widgets.wide_table(chosen, RUNTIME_METRICS), ctx, filters)
         left, right = st.columns(2)
         for column, metric in ((left, "inference_ms"), (right, "train_min")):
             if f"{metric}_mean" in table:
@@ -47,7 +78,9 @@ if ctx is not None:
             st.subheader("Local runs and the hardware they used")
             st.caption(
                 "Inference is the median batch-1 latency after warm-up; throughput is measured at batch 32. "
-                "The study timed its runs on its own hardware, so compare local and published times as orders of magnitude."
+                "The study timed its runs on its own hardware, so compare local and published times as orders of magnitude. "
+                "*Timed under load*: other work competed for the cores while the run was timed (blank: the run recorded "
+                "no load); `gluelab evaluate --retime RUN_ID` times it again."
             )
             st.dataframe(
                 runs[
@@ -57,11 +90,14 @@ if ctx is not None:
                         "train_seconds",
                         "inference_ms",
                         "throughput_fps",
+                        "timing_contended",
+                        "timing_note",
                         "peak_memory_mb",
                         "processor",
                         "cpu_count",
                         "torch_threads",
                         "gpu",
+                        "run_id",
                     ]
                 ],
                 hide_index=True,
@@ -74,6 +110,8 @@ if ctx is not None:
                         )
                         for name in ("inference_ms", "throughput_fps")
                     },
+                    "timing_contended": st.column_config.CheckboxColumn("Timed under load"),
+                    "timing_note": st.column_config.TextColumn("Load while timed"),
                     "peak_memory_mb": st.column_config.NumberColumn("Peak memory (MB)", format="%.0f"),
                     "processor": st.column_config.Column("Processor"),
                     "cpu_count": st.column_config.NumberColumn("CPU cores"),

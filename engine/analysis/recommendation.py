@@ -7,8 +7,9 @@ points on one axis), its false alarms against the legacy check on a single part,
 Across several parts every figure is the candidate's worst, and the card names the part each worst figure
 comes from.
 
-Candidates whose training stopped early are left out of the choice by default; `under_trained_reasons`
-says why in the words of `engine.analysis.training.run_note`.
+Candidates whose training stopped early, or whose time was measured under load, are left out of the choice by
+default (`engine.analysis.flags`); `under_trained_reasons` says why training stopped in the words of
+`engine.analysis.training.run_note`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import Any
 
 import pandas as pd
 
+from engine.analysis.flags import UNDER_TRAINED, flag_reasons
 from engine.analysis.line_stops import LEGACY_MODEL, legacy_rate
 from engine.analysis.results_table import LOCAL_SOURCE
 from engine.analysis.selection import HARDWARE_COLUMN, Criterion, SelectionResult, mean_column, std_column
-from engine.analysis.training import is_under_trained, run_note
 
 INFERENCE = Criterion("inference_ms", "min")
 # Chen et al. 2025, section 4: i9-13900K CPU and RTX 4090 GPU, through anomalib's full pipeline.
@@ -172,21 +173,8 @@ def why_text(result: SelectionResult, accuracy_weight: float | None, several: bo
 def under_trained_reasons(runs: pd.DataFrame, key_columns: Sequence[str], several_parts: bool) -> pd.DataFrame:
     """Candidates (`key_columns`) with an under-trained run, each with a `reason` naming how its training stopped.
 
-    `runs` holds finished runs (`store.queries.training_states` gives the under-trained ones): the key columns,
-    part, seed, n_seeds (finished runs of the candidate on that part), under_trained, stop_reason, epochs,
-    epoch_cap and budget_minutes. The reason is `training.run_note` of each under-trained run, e.g. "stopped by the
-    10-minute budget after 37 epochs, before its loss levelled off", prefixed by its seed when the candidate has
-    several on that part and by its part when `several_parts`; several are joined by '; '.
+    `flags.flag_reasons` with the `UNDER_TRAINED` flag: the reason is `training.run_note` of each under-trained run,
+    e.g. "stopped by the 10-minute budget after 37 epochs, before its loss levelled off", prefixed by its seed when
+    the candidate has several on that part and by its part when `several_parts`; several are joined by '; '.
     """
-    keys = list(key_columns)
-    rows = []
-    for key, candidate_runs in runs.groupby(keys, sort=False, dropna=False):
-        short = candidate_runs[[is_under_trained(run) for _, run in candidate_runs.iterrows()]]
-        if short.empty:
-            continue
-        notes = []
-        for _, run in short.iterrows():
-            where = ([run["part"]] if several_parts else []) + ([f"seed {run['seed']}"] if run["n_seeds"] > 1 else [])
-            notes.append((", ".join(where) + ": " if where else "") + run_note(run))
-        rows.append({**dict(zip(keys, key, strict=True)), "reason": "; ".join(dict.fromkeys(notes))})
-    return pd.DataFrame(rows, columns=[*keys, "reason"])
+    return flag_reasons(runs, key_columns, several_parts, UNDER_TRAINED)

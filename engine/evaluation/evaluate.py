@@ -7,6 +7,7 @@ import platform
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from statistics import median
@@ -20,6 +21,7 @@ from lightning.pytorch import seed_everything
 
 from engine.evaluation.jobs import Job
 from engine.evaluation.metrics import image_metrics, pixel_metrics
+from engine.evaluation.timing import TimingWindow
 from engine.ingest.part_data import PartData, study_augmentation
 from engine.models.anomalib_detector import AUGMENTED_COPIES
 from engine.models.base import Detector, Prediction
@@ -90,6 +92,36 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
+def torch_threads() -> tuple[int, int]:
+    """This process's torch (intra-op, inter-op) thread counts."""
+    return torch.get_num_threads(), torch.get_num_interop_threads()
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A fitted model's batch-1 latency and batch-32 throughput, and the load they were timed under."""
+
+    inference_ms: float
+    throughput_fps: float
+    load: dict  # `TimingLoad.record()`: the samples and whether they make the timing contended
+
+
+def time_inference(detector: Detector, test: list[np.ndarray]) -> tuple[Timing, Prediction]:
+    """Median batch-1 latency after warm-up, then throughput at batch 32 on the first test images, on the plain
+    model, while `TimingWindow` watches what else runs on the machine.
+
+    Returns the timing and the throughput window's results (the run's results for those test images).
+    """
+    with TimingWindow(torch_threads()) as window:
+        inference_ms = _batch1_latency_ms(detector, test)
+        timed = test[:THROUGHPUT_IMAGES]
+        start = time.perf_counter()
+        first = detector.predict(timed, batch_size=THROUGHPUT_BATCH)
+        throughput = len(timed) / (time.perf_counter() - start)
+    assert window.load is not None
+    return Timing(inference_ms, throughput, window.load.record()), first
+
+
 def _batch1_latency_ms(detector: Detector, images: list[np.ndarray]) -> float:
     for image in images[:LATENCY_WARMUP]:
         detector.predict([image], batch_size=1)
@@ -157,7 +189,7 @@ def evaluate_job(
     by default they are read from the registry here. With `feature_cache`, the model's frozen backbone
     features come from it while the model fits and while it scores the test set; batch-1 latency and
     throughput are always timed on the plain model (whose results for the timed images are the run's results for
-    them).
+    them), and the load they were timed under goes to the run's `environment.timing` (`time_inference`).
     """
     seed_everything(job.seed, workers=True, verbose=False)
     detector = get_model(job.model).build(job.backbone, job.preset, settings)
@@ -168,12 +200,11 @@ def evaluate_job(
         with detector.cached_features(feature_cache):
             detector.fit(data.train, augment)
         train_seconds = time.perf_counter() - start
-        inference_ms = _batch1_latency_ms(detector, data.test)
-        timed = data.test[:THROUGHPUT_IMAGES]
-        start = time.perf_counter()
-        first = detector.predict(timed, batch_size=THROUGHPUT_BATCH)
-        throughput = len(timed) / (time.perf_counter() - start)
-        prediction, rest = first, data.test[len(timed) :]  # the timed images' results are kept, not computed again
+        timing, first = time_inference(detector, data.test)
+        prediction, rest = (
+            first,
+            data.test[THROUGHPUT_IMAGES:],
+        )  # the timed images' results are kept, not computed again
         if rest:
             with detector.cached_features(feature_cache):
                 prediction = first.followed_by(detector.predict(rest, batch_size=THROUGHPUT_BATCH))
@@ -200,16 +231,32 @@ def evaluate_job(
     return RunOutcome(
         metrics=metrics,
         train_seconds=train_seconds,
-        inference_ms=inference_ms,
-        throughput_fps=throughput,
+        inference_ms=timing.inference_ms,
+        throughput_fps=timing.throughput_fps,
         peak_memory_mb=memory.peak_bytes / 2**20,
         n_train=len(data.train),
         n_test=len(data.test),
         config={"job": job.key(), "run_id": job.run_id, **_with_augmentation(detector.config, job)},
-        environment=environment(),
+        environment={**environment(), "timing": timing.load},
         image_scores=scores,
         training=detector.training,
         artifacts=_save_examples(
             prediction, data, pixel_threshold, artifacts_root / (examples_folder or job.run_id), artifacts_root
         ),
     )
+
+
+def retime_job(
+    job: Job, data: PartData, settings: dict | None = None, feature_cache: FeatureCache | None = None
+) -> Timing:
+    """Fit `job`'s model again as the run did (same seed, settings and condition) and time its inference afresh.
+
+    Fitted models are not kept, so the fit is repeated (its features from `feature_cache`, its time not recorded);
+    only latency, throughput and their load are measured. The throughput window's results are dropped.
+    """
+    seed_everything(job.seed, workers=True, verbose=False)
+    detector = get_model(job.model).build(job.backbone, job.preset, settings)
+    augment = study_augmentation(job.seed) if job.condition == "augmented" else None
+    with detector.cached_features(feature_cache):
+        detector.fit(data.train, augment)
+    return time_inference(detector, data.test)[0]

@@ -11,6 +11,9 @@ recorded with the reason, and the grid goes on. Ctrl-C or SIGTERM kills the runn
 A forced re-run keeps the finished run it redoes until the new one replaces it, heatmaps included
 (each attempt writes its own folder), so a re-run that fails, is cancelled or is killed loses nothing.
 Runs left `running` by a killed process are marked failed when the next grid starts.
+
+One job runs at a time on the machine (`engine.cores`): before claiming a job the grid takes a job slot, waiting
+(and saying so) while another grid's job holds it, so no two jobs ever share the cores and time each other.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from engine.cores import SlotHolder, job_slot
 from engine.evaluation.job_process import JobFailed, describe, memory_budget_bytes, run_job_in_child
 from engine.evaluation.jobs import Job
 from engine.ingest.part_data import PartData, load_part
@@ -145,7 +149,18 @@ class _JobRunner:
     cache: FeatureCache | None = None
 
     def run(self, parts: dict[str, PartData]) -> str:
-        """'finished', 'failed', 'skipped' (finished meanwhile) or 'busy' (another process runs it)."""
+        """'finished', 'failed', 'skipped' (finished meanwhile) or 'busy' (another process runs it).
+
+        The job waits for a job slot (`engine.cores`) before it is claimed, so it never runs beside another job.
+        """
+        with job_slot(f"gluelab evaluate: {self.job.label} ({self.store})", on_wait=self._waiting):
+            return self._claim_and_run(parts)
+
+    def _waiting(self, holders: list[SlotHolder]) -> None:
+        running = "; ".join(map(str, holders)) or "another gluelab job"
+        self.report(f"waiting: {self.job.label} starts when the running job ends ({running}); one job runs at a time")
+
+    def _claim_and_run(self, parts: dict[str, PartData]) -> str:
         job = self.job
         try:
             with self.interrupts.held():

@@ -8,6 +8,9 @@ with SIGKILL once it passes the budget, so a job that runs away with memory fail
 instead of pushing the machine into swapping, where it would no longer react to SIGTERM. The child
 sends its `RunOutcome` back through a pipe; the grid writes it to the store in one transaction.
 
+Every job's process names itself `gluelab-job` and sets torch to `engine.cores.threads_per_job()` threads, so
+jobs never oversubscribe the cores and a timing can tell when another gluelab job ran beside it.
+
 A child dies with its server (SIGKILL on the parent's death), and the server with the grid, so killing
 the grid never leaves a job running.
 """
@@ -21,15 +24,19 @@ import os
 import signal
 import traceback
 import warnings
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import torch
+
+from engine.cores import name_this_process_a_job, threads_per_job
 from store.runs import RunOutcome
 
 with warnings.catch_warnings():  # the fork server imports the models afresh: libraries' notices about themselves
     warnings.simplefilter("ignore", FutureWarning)
-    from engine.evaluation.evaluate import evaluate_job
+    from engine.evaluation.evaluate import Timing, evaluate_job, retime_job
     from engine.evaluation.jobs import Job
     from engine.ingest.part_data import PartData
     from engine.models.feature_cache import FeatureCache
@@ -39,6 +46,7 @@ RESERVED_FOR_THE_SYSTEM_GB = 4.0  # left to the OS, the dashboard and the grid i
 POLL_SECONDS = 0.05
 _PR_SET_PDEATHSIG = 1
 GB = 2**30
+T = TypeVar("T")
 
 
 class JobFailed(RuntimeError):
@@ -95,22 +103,24 @@ def run_job_in_child(
 
     Ctrl-C or SIGTERM in the grid (KeyboardInterrupt) kills the child before propagating.
     """
+    arguments = (job, data, artifacts_root, examples_folder, settings, feature_cache)
+    return _run_in_child(evaluate_job, arguments, job, budget_bytes)
+
+
+def retime_in_child(
+    job: Job, data: PartData, budget_bytes: int, settings: dict, feature_cache: FeatureCache | None = None
+) -> Timing:
+    """`retime_job` in a forked child, watched like `run_job_in_child`."""
+    return _run_in_child(retime_job, (job, data, settings, feature_cache), job, budget_bytes)
+
+
+def _run_in_child(task: Callable[..., T], arguments: tuple, job: Job, budget_bytes: int) -> T:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
         target=_child_main,
-        args=(
-            sender,
-            job,
-            data,
-            artifacts_root,
-            examples_folder,
-            settings,
-            feature_cache,
-            _quiet_settings(),
-            dict(os.environ),
-        ),
+        args=(sender, task, arguments, _quiet_settings(), dict(os.environ)),
         name=f"gluelab job {job.label}",
         daemon=True,
     )
@@ -125,7 +135,7 @@ def run_job_in_child(
         receiver.close()
 
 
-def _watch(process: Any, receiver: Connection, budget_bytes: int) -> RunOutcome:
+def _watch(process: Any, receiver: Connection, budget_bytes: int) -> Any:
     while True:
         if receiver.poll(POLL_SECONDS):
             try:
@@ -170,19 +180,17 @@ def _quiet_settings() -> tuple[list, dict[str, int]]:
 
 def _child_main(
     sender: Connection,
-    job: Job,
-    data: PartData,
-    artifacts_root: Path,
-    examples_folder: str,
-    settings: dict,
-    feature_cache: FeatureCache | None,
+    task: Callable[..., Any],
+    arguments: tuple,
     quiet: tuple[list, dict[str, int]],
     environment: dict[str, str],
 ) -> None:
-    """Entry point of the job's process: evaluate, send ("ok", outcome) or ("error", description)."""
+    """Entry point of the job's process: run `task(*arguments)`, send ("ok", result) or ("error", description)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the grid decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
+    name_this_process_a_job()
+    torch.set_num_threads(threads_per_job())  # the one definition every job's process follows (engine.cores)
     # The fork server kept the environment it started with; the job sees the grid's as it is now
     # (GLUELAB_HOME, where imported weights live, may have been set since).
     os.environ.clear()
@@ -193,10 +201,7 @@ def _child_main(
         logging.getLogger(name).setLevel(level)
     _silence_progress_bars()
     try:
-        message: tuple[str, Any] = (
-            "ok",
-            evaluate_job(job, data, artifacts_root, examples_folder, settings, feature_cache),
-        )
+        message: tuple[str, Any] = ("ok", task(*arguments))
     except BaseException as error:  # noqa: BLE001 - every failure goes back to the grid, which records it
         message = ("error", describe(error))
     sender.send(message)
