@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.analysis.recommendation import STUDY_HARDWARE, STUDY_TIMING, hardware_label
+from engine.cores import job_slot
+from engine.evaluation.timing import TimingLoad
 from store.runs import Training, claim_run, end_run
 from tests.conftest import generated_store, open_page, run_key, write_finished_run
 
@@ -341,6 +345,77 @@ def test_a_run_that_hits_its_budget_is_left_out_of_the_default_front_with_its_re
     assert candidates.loc[stfpm, "on_front"] and not candidates.loc["PaDiM / EfficientNet-Lite0 (cpu)", "on_front"]
     assert app.markdown[0].value.startswith(f"#### part1: {stfpm}")
     assert "Under-trained, yet included in the fronts above" in messages(app)
+
+
+def test_a_run_timed_under_load_is_left_out_of_the_default_front_and_runtime_charts_with_its_reason(
+    tmp_path, monkeypatch
+):
+    """DFM timed at 2 ms while other processes held the cores would top every time axis: it is left out of the
+    time-accuracy front and the runtime charts, listed with the recorded reason and how to time it again, until
+    "Include runs timed under load" puts it back. Its accuracy still counts on the image-against-pixel front."""
+    store = tmp_path / "store.duckdb"
+    machine = {"processor": "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz", "cpu_count": 2, "gpu": None}
+    loaded = TimingLoad(1.0, 1.93, 2, 2, 1, 3.9).record()
+    quiet = TimingLoad(1.0, 0.02, 2, 2, 1, 0.1).record()
+    for model, ms, auroc, timing in [
+        ("legacy", 0.96, 0.55, quiet),
+        ("padim", 45.0, 0.95, quiet),
+        ("dfm", 2.0, 0.97, loaded),
+    ]:
+        write_finished_run(
+            store, model, run_key(model=model), [0.1], [0.9], 0.5, {"image_auroc": auroc, "pixel_auroc": auroc},
+            inference_ms=ms, environment={"hardware": machine, "timing": timing},
+        )  # fmt: skip
+    dfm = CANDIDATES["dfm"]
+    reason = f"timed under load: {loaded['reason']}; `gluelab evaluate --retime dfm` times it again"
+
+    app = open_page(store, "model_selection.py", monkeypatch)
+    assert app.toggle(key="selection_timing_contended").value is False
+    assert dfm not in set(table_with(app, "on_front")["candidate"])
+    listed = [m.value for m in app.markdown if m.value.startswith("- ")]
+    assert listed == [f"- {dfm} on {hardware_label(machine['processor'], None, 2)}: {reason}"]
+    assert "Left out as timed under load" in messages(app) and dfm not in app.markdown[0].value
+    pixel_front = [frame.value for frame in app.dataframe if "rank" in frame.value.columns][-1]
+    assert dfm in set(pixel_front["candidate"])  # accuracy against accuracy: its timing does not matter
+    app.toggle(key="selection_timing_contended").set_value(True).run()
+    assert table_with(app, "on_front").set_index("candidate").loc[dfm, "on_front"]
+    assert "Timed under load, yet included in the fronts above" in messages(app)
+
+    app = open_page(store, "runtime.py", monkeypatch)
+    charted = {
+        name
+        for chart in app.get("plotly_chart")
+        for trace in json.loads(chart.proto.spec)["data"]
+        for name in trace["y"]
+    }
+    assert charted == {"Legacy camera check / EfficientNet-Lite0 (cpu)", CANDIDATES["padim"]}
+    assert f"- {dfm}: {reason}" in messages(app) and "Left out as timed under load" in messages(app)
+    runs = table_with(app, "timing_contended").set_index("run_id")
+    assert runs.loc["dfm", "timing_contended"] and not runs.loc["padim", "timing_contended"]
+    assert runs.loc["dfm", "timing_note"] == loaded["reason"]
+    app.toggle(key="runtime_timing_contended").set_value(True).run()
+    charted = {
+        name
+        for chart in app.get("plotly_chart")
+        for trace in json.loads(chart.proto.spec)["data"]
+        for name in trace["y"]
+    }
+    assert dfm in charted
+
+
+def test_an_evaluation_started_while_another_job_runs_says_it_waits_for_it(tmp_path, monkeypatch):
+    store = generated_store(tmp_path)
+    app = open_page(store, "runs.py", monkeypatch)
+    app.multiselect(key="start_models").set_value(["legacy"])
+    with job_slot("gluelab evaluate: part1 padim seed 0 baseline"):
+        app.button(key="start_submit").click().run()
+        started = app.session_state["started_jobs"][-1]
+        try:
+            assert "Another gluelab job is running on this machine (process " in app.info[0].value
+            assert "gluelab evaluate: part1 padim seed 0 baseline" in app.info[0].value
+            assert "one job runs at a time" in app.info[0].value
+        finally:
+            os.kill(started.pid, signal.SIGTERM)
 
 
 def test_an_evaluation_started_from_the_runs_page_lands_in_the_store(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main as gluelab
-from engine.cores import busy_slots, job_slot, usable_cores
+from engine.cores import busy_slots, job_slot, threads_per_job, usable_cores
 from engine.evaluation.evaluate import evaluate_job
 from engine.evaluation.jobs import Job
 from engine.evaluation.timing import OTHER_CPU_MARGIN_CORES, TimingLoad, contention
@@ -145,6 +145,12 @@ def test_retime_measures_a_finished_run_again_and_records_its_new_load(part1_sto
     assert not pd_isna(after.retimed_at) and after.finished_at == before.finished_at
     environment = json.loads(after.environment)
     assert environment["timing_history"][0]["load"] == json.loads(before.environment)["timing"]
+    # the grid's job process and the retiming's both ran torch on the threads engine.cores gives a job
+    assert (
+        environment["timing"]["intra_op_threads"]
+        == threads_per_job()
+        == environment["timing_history"][0]["load"]["intra_op_threads"]
+    )
     verdict = contention(TimingLoad.from_record(environment["timing"]))
     assert (None if pd_isna(after.timing_note) else after.timing_note) == verdict
     assert after.timing_contended == (verdict is not None)
