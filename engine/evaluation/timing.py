@@ -68,9 +68,9 @@ def contention(load: TimingLoad) -> str | None:
       free (`TimingLoad.spare_cores`). A job's threads use every core it
       has, and each parallel region waits for its slowest thread: a thread that loses its core for a moment
       stalls the whole region, so even a fraction of a core taken away slows a batch-1 forward pass far more
-      than the fraction (one other torch process on 2 cores made PaDiM 11x and DFM 130x slower). A quiet
-      machine stays well below the margin (kernel threads, the grid watching its job's memory: a few hundredths
-      of a core), which leaves room for that noise; or
+      than the fraction (one other torch process on 2 cores made PaDiM 11x and DFM 130x slower). The margin
+      leaves room for the background of an otherwise idle machine (kernel threads, the grid sampling its job's
+      memory every 50 ms), and no more; or
     - torch ran more intra-op threads than the job had cores, so the job oversubscribed them itself.
     """
     reasons = []
