@@ -46,11 +46,12 @@ TRAINING_LIMITS = """TRY_CAST(json_extract_string(config, '$.settings.epochs') A
 
 
 def recent_runs(store: Path | str, limit: int = 200) -> pd.DataFrame:
-    """The latest runs of any status, with their error if they failed and how they trained if they finished."""
+    """The latest runs of any status, with their error if they failed, and how they trained and whether they were
+    timed under load if they finished."""
     with read_store(store) as con:
         return con.execute(
             f"""SELECT run_id, part, model, backbone, preset, seed, condition, status, error, started_at, finished_at,
-                      epochs, stop_reason, under_trained, {TRAINING_LIMITS}
+                      epochs, stop_reason, under_trained, timing_contended, {TRAINING_LIMITS}
                FROM (SELECT * FROM runs ORDER BY started_at DESC LIMIT ?)  -- configs are read for these rows only
                ORDER BY started_at DESC""",
             [limit],

@@ -20,6 +20,7 @@ RUN_COLUMNS = {
     "epochs": st.column_config.NumberColumn("Epochs", format="%d"),
     "stop_reason": st.column_config.TextColumn("Stop reason"),
     "under_trained": st.column_config.CheckboxColumn("Under-trained"),
+    "timing_contended": st.column_config.CheckboxColumn("Timed under load"),
 }
 
 st.title("Runs")
