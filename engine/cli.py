@@ -66,6 +66,12 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _png_path(text: str) -> Path:
+    if not text.lower().endswith(".png"):
+        raise argparse.ArgumentTypeError(f"must be a file name ending in .png (got {text!r})")
+    return Path(text)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from engine.ingest.importer import import_dataset
     from engine.ingest.synthetic.parts import part_number
@@ -74,6 +80,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     parts = list(dict.fromkeys(args.parts))
     for part in parts:
         part_number(part)
+    if args.sheet:
+        from engine.ingest.synthetic.sheet import write_sheet
+
+        path = write_sheet(parts, args.seed, args.sheet, args.images)
+        print(f"contact sheet of {', '.join(parts)} (seed {args.seed}, {args.images}-image parts): {path}")
+        return 0
     store = args.store if args.store else (DEFAULT_STORE if DEFAULT_STORE.exists() else None)
     registered = _registered_here([args.out / part for part in parts], store, args.replace)
     for part in parts:
@@ -297,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--replace",
         action="store_true",
         help="regenerate part folders a store has registered, and register them again",
+    )
+    generate.add_argument(
+        "--sheet",
+        type=_png_path,
+        metavar="FILE.png",
+        help="instead of writing the parts, draw one row per part: a normal, an over- and an under-exposed"
+        " acceptable frame, and one defect of each type with its mask outlined",
     )
     generate.set_defaults(run=cmd_generate)
 

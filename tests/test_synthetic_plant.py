@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
+from engine.cli import main as gluelab
 from engine.ingest.synthetic.geometry import build_geometry
 from engine.ingest.synthetic.parts import DEFECT_TYPES, PART_KNOBS, REGIONS, knobs_table
 from engine.ingest.synthetic.plant import MANIFEST_COLUMNS, generate_part, plan_part, render_planned
+from engine.ingest.synthetic.render import EXTREME_STOPS
+from engine.ingest.synthetic.sheet import COLUMNS, LABEL_WIDTH, TILE_HEIGHT, TILE_WIDTH
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,7 +84,7 @@ def test_defects_sit_on_the_bead_in_their_region():
 def test_part16_brightness_spread_is_much_wider_than_part1(tmp_path):
     spreads, over_exposed = {}, {}
     for part in ("part1", "part16"):
-        manifest = pd.read_csv(generate_part(part, 100, seed=0, out_dir=tmp_path, workers=2) / "manifest.csv")
+        manifest = pd.read_csv(generate_part(part, 150, seed=0, out_dir=tmp_path, workers=2) / "manifest.csv")
         normal = manifest[manifest.label == "normal"]
         spreads[part] = normal.mean_brightness.std()
         over_exposed[part] = int(normal.over_exposed.sum())
@@ -110,3 +115,70 @@ def test_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
     with pytest.raises(FileExistsError, match="not a generated part"):
         generate_part("part1", 10, seed=0, out_dir=tmp_path)
     assert (tmp_path / "part1" / "precious.txt").exists()
+
+
+@lru_cache(maxsize=1)
+def _part16_acceptable_frames() -> list:
+    """(plan, rendered frame) for every acceptable frame of a 500-image part16, seed 0."""
+    return [(plan, render_planned("part16", 0, plan)[0]) for plan in plan_part(500) if plan.defect_type == "good"]
+
+
+def _part16_frames(keep) -> list:
+    return [(plan, rendered) for plan, rendered in _part16_acceptable_frames() if keep(plan, rendered)]
+
+
+def _bead_core(part: str, camera: np.ndarray) -> np.ndarray:
+    """Pixels of the image that show the middle half of the bead's width, through the frame's camera pose."""
+    geometry = build_geometry(part)
+    distance = cv2.warpAffine(geometry.bead_distance, camera, (640, 480), flags=cv2.INTER_LINEAR, borderValue=999.0)
+    return distance < 0.5 * geometry.bead_halfwidth * (1 - PART_KNOBS[part].width_tolerance)
+
+
+def test_over_exposed_frames_of_part16_clip_the_bead_at_full_scale():
+    bright = _part16_frames(lambda plan, r: r.exposure_stops >= EXTREME_STOPS)
+    assert len(bright) >= 2
+    for plan, rendered in bright:
+        core = _bead_core("part16", rendered.camera)
+        clipped = (rendered.image[core] == 255).mean()
+        assert rendered.over_exposed, plan
+        assert clipped > 0.2, (plan, clipped)
+
+
+def test_under_exposed_frames_of_part16_crush_the_dark_metal_to_black_and_dim_the_bead():
+    dark = _part16_frames(lambda plan, r: r.exposure_stops <= -EXTREME_STOPS)
+    ordinary = _part16_frames(lambda plan, r: abs(r.exposure_stops) < 0.1)
+    assert dark and ordinary
+    ordinary_bead = np.mean([r.image[_bead_core("part16", r.camera)].mean() for _, r in ordinary])
+    ordinary_black = np.mean([(r.image == 0).mean() for _, r in ordinary])
+    for plan, rendered in dark:
+        assert (rendered.image == 0).mean() > max(5 * ordinary_black, 0.002), plan
+        assert rendered.image[_bead_core("part16", rendered.camera)].mean() < 0.7 * ordinary_bead, plan
+
+
+def test_training_frames_are_the_lines_ordinary_frames_and_extremes_come_only_among_acceptable_test_frames():
+    frames = _part16_acceptable_frames()
+    train = [abs(r.exposure_stops) for plan, r in frames if plan.split == "train"]
+    test = [abs(r.exposure_stops) for plan, r in frames if plan.split == "test"]
+    assert max(train) < EXTREME_STOPS
+    assert sum(stops >= EXTREME_STOPS for stops in test) >= 0.1 * len(test)
+
+
+def test_contact_sheet_shows_every_part_with_its_exposure_extremes_and_each_defect_type(tmp_path, capsys):
+    sheet = tmp_path / "sheet.png"
+    assert gluelab(["generate", "--parts", "part1", "part16", "--sheet", str(sheet)]) == 0
+    assert str(sheet) in capsys.readouterr().out
+    image = cv2.imread(str(sheet))
+    assert image.shape == (24 + 2 * TILE_HEIGHT, LABEL_WIDTH + len(COLUMNS) * TILE_WIDTH, 3)
+    assert not (tmp_path / "part1").exists()
+    part16_row = image[24 + TILE_HEIGHT :, LABEL_WIDTH:]
+    tiles = {column: part16_row[:, i * TILE_WIDTH : (i + 1) * TILE_WIDTH] for i, column in enumerate(COLUMNS)}
+    for column, tile in tiles.items():
+        assert tile[30:].std() > 10, f"part16 has no {column} tile"
+    outline = (tile[..., 2] > 200) & (tile[..., 0] < 80)
+    assert outline.sum() > 20  # the last defect's mask outline, in red
+
+
+def test_contact_sheet_must_be_a_png(capsys):
+    with pytest.raises(SystemExit):
+        gluelab(["generate", "--parts", "part1", "--sheet", "sheet.jpg"])
+    assert "must be a file name ending in .png (got 'sheet.jpg')" in capsys.readouterr().err

@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.ingest.synthetic.parts import DEFECT_TYPES, SEVERITIES
 
-RADIUS_PX = {"small": (9.0, 14.0), "medium": (15.0, 24.0), "extensive": (25.0, 40.0)}
+RADIUS_PX = {"small": (16.0, 22.0), "medium": (22.0, 32.0), "extensive": (34.0, 50.0)}
 MIN_DEFECT_AREA_PX = 20
 
 
@@ -43,7 +43,7 @@ def _source_offsets(kind: str, rel: np.ndarray, tangent: np.ndarray, radius: flo
         angle = rng.uniform(0.8, 1.8) * rng.choice([-1.0, 1.0])
         return angle * np.stack([-rel[..., 1], rel[..., 0]], axis=-1)
     if kind == "bulge":
-        return -rng.uniform(0.35, 0.6) * across[..., None] * normal
+        return -rng.uniform(0.55, 0.8) * across[..., None] * normal
     if kind == "pinch":
         return rng.uniform(0.8, 2.0) * across[..., None] * normal
     raise ValueError(f"unknown defect type {kind!r}; choose from {', '.join(DEFECT_TYPES)}")

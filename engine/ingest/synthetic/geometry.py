@@ -1,10 +1,15 @@
-"""Fixed geometry of a synthetic part: sheet metal scene, glue bead centre lines and regions A-E.
+"""Fixed geometry of a synthetic part: shaded sheet metal, glue bead centre lines and regions A-E.
 
 The layout follows the study's description of part1 (section 3.2, Fig. 6): A on the left over a
 dark cavity, B in the centre close to the flange below, C under a small hole, D at the right edge
 above long sheet metal, E on the curved branch that leaves the main line towards the upper right.
 Every part uses this arrangement with its own positions, curvature and clutter, drawn from a
 generator seeded by the part number only.
+
+The metal is shaded once per part, as the plant's fixed lights see it: a height field (panels at
+different heights with bevelled edges, holes and the cavity as depressions, brushing streaks) gives
+surface normals, and each pixel's radiance is its reflectance times ambient plus Lambert diffuse light,
+plus a Blinn-Phong specular term. The bead is shaded per image in `render.py` with the same light.
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ FLANGE_HIGHLIGHT = 0.72
 CAVITY = 0.10
 HOLE = 0.04
 BEAD = 0.62
-BEAD_SHADOW_PX = 2.5  # width of the soft shadow the bead casts on the metal
+BEAD_HEIGHT_RATIO = 0.8  # bead height over its half width: a rounded bead a little flatter than a half cylinder
+
+# Shading: one fixed light per part, the camera looking straight down.
+AMBIENT = 0.35  # share of a flat surface's brightness that does not depend on its orientation
+LIGHT_ELEVATION_DEG = (42.0, 58.0)  # per-part range
+METAL_GLOSS, METAL_SHININESS = 0.06, 12.0
+GLUE_GLOSS, GLUE_SHININESS = 0.55, 30.0
 
 # Along-the-line extents of the main-line regions, as fractions of the image width.
 MAIN_LINE_REGIONS = {"A": (0.05, 0.24), "B": (0.38, 0.54), "C": (0.58, 0.66), "D": (0.86, 0.985)}
@@ -41,6 +52,9 @@ class PartGeometry:
     bead_halfwidth: float  # nominal half width of the bead, px
     bead_level: float  # reflectance of the glue
     bead_band: np.ndarray  # flat indices of pixels the bead or its shadow can reach
+    bead_normal_xy: np.ndarray  # float32 (2, len(bead_band)): unit direction away from the centre line
+    light: np.ndarray  # float32 (3,) unit vector towards the light (x right, y down, z to the camera)
+    glue_relief: np.ndarray  # float32 (2, H, W): slopes of the glue's surface ripples (x, y), tiled
     region_points: dict[str, np.ndarray]  # region -> (K, 2) centre-line points (x, y)
     region_tangents: dict[str, np.ndarray]  # region -> (K, 2) unit tangents along the bead
 
@@ -75,10 +89,34 @@ def _smooth_noise(rng: np.random.Generator, sigma: float, kernel: tuple[int, int
     return smooth / (smooth.std() + 1e-6)
 
 
-def _hole(scene: np.ndarray, xx, yy, cx: float, cy: float, radius: float) -> None:
+def _hole(scene: np.ndarray, height: np.ndarray, xx, yy, cx: float, cy: float, radius: float) -> None:
     r = np.hypot(xx - cx, yy - cy)
     scene[(r >= radius) & (r < radius + 1.8)] = FLANGE_HIGHLIGHT
     scene[r < radius] = HOLE
+    height[r < radius] -= 6.0
+
+
+def _light(rng: np.random.Generator) -> np.ndarray:
+    elevation = np.radians(rng.uniform(*LIGHT_ELEVATION_DEG))
+    azimuth = rng.uniform(0, 2 * np.pi)
+    return np.array(
+        [np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)], np.float32
+    )
+
+
+def shade(albedo, slope_x, slope_y, light: np.ndarray, gloss: float, shininess: float):
+    """Radiance of a surface with reflectance `albedo` and height slopes (dh/dx, dh/dy) under `light`.
+
+    Ambient plus Lambert diffuse, scaled so a flat surface returns its albedo, plus a Blinn-Phong
+    highlight (half vector between the light and a camera looking straight down).
+    """
+    half = light + np.array([0, 0, 1], np.float32)
+    half /= np.linalg.norm(half)
+    norm = np.sqrt(slope_x * slope_x + slope_y * slope_y + 1.0)
+    n_dot_l = np.maximum(light[2] - slope_x * light[0] - slope_y * light[1], 0.0) / norm
+    n_dot_h = np.maximum(half[2] - slope_x * half[0] - slope_y * half[1], 0.0) / norm
+    diffuse = AMBIENT + (1.0 - AMBIENT) * n_dot_l / light[2]
+    return albedo * diffuse + gloss * n_dot_h**shininess
 
 
 @lru_cache(maxsize=4)
@@ -93,36 +131,45 @@ def build_geometry(part: str) -> PartGeometry:
 
     # Sheet metal: upper panel, a flange below the bead (closest under region B), a dark cavity under A.
     scene = np.full((H, W), METAL_UPPER, np.float32)
+    height = np.zeros((H, W), np.float32)  # px; the camera looks down the z axis
     b_lo, b_hi = MAIN_LINE_REGIONS["B"]
     b_centre = (b_lo + b_hi) / 2 * W
     far_gap, near_gap = rng.uniform(38, 60), rng.uniform(13, 18)
     gap = far_gap - (far_gap - near_gap) * np.exp(-(((columns - b_centre) / (0.09 * W)) ** 2))
     lower_edge = (main_y + gap)[None, :]
     scene[yy > lower_edge] = METAL_LOWER
+    height[yy > lower_edge] = 4.0
     scene[np.abs(yy - lower_edge) < 1.6] = FLANGE_HIGHLIGHT
     scene[(yy > lower_edge + 1.6) & (yy < lower_edge + 4.5)] *= 0.7
     upper_edge = (main_y - rng.uniform(75, 115) + rng.uniform(-0.08, 0.08) * (columns - W / 2))[None, :]
     scene[yy < upper_edge] = METAL_UPPER * 1.15
+    height[yy < upper_edge] = 3.0
     scene[np.abs(yy - upper_edge) < 1.2] = FLANGE_HIGHLIGHT * 0.9
     cavity_right = rng.uniform(0.26, 0.31) * W
     cavity = (xx < cavity_right) & (yy > main_y[None, :] + 8) & (yy < main_y[None, :] + rng.uniform(60, 90))
     scene[cavity] = CAVITY
+    height[cavity] = -12.0
 
     # A small hole above region C, and some clutter holes and darker patches away from the bead.
     c_x = float(np.mean(MAIN_LINE_REGIONS["C"])) * W
-    _hole(scene, xx, yy, c_x, float(y_of(c_x)) - rng.uniform(24, 32), rng.uniform(7, 10))
+    _hole(scene, height, xx, yy, c_x, float(y_of(c_x)) - rng.uniform(24, 32), rng.uniform(7, 10))
     for _ in range(rng.integers(1, 4)):
         hx = rng.uniform(0.05, 0.6) * W
         hy = float(y_of(hx)) + rng.choice([-1, 1]) * rng.uniform(95, 170)
         if 20 < hy < H - 20:
-            _hole(scene, xx, yy, hx, hy, rng.uniform(6, 14))
+            _hole(scene, height, xx, yy, hx, hy, rng.uniform(6, 14))
     for _ in range(rng.integers(1, 3)):
         ex, ey = rng.uniform(0.1, 0.9) * W, rng.uniform(0.05, 0.25) * H
         ellipse = ((xx - ex) / rng.uniform(30, 80)) ** 2 + ((yy - ey) / rng.uniform(15, 40)) ** 2 < 1
         scene[ellipse] *= 0.6
 
-    # Metal texture: broad unevenness plus brushing streaks; then a slight optical softening.
+    # Metal texture: broad unevenness plus brushing streaks in the reflectance and in the surface; bevelled edges.
     scene *= 1 + 0.05 * _smooth_noise(rng, 40) + 0.025 * _smooth_noise(rng, 0, kernel=(61, 1))
+    height = cv2.GaussianBlur(height, (0, 0), 1.5) + 0.4 * _smooth_noise(rng, 0, kernel=(41, 1))
+    height += 0.12 * _smooth_noise(rng, 2.0)  # fine dents and grain
+    slope_y, slope_x = np.gradient(height)
+    light = _light(rng)
+    scene = shade(scene, slope_x, slope_y, light, METAL_GLOSS, METAL_SHININESS)
     scene = np.asarray(cv2.GaussianBlur(scene, (0, 0), 0.8), dtype=np.float32)
 
     # Glue bead: main line across the image and one branch curving to the upper right (region E).
@@ -155,14 +202,23 @@ def build_geometry(part: str) -> PartGeometry:
     region_points["E"], region_tangents["E"] = branch[e_lo:e_hi], _tangents(branch)[e_lo:e_hi]
 
     halfwidth = float(rng.uniform(5.5, 7.5))
-    reach = halfwidth * (1 + knobs.width_tolerance) + BEAD_SHADOW_PX + 1
+    reach = halfwidth * (1 + knobs.width_tolerance) * (1 + BEAD_HEIGHT_RATIO) + 2
+    band = np.flatnonzero(bead_distance < reach)
+    away_y, away_x = np.gradient(bead_distance)
+    away = np.stack([away_x.ravel()[band], away_y.ravel()[band]])
+    away /= np.maximum(np.linalg.norm(away, axis=0), 1e-6)
+    ripples = 0.5 * _smooth_noise(rng, 3.0)
+    relief_y, relief_x = np.gradient(ripples)
     return PartGeometry(
         part=part,
         scene=scene,
         bead_distance=bead_distance,
         bead_halfwidth=halfwidth,
         bead_level=BEAD + knobs.bead_contrast,
-        bead_band=np.flatnonzero(bead_distance < reach),
+        bead_band=band,
+        bead_normal_xy=away.astype(np.float32),
+        light=light,
+        glue_relief=np.stack([relief_x, relief_y]).astype(np.float32),
         region_points=region_points,
         region_tangents=region_tangents,
     )

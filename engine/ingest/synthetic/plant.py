@@ -107,7 +107,7 @@ def render_planned(part: str, seed: int, plan: ImagePlan):
     """The acceptable render of a planned image and, for a defective plan, its defect."""
     geometry, knobs = build_geometry(part), PART_KNOBS[part]
     rng = image_rng(seed, part, plan.index)
-    rendered = render_normal(geometry, knobs, rng)
+    rendered = render_normal(geometry, knobs, rng, representative=plan.split == "train" or plan.defect_type != "good")
     if plan.defect_type == "good":
         return rendered, None
     points, tangents = geometry.region_points[plan.region], geometry.region_tangents[plan.region]
