@@ -61,7 +61,7 @@ def runtime_table(store: Path | str, part: str) -> pd.DataFrame:
     """Training time, batch-1 latency, throughput and peak memory of `part`'s finished runs, with their hardware."""
     with read_store(store) as con:
         return con.execute(
-            """SELECT part, condition, model, backbone, preset, seed, train_seconds, inference_ms, throughput_fps,
+            """SELECT run_id, part, condition, model, backbone, preset, seed, train_seconds, inference_ms, throughput_fps,
                       peak_memory_mb, n_train, n_test, hardware[1] AS processor,
                       CAST(hardware[2] AS INTEGER) AS cpu_count, CAST(hardware[3] AS INTEGER) AS torch_threads,
                       hardware[4] AS gpu

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import cached_queries, widgets
+from engine.analysis.deployment import EAGER, deployed_time_rows, time_criteria
 from engine.analysis.line_stops import rates_per_candidate
 from engine.analysis.recommendation import INFERENCE, Recommendation, recommend, under_trained_reasons
 from engine.analysis.results_table import LOCAL_SOURCE
@@ -45,6 +46,7 @@ class Choices:
     log_x: bool
     use_weights: bool
     include_under_trained: bool
+    time: str = EAGER  # the inference time compared: the eager runs', or a runtime's deployed latency
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,16 @@ def choices() -> Choices:
     log_x = middle.toggle("Logarithmic time axis", value=True, key="selection_log")
     use_weights = right.toggle("Weigh the criteria instead of the knee", key="selection_use_weights")
     include = last.toggle("Include under-trained runs", key="selection_under_trained")
-    return Choices(Criterion(metric, "max"), log_x, use_weights, include)
+    criteria = time_criteria()
+    time: str = left.selectbox(
+        "Time criterion",
+        list(criteria),
+        format_func=criteria.__getitem__,
+        key="selection_time",
+        help="Deployed: the batch-1 latency of the run's model exported with `gluelab deploy` and timed in that "
+        "runtime; candidates not deployed there are left out.",
+    )
+    return Choices(Criterion(metric, "max"), log_x, use_weights, include, time)
 
 
 def limits_and_weights(rows: pd.DataFrame, chosen: Choices) -> Limits:
@@ -338,6 +349,12 @@ def image_against_pixel(rows: pd.DataFrame, parts: list[str], short: pd.DataFram
 
 def choose(ctx: widgets.StoreContext, filters: widgets.Filters, parts: list[str], rows: pd.DataFrame) -> None:
     chosen = choices()
+    if chosen.time != EAGER:
+        rows = deployed_time_rows(rows, cached_queries.deployments_of(ctx.store, ctx.stamp, parts), chosen.time)
+        st.caption(
+            f"Time criterion: {time_criteria()[chosen.time]}, the batch-1 latency of each candidate's model exported "
+            "with `gluelab deploy`, on the machine it was deployed on (mean over its deployed seeds)."
+        )
     limits = limits_and_weights(rows, chosen)
     candidates, missing_parts = worst_case_across_parts(rows, parts, (INFERENCE, chosen.accuracy), KEY)
     short = under_trained(ctx, filters.condition, parts)
