@@ -92,7 +92,6 @@ if ctx is not None:
         runs = cached_queries.runtime(ctx.store, ctx.stamp, filters.part)
         runs = runs[runs["condition"] == filters.condition]
         if not runs.empty and filters.source != cached_queries.PUBLISHED_SOURCE_LABEL:
-            deployed_section(runs, cached_queries.deployments(ctx.store, ctx.stamp, filters.part), log_scale)
             st.subheader("Local runs and the hardware they used")
             st.caption(
                 "Inference is the median batch-1 latency after warm-up; throughput is measured at batch 32. "
@@ -130,3 +129,4 @@ if ctx is not None:
                     "gpu": st.column_config.Column("GPU"),
                 },
             )
+            deployed_section(runs, cached_queries.deployments(ctx.store, ctx.stamp, filters.part), log_scale)
