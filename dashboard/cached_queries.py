@@ -18,6 +18,7 @@ from engine.analysis.recommendation import STUDY_HARDWARE, hardware_label
 from engine.analysis.results_table import LOCAL_SOURCE, METRIC_ORDER, RUNTIME_METRICS, results_long
 from store import dataset_parts, queries
 from store.connection import default_store
+from store.deployments import deployments as store_deployments
 from store.runs import HARDWARE_COLUMNS, leaderboard, run_training_losses
 
 STAMP_SECONDS = 2
@@ -90,6 +91,16 @@ def recent_runs(store: str, store_stamp: str) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=16)
 def runtime(store: str, store_stamp: str, part: str) -> pd.DataFrame:
     return with_candidates(queries.runtime_table(store, part), LOCAL_SOURCE)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def deployments(store: str, store_stamp: str, part: str) -> pd.DataFrame:
+    """Every deployment of `part`'s finished runs (`gluelab deploy`), labelled by candidate."""
+    return with_candidates(store_deployments(store, part), LOCAL_SOURCE)
+
+
+def deployments_of(store: str, store_stamp: str, chosen_parts: list[str]) -> pd.DataFrame:
+    return pd.concat([deployments(store, store_stamp, part) for part in chosen_parts], ignore_index=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

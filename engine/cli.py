@@ -198,6 +198,35 @@ def _retime(args: argparse.Namespace) -> int:
     return 1 if flagged else 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from engine.evaluation.deploy import deploy_run
+
+    result = deploy_run(
+        args.run_id, args.format, args.out, args.store, report=lambda message: print(f"  {message}", file=sys.stderr)
+    )
+    print(f"{result.label} ({result.run_id}) exported to {result.fmt}: {result.path}")
+    print(deployment_table(result.deployments))
+    return 0
+
+
+def deployment_table(deployments: list) -> str:
+    """One line per runtime: batch-1 latency, throughput, the eager latency of the same session and the speed-up."""
+    rows = [("runtime", "latency ms", "images/s", "eager ms", "faster than eager", "max score difference")]
+    for d in deployments:
+        rows.append(
+            (
+                d.runtime,
+                f"{d.latency_ms:.2f}",
+                f"{d.throughput_fps:.1f}",
+                f"{d.eager_latency_ms:.2f}",
+                f"{d.eager_latency_ms / d.latency_ms:.2f}x",
+                f"{d.max_score_difference:.2g}",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)) for row in rows)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from engine.models.registry import model_states
 
@@ -397,10 +426,26 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=cmd_evaluate)
 
     export = commands.add_parser("export", help="write a store table to a .csv or .parquet file")
-    export.add_argument("table", help="datasets, images, runs, metrics, image_scores, artifacts or published_results")
+    export.add_argument(
+        "table", help="datasets, images, runs, metrics, image_scores, artifacts, published_results or deployments"
+    )
     export.add_argument("--out", type=Path, required=True, help="file ending in .csv or .parquet")
     export.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
     export.set_defaults(run=cmd_export)
+
+    deploy = commands.add_parser(
+        "deploy",
+        help="export a finished run's model with anomalib (ONNX or OpenVINO), check its scores, time it here",
+    )
+    deploy.add_argument("run_id", help="a finished run's id (the Runtime page lists them; `gluelab export runs`)")
+    deploy.add_argument(
+        "--format",
+        required=True,
+        help="onnx (timed in ONNX Runtime and OpenVINO) or openvino (OpenVINO IR, timed in OpenVINO)",
+    )
+    deploy.add_argument("--out", type=Path, required=True, help="folder; the model goes to OUT/weights/FORMAT/")
+    deploy.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    deploy.set_defaults(run=cmd_deploy)
 
     models = commands.add_parser("models", help="every model x backbone and whether it runs on this machine")
     models.set_defaults(run=cmd_models)

@@ -6,7 +6,16 @@ from pathlib import Path
 
 from store.connection import DEFAULT_STORE, read_store
 
-EXPORTABLE_TABLES = ("datasets", "images", "runs", "metrics", "image_scores", "artifacts", "published_results")
+EXPORTABLE_TABLES = (
+    "datasets",
+    "images",
+    "runs",
+    "metrics",
+    "image_scores",
+    "artifacts",
+    "published_results",
+    "deployments",
+)
 FORMATS = {".csv": "(FORMAT csv, HEADER true)", ".parquet": "(FORMAT parquet)"}
 
 

@@ -427,7 +427,7 @@ def _holder_alive(host: str, pid: int) -> bool:
 
 
 def _delete_run(con, run_id: str) -> None:
-    for table in ("training_losses", "artifacts", "image_scores", "metrics", "runs"):
+    for table in ("deployments", "training_losses", "artifacts", "image_scores", "metrics", "runs"):
         con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
 
 

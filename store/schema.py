@@ -133,6 +133,23 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN timing_note VARCHAR;  -- why, in words (NULL when quiet)
     ALTER TABLE runs ADD COLUMN retimed_at TIMESTAMP;  -- when `gluelab evaluate --retime` last measured it again
     """,
+    # 7: a finished run's model exported (`gluelab deploy`) and timed in a runtime, beside the run's eager figures.
+    # One row per (run, exported format, runtime that executed the file); a forced re-run drops its run's rows.
+    """
+    CREATE TABLE deployments (
+        run_id VARCHAR NOT NULL,
+        format VARCHAR NOT NULL,  -- onnx | openvino: the exported file
+        runtime VARCHAR NOT NULL,  -- onnxruntime | openvino: what executed it
+        latency_ms DOUBLE NOT NULL,  -- median batch-1 latency after warm-up, pre-processing included
+        throughput_fps DOUBLE NOT NULL,  -- images per second at batch 32
+        eager_latency_ms DOUBLE NOT NULL,  -- the run's eager model, timed the same way in the same session
+        max_score_difference DOUBLE NOT NULL,  -- largest |exported - eager| image score on the part's test images
+        environment VARCHAR NOT NULL,  -- JSON: library versions (the runtimes' included) and hardware, as runs record them
+        exported_at TIMESTAMP NOT NULL,
+        path VARCHAR NOT NULL,  -- the exported model file
+        PRIMARY KEY (run_id, format, runtime)
+    );
+    """,
 ]
 
 

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import cached_queries, widgets
+from engine.analysis.deployment import EAGER, deployed_time_rows, time_criteria
 from engine.analysis.flags import RUN_FLAGS, RunFlag, flag_reasons, flags_spoiling
 from engine.analysis.line_stops import rates_per_candidate
 from engine.analysis.recommendation import INFERENCE, Recommendation, recommend
@@ -46,6 +47,7 @@ class Choices:
     log_x: bool
     use_weights: bool
     included: frozenset[str]  # the flags (`RunFlag.name`) whose candidates are put back on the fronts
+    time: str = EAGER  # the inference time compared: the eager runs', or a runtime's deployed latency
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,16 @@ def choices() -> Choices:
         for flag, column in zip(RUN_FLAGS, switches, strict=True)
         if column.toggle(flag.switch, key=switch_key(flag))
     )
-    return Choices(Criterion(metric, "max"), log_x, use_weights, included)
+    criteria = time_criteria()
+    time: str = left.selectbox(
+        "Time criterion",
+        list(criteria),
+        format_func=criteria.__getitem__,
+        key="selection_time",
+        help="Deployed: the batch-1 latency of the run's model exported with `gluelab deploy` and timed in that "
+        "runtime; candidates not deployed there are left out.",
+    )
+    return Choices(Criterion(metric, "max"), log_x, use_weights, included, time)
 
 
 def switch_key(flag: RunFlag) -> str:
@@ -360,6 +371,12 @@ def image_against_pixel(
 
 def choose(ctx: widgets.StoreContext, filters: widgets.Filters, parts: list[str], rows: pd.DataFrame) -> None:
     chosen = choices()
+    if chosen.time != EAGER:
+        rows = deployed_time_rows(rows, cached_queries.deployments_of(ctx.store, ctx.stamp, parts), chosen.time)
+        st.caption(
+            f"Time criterion: {time_criteria()[chosen.time]}, the batch-1 latency of each candidate's model exported "
+            "with `gluelab deploy`, on the machine it was deployed on (mean over its deployed seeds)."
+        )
     limits = limits_and_weights(rows, chosen)
     candidates, missing_parts = worst_case_across_parts(rows, parts, (INFERENCE, chosen.accuracy), KEY)
     reasons = flagged(ctx, filters.condition, parts)

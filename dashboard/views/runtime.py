@@ -11,9 +11,11 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import cached_queries, widgets
+from engine.analysis.deployment import latency_per_run
 from engine.analysis.flags import RunFlag, flag_reasons, flags_spoiling
 from engine.analysis.results_table import RUNTIME_METRICS
 from engine.analysis.selection import leave_out
+from store.deployments import RUNTIME_NAMES
 from store.metrics import metric as registered_metric
 
 KEY = ("candidate", "source")
@@ -39,6 +41,50 @@ def flagged_list(flag: RunFlag, reasons: pd.DataFrame, excluded: bool) -> None:
     heading = f"Left out as {flag.label}" if excluded else f"{flag.label.capitalize()}, yet included below"
     st.markdown(f"**{heading}**\n" + "\n".join(f"- {row.candidate}: {row.reason}" for row in reasons.itertuples()))
 
+
+def deployed_section(runs: pd.DataFrame, deployed: pd.DataFrame, log_scale: bool) -> None:
+    """Each run's eager latency beside its exported model's in ONNX Runtime and OpenVINO (`gluelab deploy`)."""
+    st.subheader("Eager and deployed latency per run")
+    table = latency_per_run(runs, deployed)
+    latency = ["inference_ms", *(f"{runtime}_ms" for runtime in RUNTIME_NAMES)]
+    if deployed.empty:
+        st.caption(
+            "No run has been deployed yet: `gluelab deploy RUN_ID --format onnx --out DIR` exports a run's model "
+            "with anomalib, checks it scores as the eager model does and times it in ONNX Runtime and OpenVINO."
+        )
+    else:
+        bars = table.melt(id_vars=["candidate", "seed"], value_vars=latency, var_name="runtime", value_name="ms")
+        bars = bars.dropna(subset=["ms"]).assign(
+            run=lambda frame: frame["candidate"] + " seed " + frame["seed"].astype(str),
+            runtime=lambda frame: frame["runtime"].map(LATENCY_LABELS),
+        )
+        figure = px.bar(bars, x="ms", y="run", color="runtime", barmode="group", orientation="h", log_x=log_scale)
+        figure.update_layout(height=160 + 30 * bars["run"].nunique(), xaxis_title="Batch-1 latency (ms/image)")
+        st.plotly_chart(figure)
+        st.caption(
+            "Deployed: the run's model refitted from its config and seed, exported with anomalib (its resize and "
+            "normalisation inside the graph), checked to give the run's scores, and timed like the eager model "
+            "(median batch-1 latency after warm-up). Faster: the eager latency timed in the same session divided by "
+            "the deployed one."
+        )
+    st.dataframe(
+        table[["candidate", "seed", "run_id", *latency, *(f"{runtime}_speedup" for runtime in RUNTIME_NAMES)]],
+        hide_index=True,
+        column_config={
+            **widgets.key_columns(table),
+            "run_id": st.column_config.Column("Run id"),
+            **{column: st.column_config.NumberColumn(LATENCY_LABELS[column], format="%.2f") for column in latency},
+            **{
+                f"{runtime}_speedup": st.column_config.NumberColumn(f"{name}: faster than eager", format="%.2fx")
+                for runtime, name in RUNTIME_NAMES.items()
+            },
+        },
+    )
+
+
+LATENCY_LABELS = {"inference_ms": "Eager (ms/image)"} | {
+    f"{runtime}_ms": f"{name} (ms/image)" for runtime, name in RUNTIME_NAMES.items()
+}
 
 st.title("Runtime")
 ctx = widgets.store_context()
@@ -119,3 +165,4 @@ if ctx is not None:
                     "gpu": st.column_config.Column("GPU"),
                 },
             )
+            deployed_section(runs, cached_queries.deployments(ctx.store, ctx.stamp, filters.part), log_scale)

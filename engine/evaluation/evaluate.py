@@ -13,6 +13,7 @@ from pathlib import Path
 from statistics import median
 from typing import Self
 
+import albumentations as A
 import cv2
 import numpy as np
 import pandas as pd
@@ -173,6 +174,14 @@ def _with_augmentation(config: dict, job: Job) -> dict:
     return {**config, "deviations": [*config["deviations"], drawn]}
 
 
+def build_job_model(job: Job, settings: dict | None = None) -> tuple[Detector, A.Compose | None]:
+    """Seed every library with the job's seed and build its model from `settings` (default: the registry's preset);
+    with the training augmentation of the job's condition (None for `baseline`)."""
+    seed_everything(job.seed, workers=True, verbose=False)
+    detector = get_model(job.model).build(job.backbone, job.preset, settings)
+    return detector, study_augmentation(job.seed) if job.condition == "augmented" else None
+
+
 def evaluate_job(
     job: Job,
     data: PartData,
@@ -191,9 +200,7 @@ def evaluate_job(
     throughput are always timed on the plain model (whose results for the timed images are the run's results for
     them), and the load they were timed under goes to the run's `environment.timing` (`time_inference`).
     """
-    seed_everything(job.seed, workers=True, verbose=False)
-    detector = get_model(job.model).build(job.backbone, job.preset, settings)
-    augment = study_augmentation(job.seed) if job.condition == "augmented" else None
+    detector, augment = build_job_model(job, settings)
     detector.report = lambda progress: print(f"  {job.label}: {progress}", file=sys.stderr, flush=True)
     with PeakMemory() as memory:
         start = time.perf_counter()

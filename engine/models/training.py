@@ -12,7 +12,9 @@ first of:
   converged merely because the improvement is small in absolute terms.
 - **epoch_cap**: the preset's `epochs` ran out first;
 - **budget**: the wall-clock budget (`budget_minutes`) ran out first; checked after every epoch, so
-  the last epoch may end a little past it.
+  the last epoch may end a little past it. A finished run refitted later (`gluelab deploy`) sets
+  `replay_epochs` to the epochs it trained: its budget then ends training after exactly those epochs,
+  since the same minutes on another machine, or under another load, would train a different number.
 
 A run stopped by its cap or budget before its loss levelled off is under-trained, and says so.
 """
@@ -49,6 +51,8 @@ class TrainingClock:
         self._reported_at = 0.0
         budget = settings.get("budget_minutes")
         self.budget_minutes = None if budget is None else float(budget)
+        replay = settings.get("replay_epochs")
+        self.replay_epochs = None if replay is None else int(replay)
         self.losses: list[float] = []
         self.seconds: list[float] = []
         self.stop_reason: StopReason | None = None
@@ -71,7 +75,7 @@ class TrainingClock:
             self.stop_reason = "converged"
         elif len(self.losses) >= self.epoch_cap:
             self.stop_reason = "epoch_cap"
-        elif self.seconds[-1] >= 60 * self.budget_minutes:  # type: ignore[operator]
+        elif self._budget_spent():
             self.stop_reason = "budget"
         if self.report is not None and (
             self.stop_reason is not None or self.seconds[-1] - self._reported_at >= REPORT_EVERY_SECONDS
@@ -82,6 +86,11 @@ class TrainingClock:
                 f"epoch {len(self.losses)}, loss {mean_loss:.5g}, {self.seconds[-1] / 60:.1f} min of training{ending}"
             )
         return self.stop_reason is not None
+
+    def _budget_spent(self) -> bool:
+        if self.replay_epochs is not None:
+            return len(self.losses) >= self.replay_epochs
+        return self.seconds[-1] >= 60 * self.budget_minutes  # type: ignore[operator]
 
     def record(self) -> Training:
         return Training(

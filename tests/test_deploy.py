@@ -1,0 +1,239 @@
+"""`gluelab deploy`: a finished run's model exported with anomalib, scoring as its run did, timed, recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import onnxruntime
+import openvino
+import pandas as pd
+import pytest
+import torch
+from torchvision.transforms.v2.functional import resize
+
+from engine.analysis.deployment import EAGER, deployed_time_rows, latency_per_run
+from engine.cli import main as gluelab
+from engine.evaluation.deploy import SCORE_TOLERANCE, deploy_run
+from engine.evaluation.grid import run_grid
+from engine.evaluation.jobs import Job, plan_grid
+from engine.ingest.part_data import load_part
+from engine.models.export import BandResize, images_to_input
+from engine.models.registry import MODELS
+from engine.models.training import TrainingClock
+from store.deployments import Deployment, deployments, record_deployments
+from store.runs import claim_run, end_run, finish_run, run_image_scores, runs
+from tests.conftest import file_digest, generated_store, open_page, run_key, write_finished_run
+from tests.test_models import TINY, TINY_EXCEPTIONS
+
+# Models whose exported file is checked here on tiny presets, besides PaDiM at its cpu preset: the ones
+# benchmarks/deployment_latency.py times (memory bank, student-teacher, flow, EfficientAD's own loop).
+EXPORTED_ON_TINY_PRESETS = ("patchcore", "stfpm", "fastflow", "efficient_ad")
+
+
+@pytest.fixture(scope="module")
+def deployed_store(tmp_path_factory) -> Path:
+    """part1 (25 images) with finished PaDiM (cpu preset) and legacy runs; the PaDiM run deployed to ONNX."""
+    root = tmp_path_factory.mktemp("deploy")
+    store = generated_store(root)
+    assert gluelab(["evaluate", "--parts", "part1", "--models", "padim", "legacy", "--store", str(store)]) == 0
+    assert gluelab(["deploy", run_id(store, "padim"), "--format", "onnx", "--out", str(root / "padim")]
+                   + ["--store", str(store)]) == 0  # fmt: skip
+    return store
+
+
+@pytest.fixture
+def tiny_presets(monkeypatch):
+    for name, entry in MODELS.items():
+        if name != "legacy":
+            for key, value in {**TINY, **TINY_EXCEPTIONS.get(name, {})}.items():
+                monkeypatch.setitem(entry.presets["cpu"], key, value)
+
+
+def run_id(store: Path, model: str) -> str:
+    table = runs(store)
+    return table.loc[(table.model == model) & (table.status == "finished"), "run_id"].iloc[0]
+
+
+def stored_scores(store: Path, run: str) -> pd.DataFrame:
+    """The run's test images in the part's order, with their stored score and decision."""
+    images = load_part("part1", store).test_info[["image_path"]]
+    return images.merge(run_image_scores(run, store), on="image_path", how="left")
+
+
+def file_outputs(path: Path, runtime: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(pred_score, pred_label) of an exported file, run straight in its runtime on a batch of images."""
+    if runtime == "onnxruntime":
+        score, label = onnxruntime.InferenceSession(str(path)).run(["pred_score", "pred_label"], {"input": images})
+    else:
+        compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        results = compiled({"input": images})
+        score, label = results[compiled.output("pred_score")], results[compiled.output("pred_label")]
+    return score.reshape(-1), label.reshape(-1)
+
+
+def assert_scores_as_the_run(store: Path, run: str, path: Path, runtime: str) -> None:
+    expected = stored_scores(store, run)
+    data = load_part("part1", store)
+    score, label = file_outputs(path, runtime, images_to_input(data.test))
+    np.testing.assert_allclose(score, expected["score"], rtol=SCORE_TOLERANCE, atol=SCORE_TOLERANCE)
+    clear = np.abs(score - expected["score"]) > 0  # where rounding could tip a score at the threshold, skip it
+    clear &= ~np.isclose(expected["score"], expected.loc[expected["predicted_anomalous"], "score"].min(), rtol=1e-3)
+    assert (label[clear] == expected.loc[clear, "predicted_anomalous"]).all()
+
+
+def test_padim_exported_to_onnx_and_openvino_scores_as_its_run_and_is_timed_in_both_runtimes(deployed_store, tmp_path):
+    store, padim = deployed_store, run_id(deployed_store, "padim")
+    onnx_file = deployed_store.parent / "padim" / "weights" / "onnx" / "model.onnx"
+    assert gluelab(["deploy", padim, "--format", "openvino", "--out", str(tmp_path), "--store", str(store)]) == 0
+    ir_file = tmp_path / "weights" / "openvino" / "model.xml"
+
+    for path, runtime in ((onnx_file, "onnxruntime"), (onnx_file, "openvino"), (ir_file, "openvino")):
+        assert_scores_as_the_run(store, padim, path, runtime)
+
+    table = deployments(store)
+    assert sorted(zip(table.format, table.runtime, strict=True)) == [
+        ("onnx", "onnxruntime"),
+        ("onnx", "openvino"),
+        ("openvino", "openvino"),
+    ]
+    assert set(table.path) == {str(onnx_file.resolve()), str(ir_file.resolve())}
+    assert (table.latency_ms > 0).all() and (table.throughput_fps > 0).all() and (table.eager_latency_ms > 0).all()
+    assert (table.max_score_difference <= SCORE_TOLERANCE * 1000).all()  # PaDiM scores here are in the hundreds
+    run = runs(store).set_index("run_id").loc[padim]
+    assert (table.run_inference_ms == run.inference_ms).all()
+    with duckdb.connect(str(store), read_only=True) as con:
+        deployed_on = json.loads(con.execute("SELECT any_value(environment) FROM deployments").fetchone()[0])
+    assert deployed_on["hardware"] == json.loads(run.environment)["hardware"]  # the machine recorded as runs record it
+    assert {"onnxruntime", "openvino", "anomalib", "torch"} <= set(deployed_on["versions"])
+    description = json.loads((tmp_path / "weights" / "openvino" / "deployment.json").read_text())
+    assert description["run_id"] == padim and description["input"]["shape"] == ["batch", 3, 480, 640]
+    assert description["thresholds"]["image_threshold"] > 0
+
+
+@pytest.mark.parametrize("model", EXPORTED_ON_TINY_PRESETS)
+def test_an_exportable_model_scores_as_its_run_in_onnx_runtime_and_openvino(model, deployed_store, tiny_presets,
+                                                                             tmp_path):  # fmt: skip
+    jobs = plan_grid(["part1"], [model], None, 1, ["baseline"], "cpu", deployed_store)
+    assert run_grid(jobs, deployed_store, show_progress=False).finished == 1
+    result = deploy_run(jobs[0].run_id, "onnx", tmp_path, deployed_store)
+    assert [deployment.runtime for deployment in result.deployments] == ["onnxruntime", "openvino"]
+    assert result.refit_difference <= SCORE_TOLERANCE * 1000
+    for runtime in ("onnxruntime", "openvino"):
+        assert_scores_as_the_run(deployed_store, jobs[0].run_id, result.path, runtime)
+
+
+def test_a_model_that_cannot_be_exported_says_why_naming_it_and_changes_nothing(deployed_store, tmp_path, capsys):
+    dfm = plan_grid(["part1"], ["dfm"], None, 1, ["baseline"], "cpu", deployed_store)
+    assert run_grid(dfm, deployed_store, show_progress=False).finished == 1
+    before = file_digest(deployed_store)
+    for model, reason in (
+        ("legacy", "not an anomalib model"),
+        ("dfm", "the exported file does not run in onnxruntime"),  # torch's exporter fixed its batch size
+    ):
+        out = tmp_path / model
+        capsys.readouterr()
+        command = ["deploy", run_id(deployed_store, model), "--format", "onnx", "--out", str(out)]
+        assert gluelab([*command, "--store", str(deployed_store)]) == 2
+        error = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress lines
+        assert error.startswith("gluelab deploy: ") and model in error and reason in error, error
+        assert not out.exists() or not any(out.rglob("*")), list(out.rglob("*"))
+    assert file_digest(deployed_store) == before
+
+
+def test_unknown_runs_unfinished_runs_and_unknown_formats_are_refused_by_name(deployed_store, capsys):
+    store = str(deployed_store)
+    failed = Job("part1", "padim", "tf_efficientnet_lite0", "cpu", 7, "baseline")
+    claim_run(failed.run_id, failed.key(), store)
+    end_run(failed.run_id, "failed", "out of memory", store=store)
+    before = file_digest(deployed_store)
+    for arguments, message in (
+        (["nosuchrun", "--format", "onnx"], "no run 'nosuchrun'"),
+        ([failed.run_id, "--format", "onnx"], "is failed, not finished: out of memory"),
+        ([run_id(deployed_store, "padim"), "--format", "tensorrt"], "unknown export format 'tensorrt'"),
+    ):
+        capsys.readouterr()
+        assert gluelab(["deploy", *arguments, "--out", "unused", "--store", store]) == 2
+        assert message in capsys.readouterr().err
+    assert file_digest(deployed_store) == before
+
+
+def test_a_forced_re_run_drops_the_deployments_of_the_model_it_replaces(tmp_path):
+    store, key = tmp_path / "store.duckdb", run_key()
+    write_finished_run(store, "r1", key, [0.1, 0.2], [0.8, 0.9], 0.5)
+    record_deployments("r1", "onnx", [Deployment("onnxruntime", 5.0, 100.0, 20.0, 0.0, "/m.onnx")], {}, store)
+    assert len(deployments(store)) == 1
+    claim_run("r1", key, store, force=True)
+    finish_run("r1", key, runs_outcome(store, "r1"), store)
+    assert deployments(store).empty
+
+
+def runs_outcome(store: Path, run: str):
+    from store.runs import RunOutcome
+
+    scores = run_image_scores(run, store).drop(columns="run_id")
+    return RunOutcome({"image_threshold": 0.5}, 1.0, 1.0, 1.0, 1.0, 2, 4, {}, {}, scores)
+
+
+def test_the_runtime_page_shows_eager_and_deployed_latency_per_run(deployed_store, monkeypatch):
+    app = open_page(deployed_store, "runtime.py", monkeypatch)
+    per_run = next(frame.value for frame in app.dataframe if "onnxruntime_ms" in frame.value)
+    padim = per_run[per_run["run_id"] == run_id(deployed_store, "padim")].iloc[0]
+    assert padim["inference_ms"] > 0 and padim["onnxruntime_ms"] > 0 and padim["openvino_speedup"] > 0
+    legacy = per_run[per_run["run_id"] == run_id(deployed_store, "legacy")].iloc[0]
+    assert np.isnan(legacy["onnxruntime_ms"])  # never deployed
+
+
+def test_model_selection_can_time_candidates_by_their_deployed_latency(deployed_store, monkeypatch):
+    app = open_page(deployed_store, "model_selection.py", monkeypatch)
+    assert app.selectbox(key="selection_time").value == EAGER
+    app.selectbox(key="selection_time").set_value("onnxruntime").run()
+    assert not app.exception
+    captions = " ".join(caption.value for caption in app.caption)
+    assert "Time criterion: Deployed in ONNX Runtime" in captions
+    shown = " ".join(str(frame.value.to_dict()) for frame in app.dataframe)
+    assert "PaDiM" in shown and "no inference_ms figure" in shown  # the legacy check was never deployed
+
+
+def test_deployed_latency_replaces_each_candidate_s_eager_time_and_the_fastest_format_counts():
+    machine = {"processor": "CPU X", "gpu": None, "cpu_count": 2}
+    deployed = pd.DataFrame(
+        [
+            {"run_id": "a0", "candidate": "PaDiM", "part": "part1", "condition": "baseline", "model": "padim",
+             "backbone": "b", "preset": "cpu", "seed": 0, "format": fmt, "runtime": "openvino", "latency_ms": ms,
+             "throughput_fps": 1000 / ms, "eager_latency_ms": 40.0, **machine}
+            for fmt, ms in (("onnx", 12.0), ("openvino", 10.0))
+        ]
+    )  # fmt: skip
+    per_run = latency_per_run(pd.DataFrame({"run_id": ["a0", "b0"], "inference_ms": [41.0, 30.0]}), deployed)
+    assert per_run.loc[0, "openvino_ms"] == 10.0 and per_run.loc[0, "openvino_speedup"] == 4.0
+    assert np.isnan(per_run.loc[1, "openvino_ms"]) and np.isnan(per_run.loc[0, "onnxruntime_ms"])
+
+    rows = pd.DataFrame(
+        [
+            {"candidate": c, "part": "part1", "condition": "baseline", "model": m, "backbone": "b", "preset": "cpu",
+             "source": "local", "hardware": "CPU X, 2 CPUs", "metric": metric, "mean": value, "std": None,
+             "n_seeds": 1}
+            for c, m in (("PaDiM", "padim"), ("DFM", "dfm"))
+            for metric, value in (("image_auroc", 0.9), ("inference_ms", 41.0))
+        ]
+    )  # fmt: skip
+    assert deployed_time_rows(rows, deployed, EAGER) is rows
+    timed = deployed_time_rows(rows, deployed, "openvino")
+    times = timed[timed.metric == "inference_ms"]
+    assert times[["candidate", "mean", "hardware"]].values.tolist() == [["PaDiM", 10.0, "CPU X, 2 CPUs"]]
+    assert len(timed[timed.metric == "image_auroc"]) == 2  # DFM keeps its accuracy, and lacks a deployed time
+
+
+def test_the_exported_resize_is_torch_s_antialiased_resize():
+    images = torch.rand(2, 3, 480, 640)
+    exported = BandResize((480, 640), (256, 256))(images)
+    assert torch.allclose(exported, resize(images, [256, 256], antialias=True), atol=1e-5)
+
+
+def test_a_refit_replays_the_epochs_its_budget_allowed():
+    clock = TrainingClock({"epochs": 50, "budget_minutes": 60, "replay_epochs": 3})
+    stopped = [clock.epoch_done(loss) for loss in (5.0, 4.0, 3.0)]
+    assert stopped == [False, False, True] and clock.record().stop_reason == "budget"
