@@ -165,7 +165,7 @@ def build_geometry(part: str) -> PartGeometry:
 
     # Metal texture: broad unevenness plus brushing streaks in the reflectance and in the surface; bevelled edges.
     scene *= 1 + 0.05 * _smooth_noise(rng, 40) + 0.025 * _smooth_noise(rng, 0, kernel=(61, 1))
-    height = cv2.GaussianBlur(height, (0, 0), 1.5) + 0.4 * _smooth_noise(rng, 0, kernel=(41, 1))
+    height = (cv2.GaussianBlur(height, (0, 0), 1.5) + 0.4 * _smooth_noise(rng, 0, kernel=(41, 1))).astype(np.float32)
     height += 0.12 * _smooth_noise(rng, 2.0)  # fine dents and grain
     slope_y, slope_x = np.gradient(height)
     light = _light(rng)
