@@ -148,7 +148,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=300, help="images per part (the study had about 300)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--parts", nargs="+", default=PARTS)
-    parser.add_argument("--models", nargs="+", default=MODELS)
+    parser.add_argument(
+        "--models", nargs="*", default=MODELS, help="frozen-feature models (none: the legacy check only)"
+    )
     parser.add_argument("--legacy-images", type=int, default=1000, help="images per part for the legacy check's rates")
     parser.add_argument("--keep", type=Path, help="keep the generated parts and store in this folder")
     args = parser.parse_args()
