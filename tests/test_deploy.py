@@ -21,12 +21,11 @@ from engine.evaluation.grid import run_grid
 from engine.evaluation.jobs import Job, plan_grid
 from engine.ingest.part_data import load_part
 from engine.models.export import BandResize, images_to_input
-from engine.models.registry import MODELS
 from engine.models.training import TrainingClock
 from store.deployments import Deployment, deployments, record_deployments
 from store.runs import claim_run, end_run, finish_run, run_image_scores, runs
 from tests.conftest import file_digest, generated_store, open_page, run_key, write_finished_run
-from tests.test_models import TINY, TINY_EXCEPTIONS
+from tests.test_models import tiny_presets  # noqa: F401  (fixture)
 
 # Models whose exported file is checked here on tiny presets, besides PaDiM at its cpu preset: the ones
 # benchmarks/deployment_latency.py times (memory bank, student-teacher, flow); the benchmark checks EfficientAD's
@@ -43,14 +42,6 @@ def deployed_store(tmp_path_factory) -> Path:
     assert gluelab(["deploy", run_id(store, "padim"), "--format", "onnx", "--out", str(root / "padim")]
                    + ["--store", str(store)]) == 0  # fmt: skip
     return store
-
-
-@pytest.fixture
-def tiny_presets(monkeypatch):
-    for name, entry in MODELS.items():
-        if name != "legacy":
-            for key, value in {**TINY, **TINY_EXCEPTIONS.get(name, {})}.items():
-                monkeypatch.setitem(entry.presets["cpu"], key, value)
 
 
 def run_id(store: Path, model: str) -> str:
@@ -114,9 +105,9 @@ def test_padim_exported_to_onnx_and_openvino_scores_as_its_run_and_is_timed_in_b
     assert description["thresholds"]["image_threshold"] > 0
 
 
+@pytest.mark.usefixtures("tiny_presets")
 @pytest.mark.parametrize("model", EXPORTED_ON_TINY_PRESETS)
-def test_an_exportable_model_scores_as_its_run_in_onnx_runtime_and_openvino(model, deployed_store, tiny_presets,
-                                                                             tmp_path):  # fmt: skip
+def test_an_exportable_model_scores_as_its_run_in_onnx_runtime_and_openvino(model, deployed_store, tmp_path):
     jobs = plan_grid(["part1"], [model], None, 1, ["baseline"], "cpu", deployed_store)
     assert run_grid(jobs, deployed_store, show_progress=False).finished == 1
     result = deploy_run(jobs[0].run_id, "onnx", tmp_path, deployed_store)
