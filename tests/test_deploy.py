@@ -28,9 +28,8 @@ from tests.conftest import file_digest, generated_store, open_page, run_key, wri
 from tests.test_models import tiny_presets  # noqa: F401  (fixture)
 
 # Models whose exported file is checked here on tiny presets, besides PaDiM at its cpu preset: the ones
-# benchmarks/deployment_latency.py times (memory bank, student-teacher, flow); the benchmark checks EfficientAD's
-# exported scores the same way (deploy refuses a file that does not score as its run).
-EXPORTED_ON_TINY_PRESETS = ("patchcore", "stfpm", "fastflow")
+# benchmarks/deployment_latency.py times (memory bank, student-teacher, flow, EfficientAD's own loop).
+EXPORTED_ON_TINY_PRESETS = ("patchcore", "stfpm", "fastflow", "efficient_ad")
 
 
 @pytest.fixture(scope="module")
