@@ -23,6 +23,7 @@ from engine.cli import main as gluelab
 from engine.evaluation.deploy import deploy_run
 from engine.evaluation.grid import run_grid
 from engine.evaluation.jobs import plan_grid
+from engine.models.export import ExportError
 from engine.models.registry import get_model
 from store.deployments import FORMATS
 
@@ -63,9 +64,13 @@ def main() -> None:
         print(header)
         for job in jobs:
             figures = {}
-            for fmt in FORMATS:
-                result = deploy_run(job.run_id, fmt, root / "deployed" / job.model, store)
-                figures |= {(fmt, d.runtime): d for d in result.deployments}
+            try:
+                for fmt in FORMATS:
+                    result = deploy_run(job.run_id, fmt, root / "deployed" / job.model, store)
+                    figures |= {(fmt, d.runtime): d for d in result.deployments}
+            except ExportError as error:  # the reason goes in the table; the other models are still measured
+                print(f"{job.model:<14}not deployed: {error}", flush=True)
+                continue
             eager = figures["onnx", "onnxruntime"].eager_latency_ms
             cells = []
             for key in (("onnx", "onnxruntime"), ("onnx", "openvino"), ("openvino", "openvino")):

