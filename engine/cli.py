@@ -75,11 +75,12 @@ def _png_path(text: str) -> Path:
 def cmd_generate(args: argparse.Namespace) -> int:
     from engine.ingest.importer import import_dataset
     from engine.ingest.synthetic.parts import part_number
-    from engine.ingest.synthetic.plant import generate_part
+    from engine.ingest.synthetic.plant import generate_part, plan_part
 
     parts = list(dict.fromkeys(args.parts))
     for part in parts:
         part_number(part)
+    plan_part(args.images, args.train)  # a bad split is refused before anything is written
     if args.sheet:
         from engine.ingest.synthetic.sheet import write_sheet
 
@@ -89,7 +90,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     store = args.store if args.store else (DEFAULT_STORE if DEFAULT_STORE.exists() else None)
     registered = _registered_here([args.out / part for part in parts], store, args.replace)
     for part in parts:
-        part_dir = generate_part(part, args.images, args.seed, args.out, workers=args.workers)
+        part_dir = generate_part(part, args.images, args.seed, args.out, workers=args.workers, n_train=args.train)
         print(f"{part}: {args.images} images in {part_dir}")
         names = [part] if args.store else []
         names += [name for name in registered.get(args.out / part, []) if name not in names]
@@ -327,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=300,
         help="images per part (default 300: 60%% train, 20%% good test, 20%% defective)",
+    )
+    generate.add_argument(
+        "--train",
+        type=_positive_int,
+        metavar="N",
+        help="training images among them (default 60%%); the rest split evenly into good and defective test images",
     )
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--out", type=Path, default=Path("data"), help="output folder (default ./data)")

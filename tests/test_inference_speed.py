@@ -83,3 +83,19 @@ def test_a_grayscale_frame_is_resized_once_and_gives_the_same_pixels(transform):
     }[transform]().transform
     gray = (np.random.default_rng(0).random((480, 640)) * 255).astype(np.uint8)
     torch.testing.assert_close(gray_input(made)(gray), made(to_tensor(gray)), rtol=0, atol=0)
+
+
+def test_streaming_padim_fits_the_gaussian_anomalib_fits_from_kept_embeddings():
+    from anomalib.models.components.stats import MultiVariateGaussian
+
+    from engine.models.padim import StreamingPadimModel
+
+    torch.manual_seed(0)
+    embeddings = [torch.randn(5, 12, 4, 6) * 3 + 1 for _ in range(3)]  # three batches of 5 images
+    expected_mean, expected_inverse = MultiVariateGaussian().fit(torch.vstack(embeddings))
+    model = StreamingPadimModel(backbone=BACKBONE, layers=["blocks.1"], pre_trained=False, n_features=12)
+    for embedding in embeddings:
+        model._add(embedding)
+    model.fit()
+    torch.testing.assert_close(model.gaussian.mean, expected_mean, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.gaussian.inv_covariance, expected_inverse, rtol=1e-3, atol=1e-4)

@@ -1,4 +1,5 @@
-"""PaDiM through our engine agrees with plain anomalib Engine.fit/predict on the same data and setup.
+"""PaDiM through our engine agrees with plain anomalib Engine.fit/predict on the same data and setup; PatchCore's
+coreset picked in rounds agrees with the greedy picked one patch per step.
 
 The plain run normalises with the statistics timm gives for the backbone's pretrained weights, not with our
 own pre-processing, so a wrong normalisation in the engine shows up as a gap between the two. Both runs' raw
@@ -11,6 +12,7 @@ image AUROC 0.523 where the same fitted model's raw scores give 0.5625).
 from __future__ import annotations
 
 import numpy as np
+import torch
 from anomalib.data import MVTecAD
 from anomalib.engine import Engine
 from anomalib.models import Padim
@@ -19,10 +21,13 @@ from lightning.pytorch import seed_everything
 from timm import create_model
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
+from benchmarks.patchcore_coreset import JOB, StepwiseKCenterGreedy, accuracy, generated
 from engine.cli import main as gluelab
+from engine.evaluation.evaluate import build_job_model
 from engine.evaluation.grid import run_grid
 from engine.evaluation.jobs import plan_grid
 from engine.evaluation.metrics import image_metrics, pixel_metrics
+from engine.models.anomalib_detector import AnomalibDetector
 from engine.models.backbones import ensure_offline_backbones
 from engine.models.catalog import LAYERS
 from engine.models.registry import MODELS
@@ -87,3 +92,20 @@ def test_padim_image_and_pixel_auroc_match_plain_anomalib(tmp_path):
     )
     assert abs(ours["image_auroc"] - plain["image_auroc"]) <= 0.005
     assert abs(ours["pixel_auroc"] - plain["pixel_auroc"]) <= 0.005
+
+
+def test_patchcore_coreset_in_rounds_picks_and_scores_as_the_step_by_step_greedy(tmp_path):
+    small = generated(tmp_path, 40, 24)
+    ours, _ = build_job_model(JOB)  # each built (seeded) just before it fits: both coresets start at the same patch
+    assert isinstance(ours, AnomalibDetector)
+    got = accuracy(ours, small)
+    reference, _ = build_job_model(JOB)
+    assert isinstance(reference, AnomalibDetector)
+    reference.module.sampler = StepwiseKCenterGreedy
+    expected = accuracy(reference, small)
+    banks = [detector.module.model.memory_bank for detector in (ours, reference)]
+    assert banks[0].shape == banks[1].shape == (2457, 152)  # the `paper` preset's 10 % of 24 x 1,024 patches
+    common = 2 * len(banks[0]) - len(torch.cat(banks).unique(dim=0))
+    assert common / len(banks[0]) > 0.99  # the same patches, but for distances within float rounding of a tie
+    assert abs(got["image_auroc"] - expected["image_auroc"]) <= 0.01
+    assert abs(got["pixel_auroc"] - expected["pixel_auroc"]) <= 0.01

@@ -1,4 +1,10 @@
-"""PaDiM with its Mahalanobis distances in one contiguous batched product.
+"""PaDiM with a streaming Gaussian fit and its Mahalanobis distances in one contiguous batched product.
+
+anomalib keeps every training image's embedding (100 features x 4,096 positions, 1.6 MB each) and stacks them
+before fitting, so a 760-image part held 1.2 GB of embeddings twice over, 4 GB at its peak. `StreamingPadimModel`
+adds each batch to per-position sums of x and x x' in float64 instead, 330 MB whatever the part's size, and fits
+from them: the mean and the unbiased covariance anomalib computes, with its regularisation (0.01 I, then
+1e-5 I) and the same float32 inverse.
 
 anomalib computes each position's distance `delta' S delta` with `torch.matmul` on `delta` permuted to
 (positions, batch, features), a view that is not contiguous: torch then copies and multiplies position by
@@ -13,6 +19,7 @@ from __future__ import annotations
 import torch
 from anomalib.models import Padim
 from anomalib.models.image.padim.anomaly_map import AnomalyMapGenerator
+from anomalib.models.image.padim.torch_model import PadimModel
 
 
 class BatchedMahalanobis(AnomalyMapGenerator):
@@ -26,8 +33,45 @@ class BatchedMahalanobis(AnomalyMapGenerator):
         return distances.reshape(batch, 1, height, width).clamp(0).sqrt()
 
 
+class StreamingPadimModel(PadimModel):
+    """anomalib's PaDiM whose training pass adds to the Gaussian's sums instead of keeping the embeddings."""
+
+    def forward(self, input_tensor: torch.Tensor):  # noqa: ANN201 - anomalib's own return types
+        output = super().forward(input_tensor)
+        if self.training:
+            self._add(self.memory_bank.pop())  # the embedding anomalib's forward has just kept
+        return output
+
+    def _add(self, embedding: torch.Tensor) -> None:
+        batch, channel, height, width = embedding.shape
+        vectors = embedding.reshape(batch, channel, height * width).permute(2, 0, 1).double()  # (P, B, C)
+        if getattr(self, "_count", 0) == 0:
+            self._sum = torch.zeros(height * width, channel, dtype=torch.float64)
+            self._outer = torch.zeros(height * width, channel, channel, dtype=torch.float64)
+            self._count = 0
+        self._sum += vectors.sum(dim=1)
+        self._outer.baddbmm_(vectors.transpose(1, 2), vectors)
+        self._count += batch
+
+    def fit(self) -> None:
+        """The Gaussian of every position from the sums, as `MultiVariateGaussian.fit` computes it."""
+        count = getattr(self, "_count", 0)
+        if count < 2:
+            raise ValueError(f"PaDiM needs at least 2 training images to fit a covariance (got {count})")
+        mean = self._sum / count
+        covariance = (self._outer - count * mean[:, :, None] * mean[:, None, :]) / (count - 1)
+        del self._sum, self._outer
+        self._count = 0
+        identity = torch.eye(covariance.shape[-1])
+        stabilised = covariance.float() + 0.01 * identity + 1e-5 * identity
+        self.gaussian.mean = mean.T.float().contiguous()
+        self.gaussian.inv_covariance = torch.linalg.inv(stabilised)
+        self.memory_bank = []
+
+
 class BatchedPadim(Padim):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # The generator holds only its Gaussian blur, which the subclass keeps as it is.
+        # Method overrides only: the model's and the generator's state (its Gaussian blur) stay anomalib's.
+        self.model.__class__ = StreamingPadimModel
         self.model.anomaly_map_generator.__class__ = BatchedMahalanobis

@@ -67,17 +67,24 @@ class ManifestRow:
 MANIFEST_COLUMNS = list(ManifestRow.__dataclass_fields__)
 
 
-def plan_part(n_images: int) -> list[ImagePlan]:
+def plan_part(n_images: int, n_train: int | None = None) -> list[ImagePlan]:
     """Split `n_images` into train good / test good / test defective and assign every defect.
 
-    Defect k gets type k mod 4, region k mod 5 and severity k mod 3, so 60 defects cover every
-    (type, region, severity) combination exactly once.
+    By default 60 % train; with `n_train`, that many training images and the rest split evenly between good
+    and defective test images (the defective ones get the odd one). Defect k gets type k mod 4, region k mod 5
+    and severity k mod 3, so 60 defects cover every (type, region, severity) combination exactly once.
     """
     if n_images < MIN_IMAGES:
         raise ValueError(f"--images must be at least {MIN_IMAGES} (got {n_images})")
-    n_defective = max(1, round(n_images * DEFECTIVE_SHARE))
-    n_test_good = max(1, round(n_images * TEST_GOOD_SHARE))
-    n_train = n_images - n_defective - n_test_good
+    if n_train is None:
+        n_defective = max(1, round(n_images * DEFECTIVE_SHARE))
+        n_test_good = max(1, round(n_images * TEST_GOOD_SHARE))
+        n_train = n_images - n_defective - n_test_good
+    elif not 1 <= n_train <= n_images - 2:
+        raise ValueError(f"--train must leave at least 2 of the {n_images} images for testing (got {n_train})")
+    else:
+        n_test_good = (n_images - n_train) // 2
+        n_defective = n_images - n_train - n_test_good
     plans = [ImagePlan(i, "train", "good", "", "", f"train/good/{i:03d}.png", "") for i in range(n_train)]
     plans += [ImagePlan(n_train + i, "test", "good", "", "", f"test/good/{i:03d}.png", "") for i in range(n_test_good)]
     per_type: Counter[str] = Counter()
@@ -161,10 +168,12 @@ def _clear_previous_output(part_dir: Path) -> None:
     shutil.rmtree(part_dir)
 
 
-def generate_part(part: str, n_images: int, seed: int, out_dir: Path, workers: int = 1) -> Path:
+def generate_part(
+    part: str, n_images: int, seed: int, out_dir: Path, workers: int = 1, n_train: int | None = None
+) -> Path:
     """Write one part's images, masks and manifest under `out_dir/part`; returns that folder."""
     part_number(part)
-    plans = plan_part(n_images)
+    plans = plan_part(n_images, n_train)
     part_dir = Path(out_dir) / part
     _clear_previous_output(part_dir)
     tasks = [(part, seed, plan, part_dir) for plan in plans]
