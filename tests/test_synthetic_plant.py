@@ -182,3 +182,13 @@ def test_contact_sheet_must_be_a_png(capsys):
     with pytest.raises(SystemExit):
         gluelab(["generate", "--parts", "part1", "--sheet", "sheet.jpg"])
     assert "must be a file name ending in .png (got 'sheet.jpg')" in capsys.readouterr().err
+
+
+def test_train_sets_the_training_images_and_the_rest_split_evenly_into_good_and_defective(tmp_path, capsys):
+    plans = plan_part(1340, n_train=760)
+    kinds = pd.Series([(plan.split, plan.defect_type == "good") for plan in plans]).value_counts()
+    assert kinds[("train", True)] == 760
+    assert kinds[("test", True)] == kinds[("test", False)] == 290
+    assert gluelab(["generate", "--parts", "part1", "--images", "10", "--train", "9", "--out", str(tmp_path)]) == 2
+    assert "--train must leave at least 2 of the 10 images for testing (got 9)" in capsys.readouterr().err
+    assert not (tmp_path / "part1").exists()

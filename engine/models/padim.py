@@ -44,13 +44,15 @@ class StreamingPadimModel(PadimModel):
 
     def _add(self, embedding: torch.Tensor) -> None:
         batch, channel, height, width = embedding.shape
-        vectors = embedding.reshape(batch, channel, height * width).permute(2, 0, 1).double()  # (P, B, C)
+        vectors = embedding.reshape(batch, channel, height * width).permute(2, 0, 1).contiguous()  # (P, B, C)
         if getattr(self, "_count", 0) == 0:
             self._sum = torch.zeros(height * width, channel, dtype=torch.float64)
             self._outer = torch.zeros(height * width, channel, channel, dtype=torch.float64)
             self._count = 0
-        self._sum += vectors.sum(dim=1)
-        self._outer.baddbmm_(vectors.transpose(1, 2), vectors)
+        # A batch's products in float32 (one batched product; float64 runs them one position at a time), their
+        # running sums in float64.
+        self._sum += vectors.sum(dim=1, dtype=torch.float64)
+        self._outer += torch.bmm(vectors.transpose(1, 2), vectors)
         self._count += batch
 
     def fit(self) -> None:
