@@ -69,15 +69,16 @@ def ours(store: Path) -> tuple[float, dict, float]:
     return seconds, metrics, peak
 
 
-def plain_anomalib(data: Path, scratch: Path) -> tuple[float, dict]:
-    """Wall seconds of anomalib's Engine.fit + Engine.test, and AUROCs from its raw predictions."""
-    settings = MODELS["padim"].presets["paper"]
+def plain_anomalib_run(data: Path, scratch: Path, preset: str, seed: int, visualize: bool = True):
+    """anomalib's own Padim (timm normalisation, no post-processor or metrics), its MVTec AD datamodule on the
+    generated `data` folder (test images also used for validation) and a CPU Engine, seeded with `seed`."""
+    settings = MODELS["padim"].presets[preset]
     ensure_offline_backbones()
     weights = create_model(BACKBONE, pretrained=False).pretrained_cfg
     transform = Compose(
         [Resize(tuple(settings["image_size"]), antialias=True), Normalize(weights["mean"], weights["std"])]
     )
-    seed_everything(0)
+    seed_everything(seed)
     model = Padim(
         backbone=BACKBONE,
         layers=list(LAYERS[BACKBONE][: settings["n_layers"]]),
@@ -85,6 +86,7 @@ def plain_anomalib(data: Path, scratch: Path) -> tuple[float, dict]:
         pre_processor=PreProcessor(transform=transform),
         post_processor=False,
         evaluator=False,
+        **({} if visualize else {"visualizer": False}),
     )
     datamodule = MVTecAD(
         root=data,
@@ -95,18 +97,28 @@ def plain_anomalib(data: Path, scratch: Path) -> tuple[float, dict]:
         val_split_mode="same_as_test",
     )
     engine = Engine(accelerator="cpu", devices=1, logger=False, default_root_dir=scratch, enable_progress_bar=False)
-    start = time.perf_counter()
-    engine.fit(model=model, datamodule=datamodule)
-    engine.test(model=model, datamodule=datamodule, verbose=False)
-    seconds = time.perf_counter() - start
-    batches = engine.predict(model=model, datamodule=datamodule)  # not timed: the raw outputs for the AUROCs
+    return model, datamodule, engine
+
+
+def raw_metrics(batches: list) -> dict:
+    """Image and pixel metrics of `Engine.predict`'s raw scores and maps, through gluelab's metric code."""
     labels = np.concatenate([batch.gt_label.numpy() for batch in batches])
     masks = np.concatenate([batch.gt_mask.numpy() for batch in batches]).astype(bool)
     maps = np.concatenate(
         [batch.anomaly_map.reshape(len(batch.gt_label), *masks.shape[-2:]).numpy() for batch in batches]
     )
     metrics = image_metrics(labels, np.concatenate([batch.pred_score.reshape(-1).numpy() for batch in batches]))
-    return seconds, metrics | pixel_metrics(masks, maps)
+    return metrics | pixel_metrics(masks, maps)
+
+
+def plain_anomalib(data: Path, scratch: Path) -> tuple[float, dict]:
+    """Wall seconds of anomalib's Engine.fit + Engine.test, and AUROCs from its raw predictions."""
+    model, datamodule, engine = plain_anomalib_run(data, scratch, "paper", 0)
+    start = time.perf_counter()
+    engine.fit(model=model, datamodule=datamodule)
+    engine.test(model=model, datamodule=datamodule, verbose=False)
+    seconds = time.perf_counter() - start
+    return seconds, raw_metrics(engine.predict(model=model, datamodule=datamodule))  # predict is not timed
 
 
 def demo_peaks(root: Path, images: int, epochs: int, steps: int) -> None:

@@ -11,26 +11,15 @@ image AUROC 0.523 where the same fitted model's raw scores give 0.5625).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from anomalib.data import MVTecAD
-from anomalib.engine import Engine
-from anomalib.models import Padim
-from anomalib.pre_processing import PreProcessor
-from lightning.pytorch import seed_everything
-from timm import create_model
-from torchvision.transforms.v2 import Compose, Normalize, Resize
 
+from benchmarks.padim_paper import plain_anomalib_run, raw_metrics
 from benchmarks.patchcore_coreset import JOB, StepwiseKCenterGreedy, accuracy, generated
 from engine.cli import main as gluelab
 from engine.evaluation.evaluate import build_job_model
 from engine.evaluation.grid import run_grid
 from engine.evaluation.jobs import plan_grid
-from engine.evaluation.metrics import image_metrics, pixel_metrics
 from engine.models.anomalib_detector import AnomalibDetector
-from engine.models.backbones import ensure_offline_backbones
-from engine.models.catalog import LAYERS
-from engine.models.registry import MODELS
 from store.runs import run_metrics
 
 
@@ -47,44 +36,9 @@ def test_padim_image_and_pixel_auroc_match_plain_anomalib(tmp_path):
     run_grid(jobs, store, show_progress=False)
     ours = run_metrics(store).set_index("metric")["value"]
 
-    settings = MODELS["padim"].presets["cpu"]
-    ensure_offline_backbones()
-    weights = create_model("tf_efficientnet_lite0", pretrained=False).pretrained_cfg
-    timm_pre_processor = PreProcessor(
-        transform=Compose(
-            [Resize(tuple(settings["image_size"]), antialias=True), Normalize(weights["mean"], weights["std"])]
-        )
-    )
-    seed_everything(jobs[0].seed)
-    model = Padim(
-        backbone="tf_efficientnet_lite0",
-        layers=list(LAYERS["tf_efficientnet_lite0"][: settings["n_layers"]]),
-        n_features=settings["n_features"],
-        pre_processor=timm_pre_processor,
-        post_processor=False,
-        evaluator=False,
-        visualizer=False,
-    )
-    datamodule = MVTecAD(
-        root=data,
-        category="part1",
-        train_batch_size=32,
-        eval_batch_size=32,
-        num_workers=0,
-        val_split_mode="same_as_test",
-    )
-    engine = Engine(
-        accelerator="cpu", devices=1, logger=False, default_root_dir=tmp_path / "anomalib", enable_progress_bar=False
-    )
+    model, datamodule, engine = plain_anomalib_run(data, tmp_path / "anomalib", "cpu", jobs[0].seed, visualize=False)
     engine.fit(model=model, datamodule=datamodule)
-    batches = engine.predict(model=model, datamodule=datamodule)
-    labels = np.concatenate([batch.gt_label.numpy() for batch in batches])
-    masks = np.concatenate([batch.gt_mask.numpy() for batch in batches]).astype(bool)
-    maps = np.concatenate(
-        [batch.anomaly_map.reshape(len(batch.gt_label), *masks.shape[-2:]).numpy() for batch in batches]
-    )
-    plain = image_metrics(labels, np.concatenate([batch.pred_score.reshape(-1).numpy() for batch in batches]))
-    plain |= pixel_metrics(masks, maps)
+    plain = raw_metrics(engine.predict(model=model, datamodule=datamodule))
 
     print(
         f"\nimage AUROC ours {ours['image_auroc']:.4f} plain {plain['image_auroc']:.4f}; "
