@@ -103,7 +103,7 @@ def grid_runs(n_runs: int, n_seeds: int) -> pd.DataFrame:
     )
     keys = pd.DataFrame(list(islice(jobs, n_runs)), columns=list(RUN_KEY))
     run_ids = [hashlib.sha1("|".join(map(str, key)).encode()).hexdigest()[:16] for key in keys.itertuples(index=False)]
-    keys.insert(0, "run_id", run_ids)  # as engine.evaluation.jobs.Job.run_id
+    keys.insert(0, "run_id", run_ids)  # as engine.jobs.Job.run_id
     return keys
 
 

@@ -31,8 +31,8 @@ from anomalib.models.image.efficient_ad.lightning_model import EfficientAd
 
 from engine.cli import main as gluelab
 from engine.evaluation.evaluate import evaluate_job
-from engine.evaluation.jobs import Job
 from engine.ingest.part_data import load_part
+from engine.jobs import Job
 from engine.models.names import DEFAULT_BACKBONE
 from engine.models.pdn_teacher import teachers_dir
 from engine.models.registry import get_model

@@ -23,8 +23,8 @@ import torch
 from engine.cli import main as gluelab
 from engine.evaluation.evaluate import evaluate_job
 from engine.evaluation.grid import run_grid
-from engine.evaluation.jobs import Job, plan_grid
 from engine.ingest.part_data import load_part
+from engine.jobs import Job, plan_grid
 from engine.models.anomalib_detector import AnomalibDetector, TrainImages
 from engine.models.feature_cache import FeatureCache, feature_cache_dir
 from engine.models.registry import get_model

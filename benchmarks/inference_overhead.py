@@ -30,8 +30,8 @@ from timm.models import create_feature_extractor
 
 from engine.cli import main as gluelab
 from engine.evaluation.evaluate import LATENCY_IMAGES, LATENCY_WARMUP, build_job_model, time_inference
-from engine.evaluation.jobs import Job
 from engine.ingest.part_data import load_part
+from engine.jobs import Job
 from engine.models.anomalib_detector import AnomalibDetector
 from engine.models.backbones import create_backbone
 

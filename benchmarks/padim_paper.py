@@ -36,8 +36,8 @@ from torchvision.transforms.v2 import Compose, Normalize, Resize
 from benchmarks.deployment_latency import short_training
 from engine.cli import main as gluelab
 from engine.evaluation.grid import run_grid
-from engine.evaluation.jobs import plan_grid
 from engine.evaluation.metrics import image_metrics, pixel_metrics
+from engine.jobs import plan_grid
 from engine.models.backbones import ensure_offline_backbones
 from engine.models.catalog import LAYERS
 from engine.models.registry import MODELS

@@ -25,9 +25,9 @@ import torch
 
 from engine.cli import main as gluelab
 from engine.evaluation.evaluate import build_job_model
-from engine.evaluation.jobs import Job
 from engine.evaluation.metrics import image_metrics, pixel_metrics
 from engine.ingest.part_data import PartData, load_part
+from engine.jobs import Job
 from engine.models.anomalib_detector import AnomalibDetector
 from engine.models.patchcore import FastKCenterGreedy
 

@@ -24,8 +24,8 @@ from scipy.stats import spearmanr
 from benchmarks.legacy_rates import legacy_rates
 from engine.cli import main as gluelab
 from engine.evaluation.grid import run_grid
-from engine.evaluation.jobs import plan_grid
 from engine.ingest.synthetic.render import EXTREME_STOPS
+from engine.jobs import plan_grid
 from engine.models.registry import model_name as paper_name
 from store.connection import read_store
 from store.published import published_results

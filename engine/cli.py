@@ -157,7 +157,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if missing:
         raise ValueError(f"{' and '.join(missing)} required (or --retime RUN_ID… to time finished runs again)")
     from engine.evaluation.grid import run_grid
-    from engine.evaluation.jobs import plan_grid
+    from engine.jobs import plan_grid
 
     jobs = plan_grid(args.parts, args.models, args.backbones, args.seeds, args.conditions, args.preset, args.store)
     summary = run_grid(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from benchmarks import dashboard_load
 from engine.evaluation import evaluate
-from engine.evaluation.jobs import Job
 from engine.evaluation.metrics import IMAGE_METRICS, PIXEL_METRICS
+from engine.jobs import Job
 
 
 def test_benchmark_draws_every_metric_the_engine_records():

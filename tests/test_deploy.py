@@ -18,8 +18,8 @@ from engine.analysis.deployment import EAGER, deployed_time_rows, latency_per_ru
 from engine.cli import main as gluelab
 from engine.evaluation.deploy import SCORE_TOLERANCE, deploy_run
 from engine.evaluation.grid import run_grid
-from engine.evaluation.jobs import Job, plan_grid
 from engine.ingest.part_data import load_part
+from engine.jobs import Job, plan_grid
 from engine.models.export import BandResize, images_to_input
 from engine.models.training import TrainingClock
 from store.deployments import Deployment, deployments, record_deployments

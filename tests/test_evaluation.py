@@ -14,9 +14,9 @@ import pytest
 from engine.cli import main as gluelab
 from engine.evaluation.evaluate import NonFiniteScores, evaluate_job
 from engine.evaluation.grid import run_grid
-from engine.evaluation.jobs import Job, plan_grid
 from engine.evaluation.metrics import IMAGE_METRICS, PIXEL_METRICS
 from engine.ingest.part_data import load_part
+from engine.jobs import Job, plan_grid
 from engine.models.base import Detector, Prediction
 from engine.models.registry import MODELS, ModelEntry
 from store.runs import artifacts_dir, run_artifacts, run_image_scores, run_metrics, runs

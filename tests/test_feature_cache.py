@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from engine.evaluation.evaluate import evaluate_job
-from engine.evaluation.jobs import Job
 from engine.ingest.part_data import load_part, study_augmentation
+from engine.jobs import Job
 from engine.models.anomalib_detector import TrainImages
 from engine.models.backbones import ensure_offline_backbones
 from engine.models.catalog import pre_processor

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from engine.cli import main as gluelab
-from engine.evaluation.jobs import Job
+from engine.jobs import Job
 from store.runs import run_metrics, runs
 from tests.conftest import generated_store
 
@@ -23,7 +23,7 @@ CORESET_JOB = """
 import json, os, sys
 from pathlib import Path
 from engine.evaluation.evaluate import evaluate_job
-from engine.evaluation.jobs import Job
+from engine.jobs import Job
 from engine.ingest.part_data import load_part
 from engine.models import patchcore
 

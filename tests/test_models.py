@@ -17,7 +17,7 @@ from anomalib.models.image.dsr.torch_model import DsrModel
 
 from engine.cli import main as gluelab
 from engine.evaluation.grid import run_grid
-from engine.evaluation.jobs import Job, plan_grid
+from engine.jobs import Job, plan_grid
 from engine.models.names import PACKAGED_BACKBONES
 from engine.models.patchcore import FastKCenterGreedy
 from engine.models.registry import MODELS, model_states

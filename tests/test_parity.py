@@ -18,7 +18,7 @@ from benchmarks.patchcore_coreset import JOB, StepwiseKCenterGreedy, accuracy, g
 from engine.cli import main as gluelab
 from engine.evaluation.evaluate import build_job_model
 from engine.evaluation.grid import run_grid
-from engine.evaluation.jobs import plan_grid
+from engine.jobs import plan_grid
 from engine.models.anomalib_detector import AnomalibDetector
 from store.runs import run_metrics
 

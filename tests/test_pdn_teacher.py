@@ -10,8 +10,8 @@ import torch
 from torchvision.transforms.v2.functional import resize
 
 from engine.evaluation.grid import run_grid
-from engine.evaluation.jobs import plan_grid
 from engine.ingest.part_data import load_part
+from engine.jobs import plan_grid
 from engine.models.anomalib_detector import to_tensor
 from engine.models.backbones import ensure_offline_backbones
 from engine.models.catalog import LAYERS, normalisation

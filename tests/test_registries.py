@@ -22,9 +22,9 @@ from streamlit.testing.v1 import AppTest
 from engine.analysis.results_table import METRIC_ORDER, RUNTIME_METRICS, readable_results, results_for_part
 from engine.cli import main as gluelab
 from engine.evaluation.evaluate import evaluate_job
-from engine.evaluation.jobs import plan_grid
 from engine.evaluation.metrics import IMAGE_METRICS, PIXEL_METRICS, image_metrics, pixel_metrics
 from engine.ingest.part_data import load_part
+from engine.jobs import plan_grid
 from engine.models.registry import MODELS, ModelEntry, get_model
 from store.connection import insert_frame, write_store
 from store.metrics import METRICS, Metric

@@ -15,7 +15,7 @@ import pytest
 
 from dashboard import background
 from engine.cli import main as gluelab
-from engine.evaluation.jobs import plan_grid
+from engine.jobs import plan_grid
 from store import part_images
 from tests.conftest import file_digest
 

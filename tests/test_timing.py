@@ -15,9 +15,9 @@ import pytest
 from engine.cli import main as gluelab
 from engine.cores import busy_slots, job_slot, threads_per_job, usable_cores
 from engine.evaluation.evaluate import evaluate_job
-from engine.evaluation.jobs import Job
 from engine.evaluation.timing import OTHER_CPU_MARGIN_CORES, TimingLoad, contention
 from engine.ingest.part_data import load_part
+from engine.jobs import Job
 from store.runs import artifacts_dir, claim_run, finish_run, record_retiming, runs
 from tests.conftest import evaluate_process, generated_store, run_key, write_finished_run
 

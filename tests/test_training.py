@@ -7,7 +7,7 @@ import json
 import pytest
 
 from engine.evaluation.grid import run_grid
-from engine.evaluation.jobs import plan_grid
+from engine.jobs import plan_grid
 from engine.models.registry import MODELS
 from engine.models.training import TrainingClock, levelled_off
 from store.runs import run_training_losses, runs, training_note

@@ -33,8 +33,8 @@ from engine.evaluation.evaluate import (
     build_job_model,
     environment,
 )
-from engine.evaluation.jobs import Job
 from engine.ingest.part_data import PartData, load_part
+from engine.jobs import Job
 from engine.models.anomalib_detector import AnomalibDetector
 from engine.models.base import Detector
 from engine.models.export import (

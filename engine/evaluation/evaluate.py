@@ -20,10 +20,10 @@ import pandas as pd
 import torch
 from lightning.pytorch import seed_everything
 
-from engine.evaluation.jobs import Job
 from engine.evaluation.metrics import image_metrics, pixel_metrics
 from engine.evaluation.timing import TimingWindow
 from engine.ingest.part_data import PartData, study_augmentation
+from engine.jobs import Job
 from engine.models.anomalib_detector import AUGMENTED_COPIES
 from engine.models.base import Detector, Prediction
 from engine.models.feature_cache import FeatureCache

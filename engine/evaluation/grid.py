@@ -32,8 +32,8 @@ from tqdm import tqdm
 
 from engine.cores import SlotHolder, job_slot
 from engine.evaluation.job_process import JobFailed, describe, memory_budget_bytes, run_job_in_child
-from engine.evaluation.jobs import Job
 from engine.ingest.part_data import PartData, load_part
+from engine.jobs import Job
 from engine.models.feature_cache import FeatureCache, feature_cache_dir, limit_from_environment
 from engine.models.registry import get_model
 from store import DEFAULT_STORE

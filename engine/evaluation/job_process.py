@@ -37,8 +37,8 @@ from store.runs import RunOutcome
 with warnings.catch_warnings():  # the fork server imports the models afresh: libraries' notices about themselves
     warnings.simplefilter("ignore", FutureWarning)
     from engine.evaluation.evaluate import Timing, evaluate_job, retime_job
-    from engine.evaluation.jobs import Job
     from engine.ingest.part_data import PartData
+    from engine.jobs import Job
     from engine.models.feature_cache import FeatureCache
 
 MEMORY_BUDGET_ENV = "GLUELAB_MEMORY_BUDGET_GB"

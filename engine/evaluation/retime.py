@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from engine.cores import SlotHolder, job_slot
 from engine.evaluation.evaluate import Timing
 from engine.evaluation.job_process import memory_budget_bytes, retime_in_child
-from engine.evaluation.jobs import Job, unique
 from engine.ingest.part_data import PartData, load_part
+from engine.jobs import Job, unique
 from engine.models.feature_cache import FeatureCache, feature_cache_dir, limit_from_environment
 from engine.models.registry import get_model
 from store import DEFAULT_STORE

@@ -1,4 +1,4 @@
-"""Jobs: one (part, model, backbone, preset, seed, condition) each, and the validated grid of them.
+"""Jobs and requests: one (part, model, backbone, preset, seed, condition) each, and the validated grid of them.
 
 Every problem with a requested grid is found before any job starts, so nothing is written for a
 malformed request.
