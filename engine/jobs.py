@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from itertools import product
 from pathlib import Path
 from typing import TypeVar
 
 from engine.models.registry import ModelEntry, get_model
 from store import DEFAULT_STORE, dataset_parts
+from store.requests import Submitted, submit_request
 from store.runs import CONDITIONS, PRESETS
 
 LOG = logging.getLogger("gluelab.evaluation")
@@ -123,3 +126,143 @@ def plan_grid(
         Job(part, model, backbone, preset, seed, condition)
         for part, (model, backbone), condition, seed in product(parts, pairs, conditions, seed_list)
     ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Requests: a grid as someone asks for it, checked against the store and the plant's limits before it is queued.
+
+CONFIG_ENV = "GLUELAB_CONFIG"
+CONFIG_FILE = Path(__file__).resolve().parent.parent / "gluelab.toml"  # beside pyproject.toml
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """How much one request may ask for, from the `[requests]` table of the config file (`load_limits`).
+
+    `max_runs`: runs one request may make; `max_queued`: requests waiting at once; `max_seeds`: seeds per
+    request (the study used 5).
+    """
+
+    max_runs: int = 200
+    max_queued: int = 10
+    max_seeds: int = 10
+
+
+def config_path() -> Path:
+    """`$GLUELAB_CONFIG`, else `gluelab.toml` in the project folder."""
+    return Path(os.environ.get(CONFIG_ENV) or CONFIG_FILE)
+
+
+def load_limits(path: Path | None = None) -> RequestLimits:
+    """The `[requests]` limits of the config file (defaults where it or a key is missing); a bad value raises
+    ValueError naming the file and the key."""
+    path = path or config_path()
+    if not path.exists():
+        return RequestLimits()
+    try:
+        table = tomllib.loads(path.read_text()).get("requests", {})
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML ({error})") from None
+    known = {field.name for field in fields(RequestLimits)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown key(s) {', '.join(unknown)} in [requests]; known: {', '.join(sorted(known))}"
+        )
+    for key, value in table.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{path}: [requests] {key} must be a whole number of at least 1 (got {value!r})")
+    return RequestLimits(**table)
+
+
+@dataclass(frozen=True)
+class GridRequest:
+    """What an evaluation request asks for: the grid's axes and whether its parts must give pixel metrics.
+
+    `pixel_metrics` asks for pixel AUROC, F1 and AUPRO, which need every part's defect masks; without it,
+    pixel metrics are still computed where masks exist.
+    """
+
+    parts: tuple[str, ...]
+    models: tuple[str, ...]
+    backbones: tuple[str, ...] = ()
+    seeds: int = 1
+    conditions: tuple[str, ...] = (CONDITIONS[0],)
+    preset: str = PRESETS[0]
+    pixel_metrics: bool = False
+
+    def as_json(self) -> dict:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, grid: dict) -> GridRequest:
+        known = {field.name for field in fields(cls)}
+        return cls(
+            **{key: tuple(value) if isinstance(value, list) else value for key, value in grid.items() if key in known}
+        )
+
+
+def plan_request(
+    request: GridRequest, store: Path | str = DEFAULT_STORE, limits: RequestLimits | None = None
+) -> list[Job]:
+    """The request's jobs; raises ValueError naming every field that is wrong (nothing is queued or run).
+
+    On top of `plan_grid`'s checks: no empty selection, seeds within `limits.max_seeds`, masks on every part
+    when pixel metrics are asked for, and at most `limits.max_runs` runs.
+    """
+    limits = limits or RequestLimits()
+    problems = [
+        f"{name}: choose at least one" for name in ("parts", "models", "conditions") if not getattr(request, name)
+    ]
+    seeds = request.seeds
+    if isinstance(seeds, bool) or not isinstance(seeds, int):
+        problems.append(f"seeds: must be a whole number (got {seeds!r})")
+        seeds = 1
+    elif seeds > limits.max_seeds:
+        problems.append(f"seeds: {seeds} is more than the limit of {limits.max_seeds} (max_seeds in the config)")
+        seeds = 1
+    if request.pixel_metrics and Path(store).exists():
+        registered = dataset_parts(store).set_index("part")["has_masks"]
+        problems += [
+            f"pixel_metrics: part {part!r} has no defect masks, so it cannot give pixel metrics;"
+            " untick pixel metrics or leave the part out"
+            for part in request.parts
+            if part in registered.index and not registered[part]
+        ]
+    jobs: list[Job] = []
+    try:
+        jobs = plan_grid(
+            list(request.parts),
+            list(request.models),
+            list(request.backbones) or None,
+            seeds,
+            list(request.conditions),
+            request.preset,
+            store,
+        )
+    except ValueError as error:
+        problems += [line.strip() for line in str(error).splitlines()[1:]]
+    if not problems and len(jobs) > limits.max_runs:
+        problems.append(
+            f"runs: the request makes {len(jobs)} runs, more than the limit of {limits.max_runs} per request"
+            " (max_runs in the config); split it"
+        )
+    if problems:
+        raise ValueError("the evaluation request was refused, nothing was queued:\n  " + "\n  ".join(problems))
+    return jobs
+
+
+def submit(
+    request: GridRequest,
+    submitted_by: str,
+    client: str,
+    store: Path | str = DEFAULT_STORE,
+    limits: RequestLimits | None = None,
+) -> Submitted:
+    """Check `request` (`plan_request`) and queue it for the store's worker; the same grid already queued or
+    running is not queued twice (`Submitted.queued` is False and names the open request)."""
+    limits = limits or load_limits()
+    jobs = plan_request(request, store, limits)
+    return submit_request(
+        request.as_json(), [job.run_id for job in jobs], submitted_by, client, store, max_queued=limits.max_queued
+    )

@@ -150,6 +150,31 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, format, runtime)
     );
     """,
+    # 8: the device a run computed on, and the queue of evaluation requests a worker (`gluelab worker`) runs in order.
+    # Runs from before this migration ran on the CPU: gluelab had no other device then.
+    """
+    ALTER TABLE runs ADD COLUMN device VARCHAR DEFAULT 'cpu';  -- cpu | cuda | cuda:N, as the job's torch saw it
+    ALTER TABLE runs ADD COLUMN device_name VARCHAR;  -- the processor's or the GPU's model name
+    CREATE SEQUENCE request_ids START 1;
+    CREATE TABLE requests (
+        request_id INTEGER PRIMARY KEY DEFAULT nextval('request_ids'),
+        submitted_at TIMESTAMP NOT NULL DEFAULT now(),
+        submitted_by VARCHAR NOT NULL,  -- the engineer's login or name, or the shell user for `--submit`
+        client VARCHAR NOT NULL,  -- where the request came from: the browser's address or `host (shell)`
+        grid VARCHAR NOT NULL,  -- JSON: parts, models, backbones, seeds, conditions, preset, pixel_metrics
+        grid_hash VARCHAR NOT NULL,  -- the same grid submitted again while this one is open is not queued twice
+        run_ids VARCHAR NOT NULL,  -- JSON list: the runs the grid makes, for progress
+        state VARCHAR NOT NULL,  -- queued | running | finished | failed | cancelled
+        cancel_requested_by VARCHAR,  -- set on a running request; its worker stops the job and records it cancelled
+        worker VARCHAR,  -- `host:pid` of the worker running it (or that last ran it)
+        started_at TIMESTAMP,
+        ended_at TIMESTAMP,
+        finished_runs INTEGER,
+        failed_runs INTEGER,
+        skipped_runs INTEGER,  -- already finished before the request ran
+        message VARCHAR  -- how it ended, in words
+    );
+    """,
 ]
 
 
