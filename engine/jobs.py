@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from itertools import product
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from engine.models.registry import ModelEntry, get_model
 from store import DEFAULT_STORE, dataset_parts
@@ -197,9 +197,10 @@ class GridRequest:
     @classmethod
     def from_json(cls, grid: dict) -> GridRequest:
         known = {field.name for field in fields(cls)}
-        return cls(
-            **{key: tuple(value) if isinstance(value, list) else value for key, value in grid.items() if key in known}
-        )
+        values: dict[str, Any] = {
+            key: tuple(v) if isinstance(v, list) else v for key, v in grid.items() if key in known
+        }
+        return cls(**values)
 
 
 def plan_request(
