@@ -36,21 +36,29 @@ def stamp(store: str) -> str | None:
     return queries.store_stamp(store)
 
 
-def candidate_label(model: str, backbone: str, source: str, preset: str | None = None) -> str:
-    """How a model/backbone is named everywhere on the dashboard, e.g. `PaDiM / ResNet18 (paper)`."""
+def candidate_label(
+    model: str, backbone: str, source: str, preset: str | None = None, device: str | None = None
+) -> str:
+    """How a model/backbone is named everywhere on the dashboard, e.g. `PaDiM / ResNet18 (paper)`; a local run on
+    a GPU says so, `PaDiM / ResNet18 (paper, on cuda:0)`, so it is never taken for the CPU run of the same model."""
     name = model_name(model) + (f" / {backbone_name(backbone)}" if backbone else "")
     if source != LOCAL_SOURCE:
         return f"{name} (paper)"
-    return f"{name} ({preset})" if preset else name
+    where = f"on {device}" if isinstance(device, str) and device not in ("", "cpu") else ""
+    shown = ", ".join(part for part in (preset or "", where) if part)
+    return f"{name} ({shown})" if shown else name
 
 
 def with_candidates(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
-    """`frame` with a `candidate` label column; each distinct model/backbone/source/preset is labelled once."""
-    keys = frame[["model", "backbone", "preset"]].assign(source=frame["source"] if source is None else source)
+    """`frame` with a `candidate` label column; each distinct model/backbone/source/preset/device is labelled once."""
+    keys = frame[["model", "backbone", "preset"]].assign(
+        source=frame["source"] if source is None else source,
+        device=frame["device"].fillna("cpu") if "device" in frame else "cpu",
+    )
     distinct = keys.drop_duplicates()
     distinct["candidate"] = [
-        candidate_label(m, b, s, p)
-        for m, b, s, p in distinct[["model", "backbone", "source", "preset"]].itertuples(index=False)
+        candidate_label(m, b, s, p, d)
+        for m, b, s, p, d in distinct[["model", "backbone", "source", "preset", "device"]].itertuples(index=False)
     ]
     return frame.assign(candidate=keys.merge(distinct, how="left", on=list(keys.columns))["candidate"].to_numpy())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import socket
@@ -150,23 +151,33 @@ def _print_results(store: Path, part: str, condition: str | None, fmt: str) -> N
         print(readable_results(wide).to_string(index=False))
 
 
+def _grid_options(args: argparse.Namespace) -> dict:
+    """`run_grid`'s options from the flags `gluelab evaluate` and `gluelab worker` share."""
+    if args.address and args.executor != "ray":
+        raise ValueError("--address names a Ray cluster: add --executor ray")
+    return {
+        "memory_budget_gb": args.memory_budget_gb,
+        "feature_cache_gb": args.feature_cache_gb,
+        "device": args.device or "auto",
+        "executor": args.executor,
+        "address": args.address,
+    }
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.retime:
         return _retime(args)
     missing = [flag for flag, value in (("--parts", args.parts), ("--models", args.models)) if not value]
     if missing:
         raise ValueError(f"{' and '.join(missing)} required (or --retime RUN_ID… to time finished runs again)")
+    if args.submit:
+        return _submit(args)
     from engine.evaluation.grid import run_grid
     from engine.jobs import plan_grid
 
+    options = _grid_options(args)
     jobs = plan_grid(args.parts, args.models, args.backbones, args.seeds, args.conditions, args.preset, args.store)
-    summary = run_grid(
-        jobs,
-        args.store,
-        force=args.force,
-        memory_budget_gb=args.memory_budget_gb,
-        feature_cache_gb=args.feature_cache_gb,
-    )
+    summary = run_grid(jobs, args.store, force=args.force, **options)
     print(
         f"{summary.finished} runs finished, {summary.failed} failed, {summary.skipped} already done"
         + (f", {summary.busy} left to another process running them" if summary.busy else "")
@@ -176,6 +187,102 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"\n{part}")
         _print_results(args.store, part, None, "table")
     return 1 if summary.failed else 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    """Queue the grid for the store's worker instead of running it here."""
+    where = [
+        flag
+        for flag, value in (
+            ("--force", args.force),
+            ("--device", args.device),
+            ("--executor", args.executor != "local"),
+            ("--address", args.address),
+            ("--memory-budget-gb", args.memory_budget_gb),
+            ("--feature-cache-gb", args.feature_cache_gb),
+        )
+        if value
+    ]
+    if where:
+        raise ValueError(
+            f"{', '.join(where)}: where and how a queued grid runs is the worker's to say; give them to `gluelab worker`"
+        )
+    from engine.jobs import GridRequest, submit
+    from store.requests import running_worker
+
+    request = GridRequest(
+        tuple(args.parts),
+        tuple(args.models),
+        tuple(args.backbones or ()),
+        args.seeds,
+        tuple(args.conditions),
+        args.preset,
+        args.pixel_metrics,
+    )
+    submitted = submit(request, getpass.getuser(), f"{socket.gethostname()} (shell)", args.store)
+    if submitted.queued:
+        print(f"queued as request {submitted.request_id} ({submitted.n_runs} runs) in {args.store}")
+    else:
+        print(f"the same grid is already {submitted.state} as request {submitted.request_id}; not queued again")
+    worker = running_worker(args.store)
+    print(
+        f"worker: {worker}"
+        if worker
+        else f"no worker serves {args.store} yet: start one with `gluelab worker --store {args.store}`"
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from engine.evaluation.worker import Worker
+
+    options = _grid_options(args)
+    worker = Worker(args.store, once=args.once, report=lambda line: print(line, flush=True), grid_options=options)
+    ran = worker.serve(wait=args.wait)
+    print(f"the queue of {args.store} is empty; {ran} request(s) run")
+    return 0
+
+
+def cmd_requests(args: argparse.Namespace) -> int:
+    from store.requests import requests_table, running_worker
+
+    table = requests_table(args.store) if args.store.exists() else None
+    if table is None or table.empty:
+        print(f"no evaluation requests in {args.store}")
+    else:
+        shown = table.assign(
+            runs=[
+                f"{f}/{n} finished" + (f", {x} failed" if x else "")
+                for f, n, x in zip(table.runs_finished, table.n_runs, table.runs_failed, strict=True)
+            ],
+            submitted=table.submitted_at.dt.strftime("%Y-%m-%d %H:%M"),
+            state=[
+                s if s != "running" or not c else "cancelling"
+                for s, c in zip(table.state, table.cancel_requested_by, strict=True)
+            ],
+        )
+        columns = ["request_id", "state", "submitted", "submitted_by", "runs", "message"]
+        print(shown[columns].fillna("").to_string(index=False))
+    worker = running_worker(args.store)
+    print(
+        f"\nworker: {worker}" if worker else f"\nno worker serves {args.store}: `gluelab worker --store {args.store}`"
+    )
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from store.requests import cancel_request
+
+    state = cancel_request(args.request_id, getpass.getuser(), args.store)
+    if state is None:
+        raise ValueError(f"no request {args.request_id} in {args.store} (`gluelab requests` lists them)")
+    if state == "running":
+        print(f"request {args.request_id} is running: its worker stops the running job and records it cancelled")
+    elif state == "cancelled":
+        print(f"request {args.request_id} is cancelled")
+    else:
+        print(f"request {args.request_id} had already ended ({state}); nothing to cancel")
+    return 0
 
 
 def _retime(args: argparse.Namespace) -> int:
@@ -317,6 +424,44 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _device(text: str) -> str:
+    from engine.devices import parse_device
+
+    try:
+        return parse_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _add_grid_flags(parser: argparse.ArgumentParser) -> None:
+    """Where and how jobs run: shared by `gluelab evaluate` and `gluelab worker`."""
+    from engine.devices import DEVICE_HELP
+
+    parser.add_argument("--device", type=_device, help=f"{DEVICE_HELP} (default auto)")
+    parser.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local: one job at a time on this machine (default); ray: every job as a task on a Ray cluster"
+        " (pip install -e '.[ray]')",
+    )
+    parser.add_argument(
+        "--address", help="with --executor ray: the cluster's address, HOST:PORT (default: a local Ray)"
+    )
+    parser.add_argument(
+        "--memory-budget-gb",
+        type=_positive_float,
+        help="memory one job may use before it is stopped and recorded failed"
+        " (default: $GLUELAB_MEMORY_BUDGET_GB, else total RAM minus 4 GB)",
+    )
+    parser.add_argument(
+        "--feature-cache-gb",
+        type=_non_negative_float,
+        help="size limit of the frozen-feature cache kept beside the store (STORE.features/), least recently"
+        " used files evicted first; 0 turns it off (default: $GLUELAB_FEATURE_CACHE_GB, else 10)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gluelab", description="Glue-line anomaly-detection model workbench.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -411,17 +556,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="redo runs that already finished (each keeps its result until the new one replaces it)",
     )
     evaluate.add_argument(
-        "--memory-budget-gb",
-        type=_positive_float,
-        help="memory one job may use before it is stopped and recorded failed"
-        " (default: $GLUELAB_MEMORY_BUDGET_GB, else total RAM minus 4 GB)",
+        "--pixel-metrics",
+        action="store_true",
+        help="with --submit: require pixel metrics, refusing parts without defect masks (they are computed"
+        " wherever masks exist anyway)",
     )
     evaluate.add_argument(
-        "--feature-cache-gb",
-        type=_non_negative_float,
-        help="size limit of the frozen-feature cache kept beside the store (STORE.features/), least recently"
-        " used files evicted first; 0 turns it off (default: $GLUELAB_FEATURE_CACHE_GB, else 10)",
+        "--submit",
+        action="store_true",
+        help="queue the grid for the store's worker (`gluelab worker`) instead of running it here;"
+        " checked against the limits in gluelab.toml",
     )
+    _add_grid_flags(evaluate)
     evaluate.add_argument(
         "--retime",
         nargs="+",
@@ -431,6 +577,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
     evaluate.set_defaults(run=cmd_evaluate)
+
+    worker = commands.add_parser(
+        "worker", help="run the store's queued evaluation requests in order, one worker per store"
+    )
+    worker.add_argument("--once", action="store_true", help="stop when the queue is empty instead of waiting for more")
+    worker.add_argument(
+        "--wait", action="store_true", help="if another worker serves the store, wait for it to stop instead of exiting"
+    )
+    _add_grid_flags(worker)
+    worker.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    worker.set_defaults(run=cmd_worker)
+
+    queue = commands.add_parser("requests", help="the store's evaluation requests: queued, running and ended")
+    queue.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    queue.set_defaults(run=cmd_requests)
+
+    cancel = commands.add_parser(
+        "cancel", help="cancel a queued request, or stop a running one (its running job is recorded cancelled)"
+    )
+    cancel.add_argument("request_id", type=int, help="the request's number (`gluelab requests`)")
+    cancel.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    cancel.set_defaults(run=cmd_cancel)
 
     export = commands.add_parser("export", help="write a store table to a .csv or .parquet file")
     export.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -157,6 +158,19 @@ def _make_folder(path: Path) -> None:
         raise StoreError(f"{path} cannot be created: {error.strerror} ({path.parent})") from error
 
 
+# DuckDB refuses to open a file in a process that already has it open with the other access mode (read-only
+# against read-write), whichever thread holds it. Threads of one process (the dashboard's sessions, a worker's
+# cancel watcher beside its grid) therefore take turns on a store: one connection per store and process at a time.
+_PROCESS_LOCKS: dict[Path, threading.RLock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+
+
+def _process_lock(path: Path) -> threading.RLock:
+    key = path.resolve()
+    with _PROCESS_LOCKS_GUARD:
+        return _PROCESS_LOCKS.setdefault(key, threading.RLock())
+
+
 @contextmanager
 def write_store(
     path: Path | str = DEFAULT_STORE, wait_seconds: float = LOCK_WAIT_SECONDS
@@ -164,6 +178,11 @@ def write_store(
     """A write connection inside one transaction: committed on success, rolled back on any error."""
     path = Path(path)
     _make_folder(path)
+    with _process_lock(path):
+        yield from _write_transaction(path, wait_seconds)
+
+
+def _write_transaction(path: Path, wait_seconds: float) -> Iterator[duckdb.DuckDBPyConnection]:
     con = _connect(path, read_only=False, wait_seconds=wait_seconds)
     try:
         migrate(con, path)
@@ -202,6 +221,11 @@ def read_store(
         raise FileNotFoundError(
             f"no results store at {path}; create one with `gluelab generate --store {path}` or `gluelab import`"
         )
+    with _process_lock(path):
+        yield from _read_connection(path, wait_seconds)
+
+
+def _read_connection(path: Path, wait_seconds: float) -> Iterator[duckdb.DuckDBPyConnection]:
     con = _connect(path, read_only=True, wait_seconds=wait_seconds)
     try:
         current = is_current(con, path)

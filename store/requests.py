@@ -10,14 +10,24 @@ Cancelling a queued request ends it at once. A running request is only marked: i
 stops the running job (recorded `cancelled`, as Ctrl-C would) and ends the request `cancelled`.
 
 The same grid submitted again while an earlier submission of it is still queued or running is not queued a
-second time: the earlier request is returned. Once that has ended, submitting the grid again queues it anew
+second time: the earlier request is returned.
+
+One worker per store: the worker holds an exclusive `flock` on `<store>.worker.lock` (the kernel releases it
+however the worker ends) with `host pid` written in it, so a second worker started by mistake is refused or
+waits, and the dashboard can tell whether anyone is serving the queue. Once that has ended, submitting the grid again queues it anew
 (its finished runs are skipped, so only failed, cancelled or missing runs run again).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -201,3 +211,59 @@ def requests_table(store: Path | str = DEFAULT_STORE) -> pd.DataFrame:
             ORDER BY q.request_id DESC
             """
         ).df()
+
+
+class WorkerBusy(RuntimeError):
+    """Another worker already serves this store's queue."""
+
+
+def worker_lock_path(store: Path | str) -> Path:
+    return Path(f"{store}.worker.lock")
+
+
+def running_worker(store: Path | str = DEFAULT_STORE) -> str | None:
+    """`host pid` of the worker serving this store's queue right now, or None when none is."""
+    path = worker_lock_path(store)
+    if not path.exists():
+        return None
+    with open(path, "a+") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            return file.read().strip() or "a gluelab worker"
+        return None  # closing the file releases the shared lock taken to look
+
+
+@contextlib.contextmanager
+def worker_lock(
+    store: Path | str = DEFAULT_STORE, wait: bool = False, on_wait: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Be the store's one worker while the block runs; raises WorkerBusy naming the running worker, or with
+    `wait` waits for it to stop (calling `on_wait` once with who it is)."""
+    path = worker_lock_path(store)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = running_worker(store) or "a gluelab worker"
+            if not wait:
+                raise WorkerBusy(
+                    f"another gluelab worker ({holder}) already runs the requests of {store}: one worker per store."
+                    " Stop it first, or add --wait to take over when it stops"
+                ) from None
+            if on_wait is not None:
+                on_wait(holder)
+            while True:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    time.sleep(0.5)
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{socket.gethostname()} {os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock

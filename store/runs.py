@@ -30,7 +30,7 @@ PRESETS = ("cpu", "paper")
 CONDITIONS = ("baseline", "augmented")
 # The machine a run ran on, as its environment records it (engine.evaluation.evaluate.environment): times
 # measured on machines that differ in any of these are not comparable.
-HARDWARE_COLUMNS = ("processor", "gpu", "cpu_count")
+HARDWARE_COLUMNS = ("processor", "gpu", "cpu_count")  # gpu: the GPU the run computed on (NULL for a CPU run)
 HARDWARE_EXPRESSIONS = """json_extract_string(environment, '$.hardware.processor') AS processor,
                 json_extract_string(environment, '$.hardware.gpu') AS gpu,
                 TRY_CAST(json_extract_string(environment, '$.hardware.cpu_count') AS INTEGER) AS cpu_count"""
@@ -104,6 +104,8 @@ class RunOutcome:
         default_factory=pd.DataFrame
     )  # image_path, anomaly_map_path, pred_mask_path, map_min, map_max
     training: Training | None = None  # None for models fitted in one pass
+    device: str = "cpu"  # what the model computed on: cpu or cuda:N (engine.devices)
+    device_name: str | None = None  # the processor's or the GPU's model name
 
 
 def artifacts_dir(store: Path | str) -> Path:
@@ -167,9 +169,9 @@ def finish_run(run_id: str, key: dict, outcome: RunOutcome, store: Path | str = 
         con.execute(
             f"""INSERT INTO runs (run_id, {", ".join(RUN_KEY)}, status, host, pid, started_at, finished_at,
                    train_seconds, inference_ms, throughput_fps, peak_memory_mb, n_train, n_test, config, environment,
-                   epochs, stop_reason, under_trained, timing_contended, timing_note)
+                   epochs, stop_reason, under_trained, timing_contended, timing_note, device, device_name)
                VALUES (?, ?, ?, ?, ?, ?, ?, 'finished', ?, ?, coalesce(?, now()), now(), ?, ?, ?, ?, ?, ?, ?, ?,
-                       ?, ?, ?, ?, ?)""",
+                       ?, ?, ?, ?, ?, ?, ?)""",
             [
                 run_id,
                 *(key[k] for k in RUN_KEY),
@@ -190,6 +192,8 @@ def finish_run(run_id: str, key: dict, outcome: RunOutcome, store: Path | str = 
                     else (training.epochs, training.stop_reason, training.under_trained)
                 ),
                 *_timing_verdict(outcome.environment.get("timing")),
+                outcome.device,
+                outcome.device_name,
             ],
         )
         metrics = pd.DataFrame(
@@ -359,7 +363,10 @@ def run_metrics(store: Path | str = DEFAULT_STORE, part: str | None = None) -> p
 def leaderboard(
     store: Path | str = DEFAULT_STORE, part: str | None = None, *, by_hardware: bool = False
 ) -> pd.DataFrame:
-    """Mean, std and number of seeds per (part, condition, model, backbone, preset) and metric.
+    """Mean, std and number of seeds per (part, condition, model, backbone, preset, device) and metric.
+
+    `device` is what the runs computed on (`cpu`, `cuda:N`; see `engine.devices`): seeds run on different
+    devices are never averaged together.
 
     Runtime figures are included as metrics, like Table 4: one `UNION ALL` per runtime metric of the
     metric registry, reading its `source` expression over the run's row (train_seconds / 60 for train_min).
@@ -368,7 +375,7 @@ def leaderboard(
     times measured on different machines.
     """
     hardware = "".join(f", {column}" for column in HARDWARE_COLUMNS) if by_hardware else ""
-    keys = f"part, condition, model, backbone, preset{hardware}"
+    keys = f"part, condition, model, backbone, preset, device{hardware}"
     extracted = f", {HARDWARE_EXPRESSIONS}" if by_hardware else ""
     runtime = "".join(
         f"\n                UNION ALL SELECT {keys}, seed, '{name}', CAST({source} AS DOUBLE) FROM finished"
@@ -378,7 +385,8 @@ def leaderboard(
         return con.execute(
             f"""
             WITH finished AS (
-                SELECT *{extracted} FROM runs WHERE status = 'finished' AND (? IS NULL OR part = ?)
+                SELECT * REPLACE (coalesce(device, 'cpu') AS device){extracted}
+                FROM runs WHERE status = 'finished' AND (? IS NULL OR part = ?)
             ),
             long AS (
                 SELECT {", ".join("f." + key for key in keys.split(", "))}, f.seed, m.metric, m.value

@@ -1,4 +1,4 @@
-"""Table-5-style result tables: one row per (source, part, condition, model, backbone), one column per metric.
+"""Table-5-style result tables: one row per (source, part, condition, model, backbone, device), one column per metric.
 
 Local runs are aggregated over seeds (mean, sample std, number of seeds); the study's published
 figures sit beside them as source `Chen et al. 2025`.
@@ -18,14 +18,16 @@ from store.runs import leaderboard
 
 # A live view of the metric registry: the result tables' columns in order (RUNTIME_METRICS: the runtime ones).
 METRIC_ORDER = TABLE_METRICS
-ROW_KEYS = ["source", "part", "condition", "model", "backbone"]
+ROW_KEYS = ["source", "part", "condition", "model", "backbone", "device"]  # device: '' for the study's figures
 LOCAL_SOURCE = "local"
 
 
 def results_long(store: Path | str, part: str | None = None) -> pd.DataFrame:
     """Local aggregates and published figures in one long frame: ROW_KEYS, preset, metric, mean, std, n_seeds."""
     local = leaderboard(store, part).assign(source=LOCAL_SOURCE)
-    published = published_results(store, part).drop(columns=["source_table"]).assign(preset="paper", n_seeds=pd.NA)
+    published = (
+        published_results(store, part).drop(columns=["source_table"]).assign(preset="paper", device="", n_seeds=pd.NA)
+    )
     frame = pd.concat([local, published], ignore_index=True)
     return frame[frame["metric"].isin(list(METRIC_ORDER))]
 

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from lightning.pytorch import seed_everything
 
+from engine.devices import cpu_model, device_name, synchronize
 from engine.evaluation.metrics import image_metrics, pixel_metrics
 from engine.evaluation.timing import TimingWindow
 from engine.ingest.part_data import PartData, study_augmentation
@@ -70,8 +71,8 @@ class PeakMemory:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def environment() -> dict:
-    """Library versions and the hardware a run used."""
+def environment(device: str = "cpu") -> dict:
+    """Library versions and the hardware a run used: `gpu` is the GPU it computed on (None for a CPU run)."""
     with open("/proc/meminfo") as meminfo:
         total_kb = int(meminfo.readline().split()[1])
     return {
@@ -79,21 +80,14 @@ def environment() -> dict:
         "python": platform.python_version(),
         "hardware": {
             "machine": platform.machine(),
-            "processor": _cpu_model(),
+            "processor": cpu_model(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "memory_gb": round(total_kb / 2**20, 1),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "device": device,
+            "gpu": device_name(device) if device.startswith("cuda") else None,
         },
     }
-
-
-def _cpu_model() -> str:
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def torch_threads() -> tuple[int, int]:
@@ -110,29 +104,34 @@ class Timing:
     load: dict  # `TimingLoad.record()`: the samples and whether they make the timing contended
 
 
-def time_inference(detector: Detector, test: list[np.ndarray]) -> tuple[Timing, Prediction]:
+def time_inference(detector: Detector, test: list[np.ndarray], device: str = "cpu") -> tuple[Timing, Prediction]:
     """Median batch-1 latency after warm-up, then throughput at batch 32 on the first test images, on the plain
-    model, while `TimingWindow` watches what else runs on the machine.
+    model, while `TimingWindow` watches what else runs on the machine. The clock is read only once `device` has
+    finished its queued work (`engine.devices.synchronize`).
 
     Returns the timing and the throughput window's results (the run's results for those test images).
     """
     with TimingWindow(torch_threads()) as window:
-        inference_ms = _batch1_latency_ms(detector, test)
+        inference_ms = _batch1_latency_ms(detector, test, device)
         timed = test[:THROUGHPUT_IMAGES]
+        synchronize(device)
         start = time.perf_counter()
         first = detector.predict(timed, batch_size=THROUGHPUT_BATCH)
+        synchronize(device)
         throughput = len(timed) / (time.perf_counter() - start)
     assert window.load is not None
     return Timing(inference_ms, throughput, window.load.record()), first
 
 
-def _batch1_latency_ms(detector: Detector, images: list[np.ndarray]) -> float:
+def _batch1_latency_ms(detector: Detector, images: list[np.ndarray], device: str) -> float:
     for image in images[:LATENCY_WARMUP]:
         detector.predict([image], batch_size=1)
     times = []
     for image in images[:LATENCY_IMAGES]:
+        synchronize(device)
         start = time.perf_counter()
         detector.predict([image], batch_size=1)
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return 1000 * median(times)
 
@@ -192,6 +191,7 @@ def evaluate_job(
     examples_folder: str | None = None,
     settings: dict | None = None,
     feature_cache: FeatureCache | None = None,
+    device: str = "cpu",
 ) -> RunOutcome:
     """Fit and test `job`'s model on `data`; example heatmaps go to `artifacts_root/<examples_folder>/`.
 
@@ -202,15 +202,20 @@ def evaluate_job(
     features come from it while the model fits and while it scores the test set; batch-1 latency and
     throughput are always timed on the plain model (whose results for the timed images are the run's results for
     them), and the load they were timed under goes to the run's `environment.timing` (`time_inference`).
+    The model computes on `device` (`cpu` or `cuda:N`, see `engine.devices`) where it can; the run records
+    the device it used. The feature cache holds CPU tensors and is used on the CPU only.
     """
     detector, augment = build_job_model(job, settings)
+    device = detector.to(device)
+    if device != "cpu":
+        feature_cache = None
     detector.report = lambda progress: print(f"  {job.label}: {progress}", file=sys.stderr, flush=True)
     with PeakMemory() as memory:
         start = time.perf_counter()
         with detector.cached_features(feature_cache):
             detector.fit(data.train, augment)
         train_seconds = time.perf_counter() - start
-        timing, first = time_inference(detector, data.test)
+        timing, first = time_inference(detector, data.test, device)
         prediction, rest = (
             first,
             data.test[THROUGHPUT_IMAGES:],
@@ -247,7 +252,9 @@ def evaluate_job(
         n_train=len(data.train),
         n_test=len(data.test),
         config={"job": job.key(), "run_id": job.run_id, **_with_augmentation(detector.config, job)},
-        environment={**environment(), "timing": timing.load},
+        environment={**environment(device), "timing": timing.load},
+        device=device,
+        device_name=device_name(device),
         image_scores=scores,
         training=detector.training,
         artifacts=_save_examples(

@@ -31,6 +31,7 @@ from typing import Any
 from tqdm import tqdm
 
 from engine.cores import SlotHolder, job_slot
+from engine.devices import resolve_device
 from engine.evaluation.job_process import JobFailed, describe, memory_budget_bytes, run_job_in_child
 from engine.ingest.part_data import PartData, load_part
 from engine.jobs import Job
@@ -111,10 +112,17 @@ def run_grid(
     show_progress: bool = True,
     memory_budget_gb: float | None = None,
     feature_cache_gb: float | None = None,
+    device: str = "cpu",
+    executor: str = "local",
+    address: str | None = None,
 ) -> GridSummary:
     """Run `jobs` (finished ones only with `force`); each job may hold `memory_budget_gb` (default: see
     `job_process.memory_budget_bytes`). Frozen backbone features are kept beside the store in a cache of at
-    most `feature_cache_gb` (default `$GLUELAB_FEATURE_CACHE_GB`, else 10 GB; 0 turns it off)."""
+    most `feature_cache_gb` (default `$GLUELAB_FEATURE_CACHE_GB`, else 10 GB; 0 turns it off). Models compute on
+    `device` (`auto`, `cpu`, `cuda`, `cuda:N`; `engine.devices`), resolved once here before any job starts."""
+    if executor != "local":
+        raise ValueError(f"unknown executor {executor!r}; choose local")
+    device = resolve_device(device)
     budget = memory_budget_bytes(memory_budget_gb)
     limit = limit_from_environment() if feature_cache_gb is None else feature_cache_gb
     cache = FeatureCache(feature_cache_dir(store), limit) if limit > 0 else None
@@ -128,7 +136,7 @@ def run_grid(
         for job in progress:
             interrupts.check()
             progress.set_postfix_str(job.label)
-            runner = _JobRunner(job, store, force, budget, interrupts, progress.write, cache)
+            runner = _JobRunner(job, store, force, budget, interrupts, progress.write, cache, device)
             counts[runner.run(parts)] += 1
             if cache is not None:
                 cache.evict()
@@ -147,6 +155,7 @@ class _JobRunner:
     interrupts: _Interrupts
     report: Callable[[str], None]
     cache: FeatureCache | None = None
+    device: str = "cpu"
 
     def run(self, parts: dict[str, PartData]) -> str:
         """'finished', 'failed', 'skipped' (finished meanwhile) or 'busy' (another process runs it).
@@ -189,7 +198,7 @@ class _JobRunner:
                 parts[job.part] = load_part(job.part, self.store)
             settings = get_model(job.model).presets[job.preset]
             outcome = run_job_in_child(
-                job, parts[job.part], artifacts_dir(self.store), folder, self.budget, settings, self.cache
+                job, parts[job.part], artifacts_dir(self.store), folder, self.budget, settings, self.cache, self.device
             )
         except Exception as error:  # noqa: BLE001 - any failure of one job is recorded and the grid goes on
             return self._fail(state, folder, str(error) if isinstance(error, JobFailed) else describe(error))

@@ -97,13 +97,14 @@ def run_job_in_child(
     budget_bytes: int,
     settings: dict,
     feature_cache: FeatureCache | None = None,
+    device: str = "cpu",
 ) -> RunOutcome:
-    """`evaluate_job` in a forked child with the preset `settings` the grid resolved; raises
+    """`evaluate_job` in a forked child with the preset `settings` the grid resolved, on `device`; raises
     MemoryBudgetExceeded or JobFailed when it does not finish.
 
     Ctrl-C or SIGTERM in the grid (KeyboardInterrupt) kills the child before propagating.
     """
-    arguments = (job, data, artifacts_root, examples_folder, settings, feature_cache)
+    arguments = (job, data, artifacts_root, examples_folder, settings, feature_cache, device)
     return _run_in_child(evaluate_job, arguments, job, budget_bytes)
 
 

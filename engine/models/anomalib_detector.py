@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, contextmanager
 from itertools import islice
 from types import SimpleNamespace
+from typing import Any
 
 import albumentations as A
 import numpy as np
@@ -185,6 +186,19 @@ class AnomalibDetector(Detector):
         self.from_gray = gray_input(self.transform)
         self.input_size = tuple(module.input_size)
         self.training: Training | None = None
+        self.device = torch.device("cpu")
+
+    def to(self, device: str) -> str:
+        self.device = torch.device(device)
+        self.module.to(self.device)
+        return device
+
+    def collate(self, items: list) -> ImageBatch:
+        """`ImageBatch.collate`, with the images on this model's device."""
+        batch: Any = ImageBatch.collate(items)
+        if self.device.type != "cpu":
+            batch.image = batch.image.to(self.device)
+        return batch
 
     def cached_features(self, cache: FeatureCache | None) -> AbstractContextManager[None]:
         return cached_submodules(self.module.model, self.frozen_features, cache)
@@ -195,7 +209,7 @@ class AnomalibDetector(Detector):
             TrainImages(train, augment, self.transform),
             batch_size=COLLECTION_BATCH if memory_bank else self.settings.get("batch_size", 32),
             shuffle=not memory_bank,
-            collate_fn=ImageBatch.collate,
+            collate_fn=self.collate,
             generator=torch.Generator().manual_seed(torch.initial_seed()),
         )
         if memory_bank:
@@ -262,11 +276,11 @@ class AnomalibDetector(Detector):
         scores, maps = [], []
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
-                batch = torch.stack([self.from_gray(g) for g in images[start : start + batch_size]])
+                batch = torch.stack([self.from_gray(g) for g in images[start : start + batch_size]]).to(self.device)
                 output = self.module.model(batch)
-                scores.append(output.pred_score.reshape(-1).float())
+                scores.append(output.pred_score.reshape(-1).float().cpu())
                 if output.anomaly_map is not None:
-                    anomaly_map = output.anomaly_map.reshape(len(batch), *output.anomaly_map.shape[-2:]).float()
+                    anomaly_map = output.anomaly_map.reshape(len(batch), *output.anomaly_map.shape[-2:]).float().cpu()
                     if tuple(anomaly_map.shape[-2:]) != self.input_size:
                         anomaly_map = F.interpolate(anomaly_map[:, None], self.input_size, mode="bilinear")[:, 0]
                     maps.append(anomaly_map)

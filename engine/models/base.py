@@ -37,6 +37,11 @@ class Detector(ABC):
         """A block in which the model's frozen feature extractors read and fill `cache` (none by default)."""
         return nullcontext()
 
+    def to(self, device: str) -> str:
+        """Compute on `device` (`cpu` or `cuda:N`) where this model can; returns the device it will use.
+        Models without torch run on the CPU whatever is asked."""
+        return "cpu"
+
     @abstractmethod
     def fit(self, train: list[np.ndarray], augment: A.Compose | None) -> None:
         """Learn from 8-bit grayscale training images; `augment` (RGB uint8) is applied when given."""

@@ -16,7 +16,6 @@ import albumentations as A
 import numpy as np
 import torch
 import torch.nn.functional as F
-from anomalib.data import ImageBatch
 from anomalib.models.components import TimmFeatureExtractor
 from anomalib.models.image.efficient_ad.lightning_model import EfficientAd
 from torch import nn
@@ -67,7 +66,7 @@ class EfficientAdDetector(AnomalibDetector):
         module = self.module
         module.prepare_imagenette_data(self.input_size)
         unaugmented = TrainImages(train, None, self.transform)  # pre-processed once, kept for every pass below
-        plain = DataLoader(unaugmented, batch_size=1, collate_fn=ImageBatch.collate)
+        plain = DataLoader(unaugmented, batch_size=1, collate_fn=self.collate)
         with torch.no_grad():
             module.model.mean_std.update(module.teacher_channel_mean_std(plain))
         clock = TrainingClock(self.settings, self.report)
@@ -84,7 +83,7 @@ class EfficientAdDetector(AnomalibDetector):
             images,
             batch_size=1,
             shuffle=True,
-            collate_fn=ImageBatch.collate,
+            collate_fn=self.collate,
             generator=torch.Generator().manual_seed(torch.initial_seed()),
         )
         module.train()

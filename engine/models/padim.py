@@ -46,8 +46,8 @@ class StreamingPadimModel(PadimModel):
         batch, channel, height, width = embedding.shape
         vectors = embedding.reshape(batch, channel, height * width).permute(2, 0, 1).contiguous()  # (P, B, C)
         if getattr(self, "_count", 0) == 0:
-            self._sum = torch.zeros(height * width, channel, dtype=torch.float64)
-            self._outer = torch.zeros(height * width, channel, channel, dtype=torch.float64)
+            self._sum = torch.zeros(height * width, channel, dtype=torch.float64, device=embedding.device)
+            self._outer = torch.zeros(height * width, channel, channel, dtype=torch.float64, device=embedding.device)
             self._count = 0
         # A batch's products in float32 (one batched product; float64 runs them one position at a time), their
         # running sums in float64.
@@ -64,7 +64,7 @@ class StreamingPadimModel(PadimModel):
         covariance = (self._outer - count * mean[:, :, None] * mean[:, None, :]) / (count - 1)
         del self._sum, self._outer
         self._count = 0
-        identity = torch.eye(covariance.shape[-1])
+        identity = torch.eye(covariance.shape[-1], device=covariance.device)
         stabilised = covariance.float() + 0.01 * identity + 1e-5 * identity
         self.gaussian.mean = mean.T.float().contiguous()
         self.gaussian.inv_covariance = torch.linalg.inv(stabilised)
