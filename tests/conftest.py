@@ -170,6 +170,7 @@ def write_finished_run(
     training: Training | None = None,
     environment: dict | None = None,
     config: dict | None = None,
+    device: str = "cpu",
 ) -> None:
     """A finished run written through the store's run lifecycle (`claim_run`, `finish_run`).
 
@@ -202,6 +203,7 @@ def write_finished_run(
             environment=environment or {},
             image_scores=image_scores,
             training=training,
+            device=device,
         ),
         store,
     )

@@ -46,7 +46,7 @@ def test_results_command_prints_the_part_table_in_every_format(tmp_path, capsys)
 
     assert gluelab(["results", "--part", "part6", "--format", "csv", "--store", store]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("source,part,condition,model,backbone,preset,image_auroc_mean")
+    assert lines[0].startswith("source,part,condition,model,backbone,device,preset,image_auroc_mean")
     assert len(lines) - 1 == len({(r["model"], r["backbone"]) for r in _csv_rows() if r["part"] == "part6"})
 
 
