@@ -227,7 +227,7 @@ def _timing_verdict(timing: dict | None) -> tuple[bool | None, str | None]:
 
 
 def finished_run(run_id: str, store: Path | str = DEFAULT_STORE) -> dict:
-    """A finished run's key, config, environment, timing figures and verdict, by id.
+    """A finished run's key, config, environment, timing figures and verdict, and its device, by id.
 
     ValueError naming the id (and the store) when the store has no such run, or the run has not finished.
     """
@@ -236,14 +236,14 @@ def finished_run(run_id: str, store: Path | str = DEFAULT_STORE) -> dict:
     with read_store(store) as con:
         row = con.execute(
             f"""SELECT run_id, {", ".join(RUN_KEY)}, status, config, environment, inference_ms, throughput_fps,
-                       timing_contended, timing_note
+                       timing_contended, timing_note, device, device_name
                 FROM runs WHERE run_id = ?""",
             [run_id],
         ).fetchone()
     if row is None:
         raise ValueError(f"no run {run_id!r} in {store} (`gluelab results` or the Runs page list its runs)")
     names = ["run_id", *RUN_KEY, "status", "config", "environment", "inference_ms", "throughput_fps"]
-    run = dict(zip([*names, "timing_contended", "timing_note"], row, strict=True))
+    run = dict(zip([*names, "timing_contended", "timing_note", "device", "device_name"], row, strict=True))
     if run["status"] != "finished":
         raise ValueError(f"run {run_id!r} is {run['status']}, not finished: only a finished run can be timed again")
     run["config"] = json.loads(run["config"] or "{}")

@@ -264,16 +264,20 @@ def evaluate_job(
 
 
 def retime_job(
-    job: Job, data: PartData, settings: dict | None = None, feature_cache: FeatureCache | None = None
+    job: Job,
+    data: PartData,
+    settings: dict | None = None,
+    feature_cache: FeatureCache | None = None,
+    device: str = "cpu",
 ) -> Timing:
-    """Fit `job`'s model again as the run did (same seed, settings and condition) and time its inference afresh.
+    """Fit `job`'s model again as the run did (same seed, settings, condition and device) and time its inference
+    afresh.
 
     Fitted models are not kept, so the fit is repeated (its features from `feature_cache`, its time not recorded);
     only latency, throughput and their load are measured. The throughput window's results are dropped.
     """
-    seed_everything(job.seed, workers=True, verbose=False)
-    detector = get_model(job.model).build(job.backbone, job.preset, settings)
-    augment = study_augmentation(job.seed) if job.condition == "augmented" else None
-    with detector.cached_features(feature_cache):
+    detector, augment = build_job_model(job, settings)
+    device = detector.to(device)
+    with detector.cached_features(feature_cache if device == "cpu" else None):
         detector.fit(data.train, augment)
-    return time_inference(detector, data.test)[0]
+    return time_inference(detector, data.test, device)[0]

@@ -109,10 +109,15 @@ def run_job_in_child(
 
 
 def retime_in_child(
-    job: Job, data: PartData, budget_bytes: int, settings: dict, feature_cache: FeatureCache | None = None
+    job: Job,
+    data: PartData,
+    budget_bytes: int,
+    settings: dict,
+    feature_cache: FeatureCache | None = None,
+    device: str = "cpu",
 ) -> Timing:
     """`retime_job` in a forked child, watched like `run_job_in_child`."""
-    return _run_in_child(retime_job, (job, data, settings, feature_cache), job, budget_bytes)
+    return _run_in_child(retime_job, (job, data, settings, feature_cache, device), job, budget_bytes)
 
 
 def _run_in_child(task: Callable[..., T], arguments: tuple, job: Job, budget_bytes: int) -> T:

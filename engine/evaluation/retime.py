@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.cores import SlotHolder, job_slot
+from engine.devices import resolve_device
 from engine.evaluation.evaluate import Timing
 from engine.evaluation.job_process import memory_budget_bytes, retime_in_child
 from engine.ingest.part_data import PartData, load_part
@@ -69,6 +70,10 @@ def retime_runs(
         except ValueError as error:
             problems.append(str(error))
             continue
+        try:  # timed again where it ran: a GPU run on this machine's GPU, a CPU run on the CPU
+            run["device"] = resolve_device(run.get("device") or "cpu")
+        except RuntimeError as error:
+            problems.append(f"run {run_id!r} ran on {run['device']} ({run.get('device_name')}): {error}")
         recorded = run["config"].get("settings")
         if recorded is not None and json.loads(json.dumps(run["settings"])) != recorded:
             problems.append(
@@ -92,7 +97,7 @@ def retime_runs(
         with job_slot(f"gluelab evaluate --retime: {job.label} ({store})", on_wait=waiting):
             if job.part not in parts:
                 parts[job.part] = load_part(job.part, store)
-            timing = retime_in_child(job, parts[job.part], budget, run["settings"], cache)
+            timing = retime_in_child(job, parts[job.part], budget, run["settings"], cache, run["device"])
         recorded = record_retiming(run["run_id"], timing.inference_ms, timing.throughput_fps, timing.load, store)
         retimed = Retimed(run["run_id"], job, run["inference_ms"], run["timing_note"], timing, recorded)
         report(retimed.describe())
