@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -108,6 +109,16 @@ def test_tasks_ask_for_the_cpus_of_their_preset_and_a_gpu_on_cuda(tmp_path):
     assert resources_for(job, "cuda", node_cpus=8) == {"num_cpus": 2, "num_gpus": 1}
     with pytest.raises(ValueError, match="'dask'"):
         run_grid([job], tmp_path / "store.duckdb", executor="dask")
+    with pytest.raises(ValueError, match="is for the ray executor"):
+        run_grid([job], tmp_path / "store.duckdb", address="127.0.0.1:6379")
+
+
+def test_the_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as where Ray is not installed
+    job = Job("part1", "legacy", "", "cpu", 0, "baseline")
+    with pytest.raises(RuntimeError, match=re.escape("the ray executor needs Ray: pip install -e '.[ray]'")):
+        run_grid([job], tmp_path / "store.duckdb", executor="ray")
+    assert not (tmp_path / "store.duckdb").exists()
 
 
 def test_a_grid_on_ray_gives_every_metric_the_local_executor_gives(tmp_path, ray_address):
