@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -58,9 +59,15 @@ def _descendants(pid: int) -> list[int]:
 def ray_address(tmp_path_factory):
     """A Ray head on 127.0.0.1 with 2 CPUs (`ray start --head --block`), stopped at the end by its process ids."""
     temp = tmp_path_factory.mktemp("ray")
-    if len(str(temp)) + 70 > SOCKET_PATH_MAX:  # too long for Ray's socket paths
+    short = len(str(temp)) + 70 > SOCKET_PATH_MAX  # too long for Ray's socket paths: a shorter one of our own
+    if short:
         temp = Path(tempfile.mkdtemp(prefix="ray-"))
     port = _free_port()
+    # Token authentication with a token of this module's own, for the head and for the grid (the driver), so
+    # neither depends on a token a user may keep in ~/.ray.
+    authentication = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    previous = {name: os.environ.get(name) for name in authentication}
+    os.environ.update(authentication)
     environment = {
         **os.environ,  # GLUELAB_HOME and the timing margin the session set, for the workers too
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -93,6 +100,13 @@ def ray_address(tmp_path_factory):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         log.close()
+        if short:
+            shutil.rmtree(temp, ignore_errors=True)
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _copy_store(store: Path, to: Path) -> Path:
