@@ -14,6 +14,9 @@ Runs left `running` by a killed process are marked failed when the next grid sta
 
 One job runs at a time on the machine (`engine.cores`): before claiming a job the grid takes a job slot, waiting
 (and saying so) while another grid's job holds it, so no two jobs ever share the cores and time each other.
+
+With `executor="ray"` the jobs run as tasks on a Ray cluster instead (`ray_executor`); this process still claims,
+stores, fails and cancels every run through the same `RunRecord`.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from store.runs import (
 )
 
 CANCELLED_ERROR = "cancelled (Ctrl-C or SIGTERM) while running"
+EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class GridSummary:
     busy: int = 0  # being run by another live process when their turn came, so left to it
 
 
-class _Interrupts:
+class Interrupts:
     """Ctrl-C and SIGTERM as KeyboardInterrupt, held back while the store is being written.
 
     A store transaction cut by an exception rolls back, but the bookkeeping around it (a claim taken, a
@@ -94,9 +98,9 @@ class _Interrupts:
 
 
 @contextmanager
-def _interrupts_handled() -> Iterator[_Interrupts]:
+def interrupts_handled() -> Iterator[Interrupts]:
     """Treat SIGTERM like Ctrl-C, so both cancel the running job the same way."""
-    interrupts = _Interrupts()
+    interrupts = Interrupts()
     previous = {sig: signal.signal(sig, interrupts) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield interrupts
@@ -112,6 +116,7 @@ def run_grid(
     show_progress: bool = True,
     memory_budget_gb: float | None = None,
     feature_cache_gb: float | None = None,
+    *,
     device: str = "cpu",
     executor: str = "local",
     address: str | None = None,
@@ -119,9 +124,21 @@ def run_grid(
     """Run `jobs` (finished ones only with `force`); each job may hold `memory_budget_gb` (default: see
     `job_process.memory_budget_bytes`). Frozen backbone features are kept beside the store in a cache of at
     most `feature_cache_gb` (default `$GLUELAB_FEATURE_CACHE_GB`, else 10 GB; 0 turns it off). Models compute on
-    `device` (`auto`, `cpu`, `cuda`, `cuda:N`; `engine.devices`), resolved once here before any job starts."""
-    if executor != "local":
-        raise ValueError(f"unknown executor {executor!r}; choose local")
+    `device` (`auto`, `cpu`, `cuda`, `cuda:N`; `engine.devices`), resolved once here before any job starts.
+
+    `executor` is where the jobs run: `local` (here, one at a time, as above) or `ray` (as tasks on the Ray
+    cluster at `address`, or on a local Ray instance when it is None; `engine.evaluation.ray_executor`, which
+    neither applies the memory budget nor uses the feature cache, and resolves `device` against the cluster's
+    GPUs). Either way this process alone writes the store.
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+    if address is not None and executor != "ray":
+        raise ValueError(f"an address ({address}) is for the ray executor; the {executor} executor takes none")
+    if executor == "ray":
+        from engine.evaluation.ray_executor import run_ray_grid
+
+        return run_ray_grid(jobs, store, force, show_progress, address=address, device=device)
     device = resolve_device(device)
     budget = memory_budget_bytes(memory_budget_gb)
     limit = limit_from_environment() if feature_cache_gb is None else feature_cache_gb
@@ -131,12 +148,12 @@ def run_grid(
     todo = [job for job in jobs if force or job.run_id not in done]
     counts: Counter[str] = Counter()
     parts: dict[str, PartData] = {}
-    with _interrupts_handled() as interrupts:
+    with interrupts_handled() as interrupts:
         progress = tqdm(todo, desc="evaluating", unit="run", disable=not show_progress)
         for job in progress:
             interrupts.check()
             progress.set_postfix_str(job.label)
-            runner = _JobRunner(job, store, force, budget, interrupts, progress.write, cache, device)
+            runner = _JobRunner(RunRecord(job, store, force, interrupts, progress.write), budget, cache, device)
             counts[runner.run(parts)] += 1
             if cache is not None:
                 cache.evict()
@@ -147,13 +164,76 @@ def run_grid(
 
 
 @dataclass
-class _JobRunner:
+class RunRecord:
+    """One job's run as the grid writes it to the store, whichever executor runs the job: the claim, the
+    finished result, a failure or a cancellation. Every write holds interrupts back until it is done."""
+
     job: Job
     store: Path | str
     force: bool
-    budget: int
-    interrupts: _Interrupts
+    interrupts: Interrupts
     report: Callable[[str], None]
+
+    def claim(self) -> ClaimState | None:
+        """What `claim_run` found (`new` or `rerun`: the job is this process's to run), or None when the store could
+        not be written (reported; the job counts as failed)."""
+        job = self.job
+        try:
+            with self.interrupts.held():
+                state = claim_run(job.run_id, job.key(), self.store, self.force)
+        except Exception as error:  # noqa: BLE001 - a store that cannot be written fails this job, not the grid
+            self.report(f"failed: {job.label}: could not claim it in the store: {describe(error)}")
+            return None
+        if state == "busy":
+            self.report(f"skipped: {job.label}: another process is running it")
+        return state
+
+    def new_folder(self) -> str:
+        """A folder under `artifacts_dir` for this attempt's heatmaps, apart from any earlier run's."""
+        return f"{self.job.run_id}-{uuid.uuid4().hex[:8]}"
+
+    def store_outcome(self, outcome: RunOutcome, state: ClaimState, folder: str) -> str:
+        """Write the finished run in one transaction: 'finished', or 'failed' when it could not be written."""
+        with self.interrupts.held():  # once written, the run is finished: an interrupt now waits for the next job
+            try:
+                replaced = finish_run(self.job.run_id, self.job.key(), outcome, self.store)
+            except Exception as error:  # noqa: BLE001 - the transaction rolled back; the job fails alone
+                return self.fail(state, folder, f"its results could not be written to the store: {describe(error)}")
+            for old in replaced:
+                shutil.rmtree(artifacts_dir(self.store) / old, ignore_errors=True)
+        return "finished"
+
+    def fail(self, state: ClaimState, folder: str, reason: str) -> str:
+        self.discard(folder)
+        self.end(state, "failed", reason)
+        kept = " (its earlier finished run is kept)" if state == "rerun" else ""
+        self.report(f"failed: {self.job.label}: {reason}{kept}")
+        return "failed"
+
+    def cancel(self, state: ClaimState, folder: str) -> None:
+        self.discard(folder)
+        self.end(state, "cancelled", CANCELLED_ERROR)
+
+    def end(self, state: ClaimState, status: str, reason: str) -> None:
+        try:
+            with self.interrupts.held():
+                end_run(self.job.run_id, status, reason, {"job": self.job.key()}, store=self.store)
+        except Exception as error:  # noqa: BLE001 - the next grid start marks the run failed instead
+            self.report(f"{self.job.label}: could not record it {status} in the store: {describe(error)}")
+
+    def discard(self, folder: str) -> None:
+        shutil.rmtree(artifacts_dir(self.store) / folder, ignore_errors=True)
+
+
+def settled(state: ClaimState | None) -> str:
+    """How a job counts whose claim found it is not to run (None: the claim failed; `finished`; `busy`)."""
+    return {None: "failed", "finished": "skipped", "busy": "busy"}[state]
+
+
+@dataclass
+class _JobRunner:
+    record: RunRecord
+    budget: int
     cache: FeatureCache | None = None
     device: str = "cpu"
 
@@ -162,71 +242,45 @@ class _JobRunner:
 
         The job waits for a job slot (`engine.cores`) before it is claimed, so it never runs beside another job.
         """
-        with job_slot(f"gluelab evaluate: {self.job.label} ({self.store})", on_wait=self._waiting):
+        record = self.record
+        with job_slot(f"gluelab evaluate: {record.job.label} ({record.store})", on_wait=self._waiting):
             return self._claim_and_run(parts)
 
     def _waiting(self, holders: list[SlotHolder]) -> None:
         running = "; ".join(map(str, holders)) or "another gluelab job"
-        self.report(f"waiting: {self.job.label} starts when the running job ends ({running}); one job runs at a time")
+        self.record.report(
+            f"waiting: {self.record.job.label} starts when the running job ends ({running}); one job runs at a time"
+        )
 
     def _claim_and_run(self, parts: dict[str, PartData]) -> str:
-        job = self.job
+        record = self.record
+        state = record.claim()
+        if state is None or state in ("finished", "busy"):
+            return settled(state)
+        folder = record.new_folder()
         try:
-            with self.interrupts.held():
-                state = claim_run(job.run_id, job.key(), self.store, self.force)
-        except Exception as error:  # noqa: BLE001 - a store that cannot be written fails this job, not the grid
-            self.report(f"failed: {job.label}: could not claim it in the store: {describe(error)}")
-            return "failed"
-        if state == "finished":
-            return "skipped"
-        if state == "busy":
-            self.report(f"skipped: {job.label}: another process is running it")
-            return "busy"
-        folder = f"{job.run_id}-{uuid.uuid4().hex[:8]}"  # this attempt's heatmaps, apart from any earlier run's
-        try:
-            self.interrupts.check()
+            record.interrupts.check()
             return self._evaluate_and_store(parts, state, folder)
         except KeyboardInterrupt:
-            self._discard(folder)
-            self._end(state, "cancelled", CANCELLED_ERROR)
+            record.cancel(state, folder)
             raise
 
     def _evaluate_and_store(self, parts: dict[str, PartData], state: ClaimState, folder: str) -> str:
-        job = self.job
+        record, job = self.record, self.record.job
         try:
             if job.part not in parts:
-                parts[job.part] = load_part(job.part, self.store)
+                parts[job.part] = load_part(job.part, record.store)
             settings = get_model(job.model).presets[job.preset]
             outcome = run_job_in_child(
-                job, parts[job.part], artifacts_dir(self.store), folder, self.budget, settings, self.cache, self.device
+                job,
+                parts[job.part],
+                artifacts_dir(record.store),
+                folder,
+                self.budget,
+                settings,
+                self.cache,
+                self.device,
             )
         except Exception as error:  # noqa: BLE001 - any failure of one job is recorded and the grid goes on
-            return self._fail(state, folder, str(error) if isinstance(error, JobFailed) else describe(error))
-        return self._store(outcome, state, folder)
-
-    def _store(self, outcome: RunOutcome, state: ClaimState, folder: str) -> str:
-        with self.interrupts.held():  # once written, the run is finished: an interrupt now waits for the next job
-            try:
-                replaced = finish_run(self.job.run_id, self.job.key(), outcome, self.store)
-            except Exception as error:  # noqa: BLE001 - the transaction rolled back; the job fails alone
-                return self._fail(state, folder, f"its results could not be written to the store: {describe(error)}")
-            for old in replaced:
-                shutil.rmtree(artifacts_dir(self.store) / old, ignore_errors=True)
-        return "finished"
-
-    def _fail(self, state: ClaimState, folder: str, reason: str) -> str:
-        self._discard(folder)
-        self._end(state, "failed", reason)
-        kept = " (its earlier finished run is kept)" if state == "rerun" else ""
-        self.report(f"failed: {self.job.label}: {reason}{kept}")
-        return "failed"
-
-    def _end(self, state: ClaimState, status: str, reason: str) -> None:
-        try:
-            with self.interrupts.held():
-                end_run(self.job.run_id, status, reason, {"job": self.job.key()}, store=self.store)
-        except Exception as error:  # noqa: BLE001 - the next grid start marks the run failed instead
-            self.report(f"{self.job.label}: could not record it {status} in the store: {describe(error)}")
-
-    def _discard(self, folder: str) -> None:
-        shutil.rmtree(artifacts_dir(self.store) / folder, ignore_errors=True)
+            return record.fail(state, folder, str(error) if isinstance(error, JobFailed) else describe(error))
+        return record.store_outcome(outcome, state, folder)

@@ -43,7 +43,12 @@ def _read_mask(path: Path) -> np.ndarray:
 
 def load_part(part: str, store: Path | str = DEFAULT_STORE) -> PartData:
     """All images of `part` as registered in the store (train normal; test normal and anomalous)."""
-    images = part_images(part, store)
+    return read_part(part, part_images(part, store))
+
+
+def read_part(part: str, images: pd.DataFrame) -> PartData:
+    """`part`'s images as `store.part_images` lists them (one row per image, with its folder in `root`), read
+    from that folder. Needs no store: a process that cannot open the store reads the part from the list alone."""
     root = Path(images["root"].iloc[0])
     train_rows = images[images["split"] == "train"]
     test_rows = images[images["split"] == "test"].reset_index(drop=True)
