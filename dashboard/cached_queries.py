@@ -19,6 +19,7 @@ from engine.analysis.results_table import LOCAL_SOURCE, METRIC_ORDER, RUNTIME_ME
 from store import dataset_parts, queries
 from store.connection import default_store
 from store.deployments import deployments as store_deployments
+from store.requests import requests_table
 from store.runs import HARDWARE_COLUMNS, leaderboard, run_training_losses
 
 STAMP_SECONDS = 2
@@ -89,6 +90,12 @@ def local_parts(store: str, store_stamp: str) -> list[str]:
 @st.cache_data(show_spinner=False, max_entries=8)
 def run_status(store: str, store_stamp: str) -> pd.DataFrame:
     return queries.run_status_counts(store)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def requests(store: str, store_stamp: str) -> pd.DataFrame:
+    """Every evaluation request, newest first, with its progress (`store.requests.requests_table`)."""
+    return requests_table(store)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -15,6 +15,7 @@ from pathlib import Path
 from store import DEFAULT_STORE
 from store.runs import CONDITIONS, PRESETS
 
+SECRETS_FILE = Path(__file__).resolve().parent.parent / ".streamlit" / "secrets.toml"
 STORE_HELP = f"results store, a DuckDB file (default: $GLUELAB_STORE or {DEFAULT_STORE})"
 
 
@@ -372,8 +373,9 @@ LOOPBACK = "127.0.0.1"
 WILDCARDS = ("0.0.0.0", "::")
 
 
-def dashboard_command(project: Path, port: int, address: str) -> list[str]:
-    """The `streamlit run` command line: bound to `address`, printing a URL without any network look-up."""
+def dashboard_command(project: Path, port: int, address: str, secrets: Path | None = None) -> list[str]:
+    """The `streamlit run` command line: bound to `address`, printing a URL without any network look-up, reading
+    its secrets from `secrets` when given (else `.streamlit/secrets.toml`)."""
     # A set browser.serverAddress is what Streamlit prints instead of asking checkip.amazonaws.com for the
     # machine's external IP (streamlit/web/bootstrap.py); on a wildcard address it names this host.
     shown = socket.gethostname() if address in WILDCARDS else address
@@ -391,6 +393,7 @@ def dashboard_command(project: Path, port: int, address: str) -> list[str]:
         "localhost" if address == LOOPBACK else shown,
         "--browser.gatherUsageStats",
         "false",
+        *(["--secrets.files", str(secrets)] if secrets is not None else []),
     ]
 
 
@@ -410,10 +413,35 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         if args.address == LOOPBACK
         else f"listening on {args.address}: reachable from other machines"
     )
+    secrets = args.secrets.resolve() if args.secrets else None
+    if secrets is not None and not secrets.is_file():
+        raise FileNotFoundError(
+            f"--secrets {secrets}: no such file (`gluelab engineer set-passphrase --secrets` writes one)"
+        )
     print(f"gluelab dashboard: http://{host}:{args.port} ({reach}; reading {store}; Ctrl-C stops it)", flush=True)
     os.chdir(project)
-    command = dashboard_command(project, args.port, args.address)
+    command = dashboard_command(project, args.port, args.address, secrets)
     os.execve(sys.executable, command, {**os.environ, "GLUELAB_STORE": str(store)})  # signals reach Streamlit itself
+
+
+def read_new_passphrase() -> str:
+    """The new passphrase: typed twice without echo on a terminal, or the first line of stdin for scripts."""
+    import getpass
+
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("New engineer passphrase: ")
+    if getpass.getpass("Once more: ") != first:
+        raise ValueError("the two passphrases differ; nothing was written")
+    return first
+
+
+def cmd_engineer_set_passphrase(args: argparse.Namespace) -> int:
+    from dashboard.roles import set_passphrase
+
+    set_passphrase(args.secrets, read_new_passphrase())
+    print(f"engineer passphrase set in {args.secrets} ([engineers] passphrase_hash); restart `gluelab dashboard`")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -633,7 +661,28 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"address to listen on (default {LOOPBACK}, this machine only; 0.0.0.0 for every interface)",
     )
     dashboard.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    dashboard.add_argument(
+        "--secrets",
+        type=Path,
+        metavar="FILE",
+        help=f"secrets file to read instead of {SECRETS_FILE}: the engineers' passphrase hash or an [auth] section",
+    )
     dashboard.set_defaults(run=cmd_dashboard)
+
+    engineer = commands.add_parser("engineer", help="who may submit and cancel evaluations on the dashboard")
+    engineer_commands = engineer.add_subparsers(dest="engineer_command", required=True)
+    set_passphrase = engineer_commands.add_parser(
+        "set-passphrase",
+        help="set the passphrase engineers sign in with (asked twice; read from stdin when it is not a terminal)",
+    )
+    set_passphrase.add_argument(
+        "--secrets",
+        type=Path,
+        default=SECRETS_FILE,
+        metavar="FILE",
+        help=f"secrets file to write the [engineers] passphrase_hash into, keeping the rest (default {SECRETS_FILE})",
+    )
+    set_passphrase.set_defaults(run=cmd_engineer_set_passphrase)
 
     parts = commands.add_parser("parts", help="list the synthetic parts and their difficulty knobs")
     parts.set_defaults(run=cmd_parts)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import time
 from pathlib import Path
 
 import duckdb
@@ -16,10 +13,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.analysis.recommendation import STUDY_HARDWARE, STUDY_TIMING, hardware_label
-from engine.cores import job_slot
 from engine.evaluation.timing import TimingLoad
 from store.runs import Training, claim_run, end_run
-from tests.conftest import generated_store, open_page, run_key, write_finished_run
+from tests.conftest import open_page, run_key, write_finished_run
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 PAGES = sorted(path.name for path in (APP.parent / "views").glob("*.py"))
@@ -403,35 +399,6 @@ def test_a_run_timed_under_load_is_left_out_of_the_default_front_and_runtime_cha
     assert dfm in charted
 
 
-def test_an_evaluation_started_while_another_job_runs_says_it_waits_for_it(tmp_path, monkeypatch):
-    store = generated_store(tmp_path)
-    app = open_page(store, "runs.py", monkeypatch)
-    app.multiselect(key="start_models").set_value(["legacy"])
-    with job_slot("gluelab evaluate: part1 padim seed 0 baseline"):
-        app.button(key="start_submit").click().run()
-        started = app.session_state["started_jobs"][-1]
-        try:
-            assert "Another gluelab job is running on this machine (process " in app.info[0].value
-            assert "gluelab evaluate: part1 padim seed 0 baseline" in app.info[0].value
-            assert "one job runs at a time" in app.info[0].value
-        finally:
-            os.kill(started.pid, signal.SIGTERM)
-
-
-def test_an_evaluation_started_from_the_runs_page_lands_in_the_store(tmp_path, monkeypatch):
-    store = generated_store(tmp_path)
-    app = open_page(store, "runs.py", monkeypatch)
-    app.multiselect(key="start_models").set_value(["legacy"])
-    app.button(key="start_submit").click().run()
-    assert "Started `gluelab evaluate --parts part1 --models legacy" in app.success[0].value
-    deadline = time.monotonic() + 120
-    while finished_runs(store) < 1 and time.monotonic() < deadline:
-        time.sleep(1)
-    app.run()
-    assert app.metric[0].value == "1"
-    assert "1 runs finished, 0 failed" in " ".join(code.value for code in app.code)
-
-
 CANDIDATES = {
     "legacy": "Legacy camera check (cpu)",
     "padim": "PaDiM / EfficientNet-Lite0 (cpu)",
@@ -512,9 +479,3 @@ def this_machine(store: Path) -> str:
         ).fetchall()
     assert len(machines) == 1, machines
     return hardware_label(*machines[0])
-
-
-def finished_runs(store: Path) -> int:
-    from store.runs import runs
-
-    return int((runs(store)["status"] == "finished").sum())

@@ -1,4 +1,5 @@
-"""`gluelab dashboard` in headless Chromium: every page opens without a Streamlit exception; screenshots are kept.
+"""`gluelab dashboard` in headless Chromium: every page opens without a Streamlit exception, and an engineer's
+evaluation request goes through the queue to a real `gluelab worker`; screenshots are kept.
 
 Screenshots go to `test-artifacts/screenshots/` (override with $GLUELAB_SCREENSHOTS).
 """
@@ -11,11 +12,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
+from dashboard import roles
+from tests.conftest import generated_store
 from tests.test_dashboard import PAGES
 
 CHROMIUM = "/usr/bin/chromium"
@@ -41,39 +46,43 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def dashboard_url(dashboard_stores):
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "dashboard",
-            "--port",
-            str(port),
-            "--store",
-            str(dashboard_stores["evaluated"]),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://localhost:{port}"
+def wait_until_healthy(url: str, process: subprocess.Popen, what: str) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
                 if answer.read() == b"ok":
-                    break
+                    return
         except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                pytest.fail(f"gluelab dashboard did not start:\n{server.stdout.read()}")
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"{what} did not start:\n{process.stdout.read() if process.stdout else ''}")
             time.sleep(0.5)
-    yield url
-    server.terminate()
-    server.wait(timeout=20)
+
+
+@contextmanager
+def gluelab_dashboard(store: Path, *arguments: str) -> Iterator[str]:
+    """`gluelab dashboard --store STORE ARGUMENTS` on a free port; yields its URL once it answers."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "dashboard", "--port", str(port), "--store", str(store), *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://localhost:{port}"
+    try:
+        wait_until_healthy(url, server, "gluelab dashboard")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(dashboard_stores):
+    with gluelab_dashboard(dashboard_stores["evaluated"]) as url:
+        yield url
 
 
 def test_every_page_opens_in_chromium_without_an_exception(dashboard_url):
@@ -93,4 +102,97 @@ def test_every_page_opens_in_chromium_without_an_exception(dashboard_url):
                 f"{file}: {page.locator('[data-testid=stException]').first.inner_text()}"
             )
             assert page.locator("h1").first.inner_text().strip(), file
+        browser.close()
+
+
+PASSPHRASE = "glue line 7 bead"
+STEP_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def plant(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """A small part1 store served by `gluelab dashboard --secrets` (a passphrase set) with `gluelab worker` on it."""
+    root = tmp_path_factory.mktemp("plant_dashboard")
+    store = generated_store(root, images=10)
+    secrets = root / "secrets.toml"
+    roles.set_passphrase(secrets, PASSPHRASE)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "worker", "--store", str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with gluelab_dashboard(store, "--secrets", str(secrets)) as url:
+            yield url, store
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def settled(page: Page) -> None:
+    page.wait_for_selector("h1", timeout=60_000)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
+
+
+def request_cell(page: Page, text: str):
+    """A cell of the Requests table (the page's first table) reading exactly `text`."""
+    return page.locator('[data-testid="stDataFrame"]').first.get_by_role("gridcell", name=text, exact=True)
+
+
+def choose_only(page: Page, label: str, option: str) -> None:
+    """Replace a one-item multiselect's choice with `option`."""
+    box = page.get_by_label(label, exact=False).first
+    box.click()
+    box.press("Backspace")
+    box.fill(option)
+    box.press("Enter")
+    page.keyboard.press("Escape")
+
+
+def test_an_engineer_s_request_runs_on_the_worker_and_a_cancelled_one_ends_cancelled(plant):
+    url, store = plant
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        engineer = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+        engineer.goto(f"{url}/runs")
+        settled(engineer)
+        engineer.get_by_label("Engineer passphrase").fill(PASSPHRASE)
+        engineer.get_by_role("button", name="Sign in").click()
+        expect(engineer.get_by_text("Signed in as engineer (passphrase)")).to_be_visible(timeout=30_000)
+
+        engineer.get_by_role("button", name="Submit", exact=True).click()
+        expect(engineer.get_by_text("Queued as request 1: 1 runs.")).to_be_visible(timeout=30_000)
+        expect(request_cell(engineer, "1 finished, 0 failed of 1")).to_be_visible(timeout=STEP_MS)
+        expect(request_cell(engineer, "finished")).to_be_visible(timeout=10_000)
+        engineer.screenshot(path=SCREENSHOTS / "runs-request-finished.png", full_page=True)
+
+        engineer.get_by_role("link", name="Overview").click()
+        settled(engineer)
+        expect(engineer.locator('[data-testid="stMetricValue"]').first).to_have_text("1", timeout=30_000)
+        overview = engineer.locator('[data-testid="stDataFrame"]').first
+        expect(overview.get_by_role("gridcell", name="Legacy camera check (cpu)")).to_be_visible(timeout=30_000)
+
+        engineer.get_by_role("link", name="Runs").click()
+        settled(engineer)
+        choose_only(engineer, "Models", "STFPM")
+        engineer.get_by_role("button", name="Submit", exact=True).click()
+        expect(engineer.get_by_text("Queued as request 2: 1 runs.")).to_be_visible(timeout=30_000)
+        engineer.get_by_role("button", name="Cancel", exact=True).click()
+        expect(request_cell(engineer, "cancelled")).to_be_visible(timeout=STEP_MS)
+        engineer.screenshot(path=SCREENSHOTS / "runs-request-cancelled.png", full_page=True)
+
+        viewer = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+        viewer.goto(f"{url}/runs")
+        settled(viewer)
+        expect(viewer.get_by_label("Engineer passphrase")).to_be_visible(timeout=30_000)
+        expect(request_cell(viewer, "cancelled")).to_be_visible(timeout=30_000)
+        assert viewer.get_by_role("button", name="Submit", exact=True).count() == 0
+        assert viewer.get_by_role("button", name="Cancel", exact=True).count() == 0
+        assert viewer.locator('[data-testid="stException"]').count() == 0
         browser.close()

@@ -1,19 +1,17 @@
 """Requests are taken as meant: repeated values run once, flags that do not apply are named, nothing is overwritten.
 
 Each test here guards a way a request used to do something other than what it said without a word:
-run a job twice, drop a backbone, replace a registered part's images, or mix two jobs' logs.
+run a job twice, drop a backbone or replace a registered part's images.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from dashboard import background
 from engine.cli import main as gluelab
 from engine.jobs import plan_grid
 from store import part_images
@@ -89,16 +87,3 @@ def test_generate_refuses_to_overwrite_a_registered_part_unless_asked_to_replace
     registered = part_images("part1", store).set_index("image_path")["mean_brightness"].sort_index()
     written = pd.read_csv(manifest).set_index("image_path")["mean_brightness"].sort_index()
     assert (registered - written).abs().max() < 1e-3  # registered again from the new images
-
-
-def test_two_background_evaluations_started_in_the_same_second_keep_separate_logs(tmp_path, monkeypatch):
-    monkeypatch.setattr(background.time, "strftime", lambda fmt: "20260101-120000")
-    store = tmp_path / "none.duckdb"  # no store: each job is refused at once and says so in its own log
-    jobs = [background.start_evaluation(store, [f"part{n}"], ["legacy"], 1, ["baseline"], "cpu") for n in (1, 2)]
-    assert len({job.log for job in jobs}) == 2, [job.log for job in jobs]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not all("refused" in job.log.read_text() for job in jobs):
-        time.sleep(0.5)
-    for n, job in enumerate(jobs, start=1):
-        text = job.log.read_text()
-        assert f"part 'part{n}' is not in the store" in text and f"part{3 - n}'" not in text, text

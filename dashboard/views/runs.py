@@ -1,21 +1,21 @@
-"""Evaluation progress: runs per status, refreshed while a grid is writing, the latest runs with their errors and
-how they trained, and a finished run's loss curve."""
+"""Evaluations of this store: engineers submit them, everyone follows the queue of requests the store's worker
+runs, the runs per status, the latest runs with their errors and how they trained, and a finished run's loss curve."""
 
 from __future__ import annotations
+
+import json
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from dashboard import cached_queries, widgets
-from dashboard.background import start_evaluation
+from dashboard import cached_queries, request_queue, roles, widgets
 from engine.analysis import training
 from engine.analysis.labels import model_choices
 from engine.analysis.results_table import LOCAL_SOURCE
 from store.runs import CONDITIONS, PRESETS
 
 REFRESH_SECONDS = 3
-LOG_LINES = 15
 RUN_COLUMNS = {
     "epochs": st.column_config.NumberColumn("Epochs", format="%d"),
     "stop_reason": st.column_config.TextColumn("Stop reason"),
@@ -24,66 +24,73 @@ RUN_COLUMNS = {
 }
 
 st.title("Runs")
-st.caption(f"Evaluations writing to this store, followed every {REFRESH_SECONDS} s while the page is open.")
+st.caption(f"Evaluations of this store, followed every {REFRESH_SECONDS} s while the page is open.")
 ctx = widgets.store_context()
 
 
-def start_form(ctx: widgets.StoreContext) -> None:
-    """Pick parts, models, seeds and conditions, then run `gluelab evaluate` in the background."""
+def submit_section(ctx: widgets.StoreContext) -> None:
+    """Engineers pick parts, models, seeds and conditions and queue the grid; viewers see how to sign in."""
+    st.subheader("Submit an evaluation")
+    request_queue.show_outcome(request_queue.SUBMIT_OUTCOME)
+    roles.sign_in_box(ctx.store)
+    if roles.engineer() is None:
+        return
     parts = cached_queries.local_parts(ctx.store, ctx.stamp)
-    with st.expander("Start an evaluation", expanded=False):
-        if not parts:
-            st.info(
-                "Register images first: `gluelab generate --parts part1 --store STORE` or `gluelab import`.".replace(
-                    "STORE", ctx.store
-                )
-            )
-            return
-        with st.form("start_evaluation"):
-            chosen_parts = st.multiselect("Parts", parts, default=parts[:1], key="start_parts")
-            names = model_choices()
-            models = st.multiselect(
-                "Models",
-                list(names),
-                default=["legacy", "padim"],
-                format_func=names.__getitem__,
-                key="start_models",
-            )
-            left, middle, right = st.columns(3)
-            seeds = left.number_input("Seeds", min_value=1, max_value=10, value=1, key="start_seeds")
-            conditions = middle.multiselect(
-                "Conditions", list(CONDITIONS), default=[CONDITIONS[0]], key="start_conditions"
-            )
-            preset = right.radio("Preset", list(PRESETS), horizontal=True, key="start_preset")
-            submitted = st.form_submit_button("Start", key="start_submit")
-        if submitted:
-            if not (chosen_parts and models and conditions):
-                st.warning("Choose at least one part, one model and one condition.")
-                return
-            job = start_evaluation(ctx.store, chosen_parts, models, int(seeds), conditions, preset)
-            st.session_state["started_jobs"] = [*st.session_state.get("started_jobs", []), job]
-            st.success(f"Started `{' '.join(job.command)}` (process {job.pid}).")
-            if job.waiting_for:
-                running = "; ".join(map(str, job.waiting_for))
-                st.info(
-                    f"Another gluelab job is running on this machine ({running}). This evaluation waits for it and "
-                    "starts when it ends: one job runs at a time, so no two share the cores and spoil each other's times."
-                )
+    if not parts:
+        st.info(f"Register images first: `gluelab generate --parts part1 --store {ctx.store}` or `gluelab import`.")
+        return
+    keys = request_queue.FORM_KEYS
+    with st.form("submit_evaluation"):
+        st.multiselect("Parts", parts, default=parts[:1], key=keys["parts"])
+        names = model_choices()
+        st.multiselect("Models", list(names), default=["legacy"], format_func=names.__getitem__, key=keys["models"])
+        left, middle, right = st.columns(3)
+        left.number_input("Seeds", min_value=1, value=1, step=1, key=keys["seeds"])
+        middle.multiselect("Conditions", list(CONDITIONS), default=[CONDITIONS[0]], key=keys["conditions"])
+        right.radio("Preset", list(PRESETS), horizontal=True, key=keys["preset"])
+        st.checkbox("Pixel metrics required (every part needs defect masks)", key=keys["pixel_metrics"])
+        st.form_submit_button(
+            "Submit", key="submit_request", on_click=request_queue.submit_from_form, args=(ctx.store,)
+        )
 
 
-def show_logs() -> None:
-    """The tail of each evaluation started from this session."""
-    for job in st.session_state.get("started_jobs", []):
-        text = job.log.read_text(errors="replace").replace("\r", "\n") if job.log.exists() else ""
-        lines = [line for line in text.splitlines() if line.strip()]
-        st.caption(f"`{' '.join(job.command)}`, log {job.log}")
-        st.code("\n".join(lines[-LOG_LINES:]) or "(starting…)", language=None)
+@st.fragment(run_every=REFRESH_SECONDS)
+def requests_section(store: str) -> None:
+    """The queue: one row per request with its progress; a Cancel button per open request for engineers."""
+    st.subheader("Requests")
+    if request_queue.live_worker(store) is None:
+        command = request_queue.WORKER_COMMAND.format(store=store)
+        st.warning(
+            f"No worker is running for this store: queued requests wait until one starts. Start one on this "
+            f"machine with `{command}`.",
+            icon=":material/pause_circle:",
+        )
+    request_queue.show_outcome(request_queue.CANCEL_OUTCOME)
+    table = cached_queries.requests(store, cached_queries.stamp(store) or "")
+    if table.empty:
+        st.caption("No evaluation has been requested yet.")
+        return
+    st.dataframe(request_queue.requests_in_words(table), hide_index=True, column_config=request_queue.REQUEST_COLUMNS)
+    if roles.engineer() is None:
+        return
+    for row in table[table["state"].isin(["queued", "running"])].itertuples():
+        state = request_queue.shown_state(row.state, row.cancel_requested_by)
+        left, right = st.columns([5, 1])
+        left.write(f"Request {row.request_id} ({state}): {request_queue.grid_summary(json.loads(row.grid))}")
+        right.button(
+            "Cancel",
+            key=f"cancel_{row.request_id}",
+            disabled=state == "cancelling",
+            on_click=request_queue.cancel_from_button,
+            args=(store, int(row.request_id)),
+        )
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def progress(store: str) -> None:
+    """Runs per status and part, and the latest runs with their errors and how they trained."""
+    st.subheader("Run status")
     stamp = cached_queries.stamp(store) or ""
-    show_logs()
     status = cached_queries.run_status(store, stamp)
     if status.empty:
         st.info("No evaluation has run against this store yet.")
@@ -122,5 +129,6 @@ def run_training(store: str, stamp: str, recent: pd.DataFrame) -> None:
 
 
 if ctx is not None:
-    start_form(ctx)
+    submit_section(ctx)
+    requests_section(ctx.store)
     progress(ctx.store)
