@@ -166,7 +166,7 @@ def requests_in_words(table: pd.DataFrame) -> pd.DataFrame:
 
 REQUEST_COLUMNS = {
     "request": st.column_config.NumberColumn("Request", format="%d"),
-    "submitted": st.column_config.DatetimeColumn("Submitted (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+    "submitted": st.column_config.DatetimeColumn("Submitted", format="YYYY-MM-DD HH:mm:ss"),
     "by": st.column_config.TextColumn("By"),
     "from": st.column_config.TextColumn("From"),
     "state": st.column_config.TextColumn("State"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib.util
 import logging
 import os
 import re
@@ -225,6 +226,10 @@ def sign_out() -> None:
     st.session_state.pop(SESSION_KEY, None)
 
 
+AUTHLIB_MISSING = (
+    "The dashboard's secrets have an `[auth]` section, but Streamlit's sign-in needs Authlib, which is not "
+    "installed: `pip install 'streamlit[auth]'` in gluelab's environment, then restart `gluelab dashboard`."
+)
 HOW_TO_ENABLE = (
     "This dashboard is read-only: nobody can submit or cancel evaluations from it. To let engineers do so, "
     "set a passphrase on the dashboard's machine with `gluelab engineer set-passphrase` (then restart "
@@ -268,6 +273,9 @@ def sign_in_box(store: str) -> None:
             st.button("Sign out", key="engineer_sign_out", on_click=st.logout)
             return
         st.info("Viewing only. Engineers sign in to submit and cancel evaluations.", icon=":material/lock:")
+        if importlib.util.find_spec("authlib") is None:
+            st.error(AUTHLIB_MISSING)
+            return
         provider = identity_provider(secrets_)
         st.button("Engineer sign-in", key="engineer_login", on_click=st.login, args=(provider,) if provider else ())
         return
