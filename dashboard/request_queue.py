@@ -1,13 +1,10 @@
-"""The Runs page's request queue: submitting and cancelling (engineers only, checked in the handler itself), the
-queue as a table, and whether a worker is taking requests for the store."""
+"""The Runs page's request queue: submitting and cancelling (engineers only, checked in the handler itself) and
+the queue as a table."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -29,31 +26,6 @@ FORM_KEYS = {
 SUBMIT_OUTCOME = "submit_outcome"
 CANCEL_OUTCOME = "cancel_outcome"
 WORKER_COMMAND = "gluelab worker --store {store}"
-
-
-def worker_lock(store: Path | str) -> Path:
-    return Path(f"{store}.worker.lock")
-
-
-def live_worker(store: Path | str) -> str | None:
-    """`host pid` of the worker taking this store's requests, or None when none is running.
-
-    A worker holds an exclusive `flock` on `<store>.worker.lock` while it lives (and writes `host pid` into it):
-    when a non-blocking shared lock on the file cannot be had, a worker is alive.
-    """
-    try:
-        descriptor = os.open(worker_lock(store), os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return os.read(descriptor, 256).decode(errors="replace").strip() or "a worker"
-        fcntl.flock(descriptor, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(descriptor)
 
 
 def form_request(values: Mapping[str, Any]) -> GridRequest:

@@ -1,12 +1,11 @@
 """Viewing is open to everyone; submitting and cancelling evaluation requests need the engineer role.
 
 The Runs page through AppTest on a real store (no worker: requests stay queued), the passphrase hashing and
-`gluelab engineer set-passphrase`, and the worker-lock check the page uses.
+`gluelab engineer set-passphrase`.
 """
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import io
 import shutil
@@ -20,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import request_queue, roles
 from engine.cli import main as gluelab
 from engine.jobs import GridRequest, submit
-from store.requests import requests_table
+from store.requests import requests_table, worker_lock
 from tests.conftest import DASHBOARD_APP, generated_store
 
 PASSPHRASE = "glue line 7 bead"
@@ -79,18 +78,6 @@ def test_set_passphrase_refuses_a_short_one_and_writes_nothing(tmp_path, monkeyp
     assert set_passphrase(secrets, "short", monkeypatch) == 2
     assert "at least 8 characters" in capsys.readouterr().err
     assert not secrets.exists()
-
-
-def test_a_live_worker_is_told_by_its_lock_on_the_store(tmp_path):
-    store = tmp_path / "store.duckdb"
-    assert request_queue.live_worker(store) is None  # no lock file: no worker ever ran
-    with request_queue.worker_lock(store).open("w") as held:
-        held.write("plant-pc 4242")
-        held.flush()
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        assert request_queue.live_worker(store) == "plant-pc 4242"
-        fcntl.flock(held, fcntl.LOCK_UN)
-    assert request_queue.live_worker(store) is None  # the file stays behind a worker that ended
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -153,7 +140,12 @@ def test_a_viewer_sees_the_queue_but_no_submit_form_and_is_told_how_to_enable_en
         [1, "engineer (passphrase)", "10.0.0.7", "queued", "0 finished, 0 failed of 1"]
     ]
     assert not [button for button in app.button if button.key and button.key.startswith("cancel_")]
-    assert f"gluelab worker --store {store}" in " ".join(w.value for w in app.warning)
+    assert (
+        f"No worker is running for this store: queued requests wait until one starts. Start one on this machine with `gluelab worker --store {store}`."
+        in [w.value for w in app.warning]
+    )
+    with worker_lock(store):  # what `gluelab worker` holds while it serves the store
+        assert not runs_page(store, READ_ONLY, monkeypatch).warning
 
 
 def test_a_wrong_passphrase_is_refused_and_logged_and_the_right_one_opens_the_form(store, monkeypatch):

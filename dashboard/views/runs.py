@@ -13,6 +13,7 @@ from dashboard import cached_queries, request_queue, roles, widgets
 from engine.analysis import training
 from engine.analysis.labels import model_choices
 from engine.analysis.results_table import LOCAL_SOURCE
+from store.requests import running_worker
 from store.runs import CONDITIONS, PRESETS
 
 REFRESH_SECONDS = 3
@@ -58,7 +59,7 @@ def submit_section(ctx: widgets.StoreContext) -> None:
 def requests_section(store: str) -> None:
     """The queue: one row per request with its progress; a Cancel button per open request for engineers."""
     st.subheader("Requests")
-    if request_queue.live_worker(store) is None:
+    if running_worker(store) is None:
         command = request_queue.WORKER_COMMAND.format(store=store)
         st.warning(
             f"No worker is running for this store: queued requests wait until one starts. Start one on this "
