@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import request_queue, roles
 from engine.cli import main as gluelab
 from engine.jobs import GridRequest, submit
-from store.requests import requests_table, worker_lock
+from store.requests import requests_table, start_request, worker_lock
 from tests.conftest import DASHBOARD_APP, generated_store
 
 PASSPHRASE = "glue line 7 bead"
@@ -247,3 +247,15 @@ def test_with_an_identity_provider_only_listed_signed_in_users_are_engineers(sto
     assert has_form(app)
     checked(app.button(key="submit_request").click().run())
     assert requests_table(store)["submitted_by"].tolist() == ["a@plant.example"]
+
+
+def test_a_running_request_cancelled_by_an_engineer_shows_cancelling_until_its_worker_stops_it(store, monkeypatch):
+    submit(tiny_grid(), "a@plant.example", "10.0.0.7", store)
+    start_request(1, "plant-pc:4242", store)  # as the worker does when it takes the request
+    app = sign_in(runs_page(store, WITH_PASSPHRASE, monkeypatch))
+    checked(app.button(key="cancel_1").click().run())
+    assert "Request 1 is cancelling: its worker stops the running job." in [info.value for info in app.info]
+    assert app.dataframe[0].value["state"].tolist() == ["cancelling"]
+    assert app.button(key="cancel_1").disabled
+    row = requests_table(store).iloc[0]
+    assert row["state"] == "running" and row["cancel_requested_by"] == "engineer (passphrase)"
