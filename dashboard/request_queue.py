@@ -4,6 +4,7 @@ the queue as a table."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ FORM_KEYS = {
 SUBMIT_OUTCOME = "submit_outcome"
 CANCEL_OUTCOME = "cancel_outcome"
 WORKER_COMMAND = "gluelab worker --store {store}"
+OUTCOME_SECONDS = 10.0
 
 
 def form_request(values: Mapping[str, Any]) -> GridRequest:
@@ -75,20 +77,20 @@ def submit_from_form(store: str) -> None:
     name = roles.engineer()
     if name is None:
         roles.refuse(store, client, f"submit of {grid_summary(request.as_json())}")
-        st.session_state[SUBMIT_OUTCOME] = ("error", "Refused: only engineers may submit evaluations. Logged.")
+        tell(SUBMIT_OUTCOME, "error", "Refused: only engineers may submit evaluations. Logged.")
         return
     try:
         done = submit(request, submitted_by=name, client=client, store=store, limits=load_limits())
     except ValueError as error:
         lines = "\n".join(f"- {line}" for line in refusal_lines(error))
-        st.session_state[SUBMIT_OUTCOME] = ("error", f"Not queued:\n{lines}")
+        tell(SUBMIT_OUTCOME, "error", f"Not queued:\n{lines}")
         return
     if done.queued:
         text = f"Queued as request {done.request_id}: {done.n_runs} runs."
-        st.session_state[SUBMIT_OUTCOME] = ("success", text)
+        tell(SUBMIT_OUTCOME, "success", text)
     else:
         text = f"This grid is already queued as request {done.request_id} ({done.state}); it was not queued again."
-        st.session_state[SUBMIT_OUTCOME] = ("info", text)
+        tell(SUBMIT_OUTCOME, "info", text)
 
 
 def cancel_from_button(store: str, request_id: int) -> None:
@@ -97,7 +99,7 @@ def cancel_from_button(store: str, request_id: int) -> None:
     name = roles.engineer()
     if name is None:
         roles.refuse(store, roles.client_address(), f"cancel of request {request_id}")
-        st.session_state[CANCEL_OUTCOME] = ("error", "Refused: only engineers may cancel requests. Logged.")
+        tell(CANCEL_OUTCOME, "error", "Refused: only engineers may cancel requests. Logged.")
         return
     state = cancel_request(int(request_id), name, store)
     if state is None:
@@ -108,7 +110,7 @@ def cancel_from_button(store: str, request_id: int) -> None:
         outcome = ("info", f"Request {request_id} is cancelling: its worker stops the running job.")
     else:
         outcome = ("info", f"Request {request_id} had already ended ({state}).")
-    st.session_state[CANCEL_OUTCOME] = outcome
+    tell(CANCEL_OUTCOME, *outcome)
 
 
 def shown_state(state: str, cancel_requested_by: Any) -> str:
@@ -149,9 +151,19 @@ REQUEST_COLUMNS = {
 }
 
 
+def tell(key: str, kind: str, text: str) -> None:
+    """Leave a handler's outcome for the page to show for the next `OUTCOME_SECONDS`."""
+    st.session_state[key] = (kind, text, time.monotonic() + OUTCOME_SECONDS)
+
+
 def show_outcome(key: str) -> None:
-    """The message a handler left in the session, once."""
-    outcome = st.session_state.pop(key, None)
-    if outcome is not None:
-        kind, text = outcome
-        {"success": st.success, "info": st.info, "error": st.error}[kind](text)
+    """The message a handler left in the session, while it is recent: the Requests section reruns every few
+    seconds, and a message gone at the next rerun could be missed."""
+    outcome = st.session_state.get(key)
+    if outcome is None:
+        return
+    kind, text, until = outcome
+    if time.monotonic() > until:
+        del st.session_state[key]
+        return
+    {"success": st.success, "info": st.info, "error": st.error}[kind](text)

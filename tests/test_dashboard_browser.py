@@ -189,7 +189,9 @@ def test_an_engineer_s_request_runs_on_the_worker_and_a_cancelled_one_ends_cance
         expect(engineer.get_by_text("Queued as request 2: 1 runs.")).to_be_visible(timeout=30_000)
         expect(table_cell(engineer, "running")).to_be_attached(timeout=STEP_MS)  # the worker has taken it
         engineer.get_by_role("button", name="Cancel", exact=True).click()
-        expect(engineer.get_by_text("Request 2 is cancelling: its worker stops the running job.")).to_be_visible()
+        expect(engineer.get_by_text("Request 2 is cancelling: its worker stops the running job.")).to_be_visible(
+            timeout=10_000
+        )
         expect(table_cell(engineer, "cancelled")).to_be_attached(timeout=STEP_MS)
         engineer.screenshot(path=SCREENSHOTS / "runs-request-cancelled.png", full_page=True)
 
