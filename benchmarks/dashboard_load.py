@@ -82,6 +82,7 @@ ENVIRONMENT = {  # the shape of engine.evaluation.evaluate.environment()
         "cpu_count": os.cpu_count(),
         "torch_threads": 2,
         "memory_gb": 24.0,
+        "device": "cpu",
         "gpu": None,
     },
 }
