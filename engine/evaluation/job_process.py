@@ -205,7 +205,7 @@ def _child_main(
     warnings.filters[:] = filters  # type: ignore[index]
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
-    _silence_progress_bars()
+    silence_progress_bars()
     try:
         message: tuple[str, Any] = ("ok", task(*arguments))
     except BaseException as error:  # noqa: BLE001 - every failure goes back to the grid, which records it
@@ -223,7 +223,7 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _silence_progress_bars() -> None:
+def silence_progress_bars() -> None:
     """No nested progress bars under the grid's: libraries' own bars (PatchCore's coreset, EfficientAD's and
     CFA's passes over the data) default to disabled in a job's process."""
     from functools import partialmethod

@@ -91,12 +91,12 @@ def evaluate_on_node(
 
     from engine.cores import name_this_process_a_job
     from engine.evaluation.evaluate import evaluate_job
-    from engine.evaluation.job_process import _silence_progress_bars
+    from engine.evaluation.job_process import silence_progress_bars
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(int(cpus), 1))
     name_this_process_a_job()  # other jobs' timing on this node sees it; Ray names the worker again afterwards
-    _silence_progress_bars()
+    silence_progress_bars()
     try:
         data = read_part(job.part, images)
         with tempfile.TemporaryDirectory(prefix="gluelab-task-") as temporary:
