@@ -103,11 +103,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from engine.analysis.image_sizes import sizes_in_words
     from engine.ingest.importer import import_dataset
+    from store import part_images
 
-    dataset = import_dataset(args.layout, args.part, args.path, args.store, limit=args.limit)
+    dataset = import_dataset(
+        args.layout,
+        args.part,
+        args.path,
+        args.store,
+        limit=args.limit,
+        warn=lambda path, why: print(f"warning: {path}: {why}", file=sys.stderr),
+    )
     masks = "with masks" if dataset.has_masks else "no masks: pixel metrics will be n/a"
-    print(f"{dataset.part}: {dataset.n_images} images from {dataset.source} ({masks}) -> {args.store}")
+    sizes = sizes_in_words(part_images(dataset.part, args.store))
+    print(f"{dataset.part}: {dataset.n_images} images ({sizes}) from {dataset.source} ({masks}) -> {args.store}")
     return 0
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from itertools import product
@@ -17,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.models.registry import ModelEntry, get_model
+from engine.plant_config import config_path, read_table
 from store import DEFAULT_STORE, dataset_parts
 from store.requests import Submitted, submit_request
 from store.runs import CONDITIONS, PRESETS
@@ -131,9 +130,6 @@ def plan_grid(
 # ---------------------------------------------------------------------------------------------------------------
 # Requests: a grid as someone asks for it, checked against the store and the plant's limits before it is queued.
 
-CONFIG_ENV = "GLUELAB_CONFIG"
-CONFIG_FILE = Path(__file__).resolve().parent.parent / "gluelab.toml"  # beside pyproject.toml
-
 
 @dataclass(frozen=True)
 class RequestLimits:
@@ -148,31 +144,15 @@ class RequestLimits:
     max_seeds: int = 10
 
 
-def config_path() -> Path:
-    """`$GLUELAB_CONFIG`, else `gluelab.toml` in the project folder."""
-    return Path(os.environ.get(CONFIG_ENV) or CONFIG_FILE)
-
-
 def load_limits(path: Path | None = None) -> RequestLimits:
     """The `[requests]` limits of the config file (defaults where it or a key is missing); a bad value raises
     ValueError naming the file and the key."""
     path = path or config_path()
-    if not path.exists():
-        return RequestLimits()
-    try:
-        table = tomllib.loads(path.read_text()).get("requests", {})
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path}: not valid TOML ({error})") from None
-    known = {field.name for field in fields(RequestLimits)}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ValueError(
-            f"{path}: unknown key(s) {', '.join(unknown)} in [requests]; known: {', '.join(sorted(known))}"
-        )
-    for key, value in table.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    limits = read_table("requests", RequestLimits, path)
+    for key, value in asdict(limits).items():
+        if value < 1:
             raise ValueError(f"{path}: [requests] {key} must be a whole number of at least 1 (got {value!r})")
-    return RequestLimits(**table)
+    return limits
 
 
 @dataclass(frozen=True)

@@ -46,12 +46,14 @@ TRAINING_LIMITS = """TRY_CAST(json_extract_string(config, '$.settings.epochs') A
 
 
 def recent_runs(store: Path | str, limit: int = 200) -> pd.DataFrame:
-    """The latest runs of any status, with their error if they failed, and how they trained and whether they were
-    timed under load if they finished."""
+    """The latest runs of any status, with their error if they failed, the size (width x height) their model read
+    images at, and how they trained and whether they were timed under load if they finished."""
     with read_store(store) as con:
         return con.execute(
             f"""SELECT run_id, part, model, backbone, preset, seed, condition, status, error, started_at, finished_at,
-                      epochs, stop_reason, under_trained, timing_contended, {TRAINING_LIMITS}
+                      epochs, stop_reason, under_trained, timing_contended, {TRAINING_LIMITS},
+                      json_extract_string(config, '$.input_size[1]') || 'x' || json_extract_string(config, '$.input_size[0]')
+                          AS input_size
                FROM (SELECT * FROM runs ORDER BY started_at DESC LIMIT ?)  -- configs are read for these rows only
                ORDER BY started_at DESC""",
             [limit],
@@ -128,10 +130,11 @@ def finished_run_scores(store: Path | str, parts: list[str], condition: str) -> 
 
 
 def part_images_summary(store: Path | str, part: str) -> pd.DataFrame:
-    """Every image of `part` with split, label, defect type, region and brightness (empty if unknown part)."""
+    """Every image of `part` with split, label, defect type, region, brightness and size (empty if unknown part)."""
     with read_store(store) as con:
         return con.execute(
-            """SELECT image_path, split, label, defect_type, region, severity, mean_brightness, over_exposed, defect_area_px
+            """SELECT image_path, split, label, defect_type, region, severity, mean_brightness, over_exposed,
+                      defect_area_px, width, height
                FROM images WHERE part = ? ORDER BY split DESC, label, image_path""",
             [part],
         ).df()

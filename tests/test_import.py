@@ -159,12 +159,6 @@ def _float_image(root: Path) -> str:
     return str(path)
 
 
-def _mixed_sizes(root: Path) -> str:
-    path = root / "test" / "good" / sorted(p.name for p in (root / "test" / "good").iterdir())[0]
-    Image.open(path).resize((200, 100)).save(path)
-    return str(path)
-
-
 def _manifest_not_a_number(root: Path) -> str:
     manifest = root / "manifest.csv"
     lines = manifest.read_text().splitlines()
@@ -197,7 +191,6 @@ BAD_INPUTS = {
     "RGB mask": (_rgb_mask, "mask is RGB, not single-channel"),
     "inverted mask": (_inverted_mask, r"mask marks 9\d\.\d% of the image as defect .* is it inverted"),
     "float image": (_float_image, "32-bit floating-point image"),
-    "mixed sizes": (_mixed_sizes, r"image is 200x100 but 29 of the 30 images are 640x480; all images of a part must"),
     "manifest not a number": (_manifest_not_a_number, "column defect_area_px: 'abc' is not a whole number"),
     "manifest row twice": (_manifest_row_twice, r"image_path \S+ is listed again \(first on line 3\)"),
 }

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from dashboard import cached_queries, widgets
 from engine.analysis import training
+from engine.analysis.image_sizes import size_counts, sizes_in_words
 from engine.analysis.results_table import LOCAL_SOURCE, METRIC_ORDER
 from store.runs import artifacts_dir
 
 GALLERY_SIZE = 6
+SIZE_BARS = 12  # up to this many distinct image sizes get a bar each; more are shown as width and height spreads
 
 st.title("Part drill-down")
 
@@ -50,6 +53,23 @@ def training_section(ctx: widgets.StoreContext, filters: widgets.Filters) -> Non
     widgets.training_panel(run, cached_queries.training_losses(ctx.store, ctx.stamp, run["run_id"]))
 
 
+def image_sizes(images: pd.DataFrame) -> None:
+    """The sizes the part's images come in: their range in words, and how many images each size has."""
+    counts = size_counts(images)
+    st.markdown(
+        f"**Image sizes:** {sizes_in_words(images)}. Every model resizes each image to its input size (shown per run"
+        " on the Runs page); defect masks are resized with their images."
+    )
+    if len(counts) == 1:
+        return
+    if len(counts) <= SIZE_BARS:
+        figure = px.bar(counts, x="size", y="images", labels={"size": "Image size", "images": "Images"})
+    else:  # too many sizes for a bar each: how widths and heights spread
+        sides = images.melt(value_vars=["width", "height"], var_name="side", value_name="pixels")
+        figure = px.histogram(sides, x="pixels", color="side", barmode="overlay", nbins=30)
+    st.plotly_chart(figure.update_layout(title="Image sizes (pixels)", height=260))
+
+
 ctx = widgets.store_context()
 if ctx is not None:
     filters = widgets.sidebar_filters(ctx, source=False)
@@ -63,6 +83,7 @@ if ctx is not None:
         columns[1].metric("Good test images", int((test["label"] == "normal").sum()))
         columns[2].metric("Defective test images", int((test["label"] == "anomalous").sum()))
         columns[3].metric("Over-exposed images", int(images["over_exposed"].fillna(False).sum()))
+        image_sizes(images)
         left, right = st.columns(2)
         defects = test[test["label"] == "anomalous"].fillna({"region": "unknown"})
         if not defects.empty:

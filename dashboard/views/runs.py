@@ -18,6 +18,9 @@ from store.runs import CONDITIONS, PRESETS
 
 REFRESH_SECONDS = 3
 RUN_COLUMNS = {
+    "input_size": st.column_config.TextColumn(
+        "Input size", help="Width x height every image was resized to before the model read it"
+    ),
     "epochs": st.column_config.NumberColumn("Epochs", format="%d"),
     "stop_reason": st.column_config.TextColumn("Stop reason"),
     "under_trained": st.column_config.CheckboxColumn("Under-trained"),

@@ -45,6 +45,7 @@ from engine.models.export import (
     export_module,
     first_line,
     images_to_input,
+    input_size,
     open_runtime,
     runtime_versions,
     time_scorer,
@@ -112,16 +113,18 @@ def _eager_scorer(detector: Detector) -> Callable[[list[np.ndarray]], np.ndarray
     return lambda images: detector.predict(images, batch_size=len(images)).scores
 
 
-def _run_everywhere(exported: Path, runtime: str, images: list[np.ndarray], what: str) -> tuple[Scorer, np.ndarray]:
+def _run_everywhere(
+    exported: Path, runtime: str, images: list[np.ndarray], size: tuple[int, int] | None, what: str
+) -> tuple[Scorer, np.ndarray]:
     """The exported file's scorer in `runtime` and its scores of `images`, at batch 1 and at `THROUGHPUT_BATCH` (the
     batch sizes it is timed at); ExportError when the runtime cannot load or run it (e.g. a batch size that the
     exporter fixed while tracing)."""
     try:
         scorer = open_runtime(exported, runtime)
-        scorer(images_to_input(images[:1]))
+        scorer(images_to_input(images[:1], size))
         scores = np.concatenate(
             [
-                scorer(images_to_input(images[first : first + THROUGHPUT_BATCH]))
+                scorer(images_to_input(images[first : first + THROUGHPUT_BATCH], size))
                 for first in range(0, len(images), THROUGHPUT_BATCH)
             ]
         )
@@ -130,9 +133,9 @@ def _run_everywhere(exported: Path, runtime: str, images: list[np.ndarray], what
     return scorer, scores
 
 
-def _on_gray_images(scorer: Scorer) -> Callable[[list[np.ndarray]], np.ndarray]:
+def _on_gray_images(scorer: Scorer, size: tuple[int, int] | None) -> Callable[[list[np.ndarray]], np.ndarray]:
     """An exported model's scorer taking 8-bit grayscale images, their conversion to its input included."""
-    return lambda images: scorer(images_to_input(images))
+    return lambda images: scorer(images_to_input(images, size))
 
 
 def _timing(score: Callable[[list[np.ndarray]], object], images: list[np.ndarray]) -> Timing:
@@ -172,7 +175,7 @@ def deploy_run(
     staging = out / f".deploy-{uuid.uuid4().hex[:8]}"
     try:
         report(f"exporting {job.model} to {fmt} with anomalib")
-        image_size = tuple(data.test[0].shape[:2])
+        image_size, resized = input_size(data.test + data.train, (detector.input_size[0], detector.input_size[1]))
         pixel_threshold = thresholds["pixel_threshold"]
         try:
             exported = export_module(
@@ -192,7 +195,11 @@ def deploy_run(
         for runtime in RUNTIMES[fmt]:
             report(f"checking and timing {runtime}")
             scorer, scores = _run_everywhere(
-                exported, runtime, data.test, f"{job.model} cannot be deployed as {fmt}: the exported file"
+                exported,
+                runtime,
+                data.test,
+                image_size if resized else None,
+                f"{job.model} cannot be deployed as {fmt}: the exported file",
             )
             difference, same = score_differences(scores, eager)
             if not same:
@@ -200,7 +207,7 @@ def deploy_run(
                     f"{job.model} exported to {fmt} scores differently in {runtime}: largest difference "
                     f"{difference:.3g} from the eager model's scores (allowed: {SCORE_TOLERANCE:g} relative)"
                 )
-            timing = _timing(_on_gray_images(scorer), data.test)
+            timing = _timing(_on_gray_images(scorer, image_size if resized else None), data.test)
             deployments.append(
                 Deployment(
                     runtime,
@@ -211,7 +218,7 @@ def deploy_run(
                     str(final.resolve()),
                 )
             )
-        _describe(exported.parent, run, job, fmt, image_size, thresholds, deployments)
+        _describe(exported.parent, run, job, fmt, image_size, resized, thresholds, deployments)
         _move_into(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -231,6 +238,7 @@ def _describe(
     job: Job,
     fmt: str,
     image_size: tuple[int, int],
+    resized: bool,
     thresholds: dict,
     deployments: list[Deployment],
 ) -> None:
@@ -244,7 +252,12 @@ def _describe(
             "shape": ["batch", 3, *image_size],
             "dtype": "float32",
             "range": "RGB in [0, 1] at the part's image size (a grayscale image repeated on 3 channels); the run's"
-            " resize and normalisation are inside the graph",
+            " resize and normalisation are inside the graph"
+            if not resized
+            else "RGB in [0, 1] (a grayscale image repeated on 3 channels) at the model's input size: the part's"
+            " images differ in size, so each frame is first resized to it on the host with torch's antialiased"
+            " bilinear resize, as the run did; the run's normalisation is inside the graph",
+            "resize_on_host": resized,
         },
         "outputs": {
             "pred_score": "raw anomaly score, as the run's per-image scores",

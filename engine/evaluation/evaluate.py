@@ -251,7 +251,12 @@ def evaluate_job(
         peak_memory_mb=memory.peak_bytes / 2**20,
         n_train=len(data.train),
         n_test=len(data.test),
-        config={"job": job.key(), "run_id": job.run_id, **_with_augmentation(detector.config, job)},
+        config={
+            "job": job.key(),
+            "run_id": job.run_id,
+            **_with_augmentation(detector.config, job),
+            "pixel_metrics_size": None if masks is None else list(masks.shape[1:]),
+        },
         environment={**environment(device), "timing": timing.load},
         device=device,
         device_name=device_name(device),

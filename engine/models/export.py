@@ -190,10 +190,32 @@ def first_line(error: BaseException, limit: int = 240) -> str:
     return f"{type(error).__name__}: {text if len(text) <= limit else text[: limit - 1] + '…'}"
 
 
-def images_to_input(images: list[np.ndarray]) -> np.ndarray:
-    """8-bit grayscale images (H, W) -> the exported graph's input (B, 3, H, W), as `anomalib_detector.to_tensor`."""
-    gray = np.stack(images).astype(np.float32) / np.float32(255)
-    return np.ascontiguousarray(np.broadcast_to(gray[:, None], (len(images), 3, *gray.shape[1:])))
+def images_to_input(images: list[np.ndarray], size: tuple[int, int] | None = None) -> np.ndarray:
+    """8-bit grayscale images (H, W) -> the exported graph's input (B, 3, H, W), as `anomalib_detector.to_tensor`.
+
+    With `size` (H, W), each image of another size is first resized to it by torch's antialiased bilinear resize,
+    the one the run's pre-processing applies: a graph exported for a part whose images differ in size takes its
+    input at the model's input size (`input_size`), where its own resize is the identity.
+    """
+    gray = [image.astype(np.float32) / np.float32(255) for image in images]
+    if size is not None:
+        gray = [
+            image
+            if image.shape == size
+            else resize(torch.from_numpy(image)[None], list(size), antialias=True)[0].numpy()
+            for image in gray
+        ]
+    stacked = np.stack(gray)
+    return np.ascontiguousarray(np.broadcast_to(stacked[:, None], (len(images), 3, *stacked.shape[1:])))
+
+
+def input_size(images: list[np.ndarray], model_input: tuple[int, int]) -> tuple[tuple[int, int], bool]:
+    """The (H, W) an exported graph takes for a part whose images are `images`, and whether frames are resized to
+    it before the graph: the images' own size when they share one, else the model's input size `model_input`."""
+    sizes = {image.shape[:2] for image in images}
+    if len(sizes) == 1:
+        return sizes.pop(), False
+    return model_input, True
 
 
 Scorer = Callable[[np.ndarray], np.ndarray]  # (B, 3, H, W) float32 in [0, 1] -> (B,) image scores

@@ -38,6 +38,19 @@ class LegacyDetector(Detector):
             "tolerance_sigmas": TOLERANCE_SIGMAS,
             "min_run_columns": MIN_RUN_COLUMNS,
             "search_band_px": SEARCH_BAND_PX,
+            "input_size": list(self.inspector.size_),
             "map_size": list(MAP_SIZE),
-            "deviations": ["not in the study: a rule-based stand-in for the plant's existing camera check"],
+            "deviations": ["not in the study: a rule-based stand-in for the plant's existing camera check"]
+            + self._resize_deviation(),
         }
+
+    def _resize_deviation(self) -> list[str]:
+        others = sorted(self.inspector.other_sizes_, key=lambda size: (size[0] * size[1], size))
+        if not others:
+            return []
+        height, width = self.inspector.size_
+        listed = ", ".join(f"{w}x{h}" for h, w in others)
+        return [
+            f"the part's images differ in size: the rule-based check compares image columns at one size, so images"
+            f" of {listed} were resized to {width}x{height} (its training images' most common size) before it"
+        ]

@@ -6,11 +6,17 @@ deviates when it is more than `TOLERANCE_SIGMAS` robust standard deviations from
 image is rejected when `MIN_RUN_COLUMNS` neighbouring columns all deviate. The same rule serves
 every part; only the template and its spreads are fitted per part. A fixed threshold is what makes
 such systems raise false alarms when the lighting changes (study section 3.1).
+
+Its template is column by column, so it works at one image size: the most common size of the
+training images (`size_`). An image of any other size is resized to it first (area averaging when
+shrinking, bilinear when enlarging), as a camera system's fixed region of interest would be, and
+`other_sizes_` records which sizes were, so a run can say so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -29,12 +35,32 @@ class LegacyResult:
     anomaly_map: np.ndarray  # float32 (H, W), per-pixel deviation in tolerances, on the search band
 
 
+def most_common_size(images: list[np.ndarray]) -> tuple[int, int]:
+    """(height, width) most images have; among equally common sizes, the largest."""
+    counts = Counter(image.shape[:2] for image in images)
+    return max(counts, key=lambda size: (counts[size], size[0] * size[1], size))
+
+
+@dataclass
 class LegacyInspector:
-    """fit(train images) then score(image); images are uint8 grayscale of one size."""
+    """fit(train images) then score(image); images are uint8 grayscale, resized to `size_` where they differ."""
+
+    size_: tuple[int, int] = (0, 0)  # (height, width) the check works at, set by `fit`
+    other_sizes_: set[tuple[int, int]] = field(default_factory=set)  # sizes resized to `size_` so far
+
+    def at_size(self, image: np.ndarray) -> np.ndarray:
+        """`image` at the check's size: unchanged when it has that size, else resized and its size noted."""
+        if image.shape[:2] == self.size_:
+            return image
+        self.other_sizes_.add(image.shape[:2])
+        shrinking = image.shape[0] * image.shape[1] > self.size_[0] * self.size_[1]
+        return cv2.resize(image, self.size_[::-1], interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
     def fit(self, images: list[np.ndarray]) -> LegacyInspector:
         if not images:
             raise ValueError("the legacy inspector needs at least one training image")
+        self.size_ = most_common_size(images)
+        images = [self.at_size(image) for image in images]
         median = np.median(np.stack(images), axis=0).astype(np.uint8)
         self.threshold_ = float(threshold_otsu(median))
         template = (median > self.threshold_).astype(np.uint8)
@@ -57,8 +83,8 @@ class LegacyInspector:
         return width, centre
 
     def column_deviation(self, image: np.ndarray) -> np.ndarray:
-        """Per column, the larger of width and centre deviation, in tolerances."""
-        width, centre = self._measure(image)
+        """Per column (at the check's size), the larger of width and centre deviation, in tolerances."""
+        width, centre = self._measure(self.at_size(image))
         width_dev = np.abs(width - self.width_) / self.width_spread_
         centre_dev = np.nan_to_num(np.abs(centre - self.centre_) / self.centre_spread_, nan=0.0)
         return np.minimum(np.maximum(width_dev, centre_dev), 1e3) / TOLERANCE_SIGMAS
