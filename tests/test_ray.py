@@ -22,8 +22,9 @@ import pandas as pd
 import pytest
 
 from engine.cli import main as gluelab
-from engine.evaluation.grid import CANCELLED_ERROR, run_grid
+from engine.evaluation.grid import run_grid
 from engine.evaluation.ray_executor import cpus_for, resources_for, task_name
+from engine.evaluation.records import CANCELLED_ERROR
 from engine.jobs import Job, plan_grid
 from store.requests import requests_table
 from store.runs import artifacts_dir, run_artifacts, run_image_scores, run_metrics, runs

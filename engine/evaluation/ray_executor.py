@@ -41,8 +41,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from engine.devices import parse_device, resolve_device
-from engine.evaluation.grid import GridSummary, Interrupts, RunRecord, interrupts_handled, settled
 from engine.evaluation.job_process import JobFailed, describe
+from engine.evaluation.records import GridSummary, Interrupts, RunRecord, interrupts_handled, settled
 from engine.ingest.part_data import read_part
 from engine.jobs import Job
 from engine.models.registry import get_model

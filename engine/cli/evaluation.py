@@ -1,0 +1,105 @@
+"""`gluelab evaluate`: run a grid of jobs here (or on Ray), queue it for the store's worker, or time runs again."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.cli.arguments import add_grid_flags, add_store, grid_options
+from engine.cli.results import print_results
+from store.runs import CONDITIONS, PRESETS
+
+
+def add_evaluate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parts", nargs="+")
+    parser.add_argument("--models", nargs="+", help="see `gluelab models`")
+    parser.add_argument("--backbones", nargs="+", help="timm names (default: each model's default backbone)")
+    parser.add_argument("--seeds", type=int, default=1, help="number of seeds, 0 ... N-1 (default 1)")
+    parser.add_argument(
+        "--conditions",
+        nargs="+",
+        default=[CONDITIONS[0]],
+        help=f"{' and/or '.join(CONDITIONS)} (default {CONDITIONS[0]})",
+    )
+    parser.add_argument(
+        "--preset",
+        default=PRESETS[0],
+        help=f"one of {', '.join(PRESETS)}: cpu is sized for this machine, paper follows Table B.8 (default {PRESETS[0]})",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="redo runs that already finished (each keeps its result until the new one replaces it)",
+    )
+    parser.add_argument(
+        "--pixel-metrics",
+        action="store_true",
+        help="with --submit: require pixel metrics, refusing parts without defect masks (they are computed"
+        " wherever masks exist anyway)",
+    )
+    parser.add_argument(
+        "--submit",
+        action="store_true",
+        help="queue the grid for the store's worker (`gluelab worker`) instead of running it here;"
+        " checked against the limits in gluelab.toml",
+    )
+    add_grid_flags(parser)
+    parser.add_argument(
+        "--retime",
+        nargs="+",
+        metavar="RUN_ID",
+        help="measure these finished runs' latency and throughput again (each job is fitted again, one at a time),"
+        " with the load they are timed under; a quiet measurement replaces the figures and clears the flag",
+    )
+    add_store(parser)
+    parser.set_defaults(run=evaluate)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    if args.retime:
+        return retime(args)
+    missing = [flag for flag, value in (("--parts", args.parts), ("--models", args.models)) if not value]
+    if missing:
+        raise ValueError(f"{' and '.join(missing)} required (or --retime RUN_ID… to time finished runs again)")
+    if args.submit:
+        from engine.cli.queue import submit
+
+        return submit(args)
+    from engine.evaluation.grid import run_grid
+    from engine.jobs import plan_grid
+
+    options = grid_options(args)
+    jobs = plan_grid(args.parts, args.models, args.backbones, args.seeds, args.conditions, args.preset, args.store)
+    summary = run_grid(jobs, args.store, force=args.force, **options)
+    print(
+        f"{summary.finished} runs finished, {summary.failed} failed, {summary.skipped} already done"
+        + (f", {summary.busy} left to another process running them" if summary.busy else "")
+        + (f"; {summary.stale_marked} interrupted runs from earlier marked failed" if summary.stale_marked else "")
+    )
+    for part in dict.fromkeys(args.parts):
+        print(f"\n{part}")
+        print_results(args.store, part, None, "table")
+    return 1 if summary.failed else 0
+
+
+def retime(args: argparse.Namespace) -> int:
+    """Time finished runs again; 1 when any of them is still flagged as timed under load."""
+    given = [
+        flag
+        for flag, value in (("--parts", args.parts), ("--models", args.models), ("--backbones", args.backbones))
+        if value
+    ]
+    if given or args.force:
+        given += ["--force"] if args.force else []
+        raise ValueError(f"--retime times finished runs again as they ran; leave out {', '.join(given)}")
+    from engine.evaluation.retime import retime_runs
+
+    retimed = retime_runs(args.retime, args.store, args.memory_budget_gb, args.feature_cache_gb)
+    flagged = [run for run in retimed if run.recorded and run.timing.load.get("contended")]
+    if flagged:
+        print(
+            f"{len(flagged)} of {len(retimed)} runs are still flagged as timed under load; time them again when the machine is quiet"
+        )
+    return 1 if flagged else 0
+
+
+PARSERS = {"evaluate": add_evaluate}
