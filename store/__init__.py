@@ -1,4 +1,6 @@
-"""gluelab results store: one DuckDB file holding datasets, images and (later) runs and metrics.
+"""gluelab results store: one DuckDB file holding the registered parts and their images, every evaluation run
+with its metrics, per-image scores and example heatmaps (files beside the store, indexed in it), the queue of
+evaluation requests, deployments, and the study's published figures.
 
 Only this package writes SQL. Connections are short-lived and retried on lock conflicts, because
 DuckDB admits one writing process or many readers, never both at once.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,26 @@ def generated_store(root: Path, images: int = 25) -> Path:
         == 0
     )
     return store
+
+
+# (left, top, right, bottom) boxes of a 640 x 480 frame: the full frame, and two crops closer in around the bead.
+CROPS = ((0, 0, 640, 480), (40, 30, 600, 450), (80, 40, 560, 440))
+
+
+def crop_to_three_sizes(source: Path, target: Path) -> Path:
+    """A copy of a generated MVTec-layout part whose images are cropped, in turn, to the three boxes of `CROPS`,
+    each defect mask cropped with its image: a part of mixed sizes, as real image sets come."""
+    from PIL import Image
+
+    shutil.copytree(source, target)
+    images = sorted(p for p in target.rglob("*.png") if "ground_truth" not in p.parts)
+    for index, image in enumerate(images):
+        box = CROPS[index % len(CROPS)]
+        Image.open(image).crop(box).save(image)
+        if image.parent.parent.name == "test" and image.parent.name != "good":
+            mask = target / "ground_truth" / image.parent.name / f"{image.stem}_mask.png"
+            Image.open(mask).crop(box).save(mask)
+    return target
 
 
 def file_digest(path: Path) -> str | None:

@@ -19,31 +19,15 @@ from engine.jobs import Job
 from engine.models.legacy.inspector import LegacyInspector
 from engine.models.registry import MODELS
 from store import dataset_parts, part_images
-from tests.conftest import file_digest
+from tests.conftest import CROPS, crop_to_three_sizes, file_digest
 from tests.test_models import tiny_presets  # noqa: F401  (fixture)
 
-# (left, top, right, bottom) boxes of a 640 x 480 frame: the full frame, and two crops closer in around the bead.
-CROPS = ((0, 0, 640, 480), (40, 30, 600, 450), (80, 40, 560, 440))
 SIZES = {f"{right - left}x{bottom - top}" for left, top, right, bottom in CROPS}
-
-
-def _crop_part(source: Path, target: Path) -> Path:
-    """A copy of a generated MVTec-layout part whose images are cropped, in turn, to the three boxes of `CROPS`,
-    each defect mask cropped with its image."""
-    shutil.copytree(source, target)
-    images = sorted(p for p in target.rglob("*.png") if "ground_truth" not in p.parts)
-    for index, image in enumerate(images):
-        box = CROPS[index % len(CROPS)]
-        Image.open(image).crop(box).save(image)
-        if image.parent.parent.name == "test" and image.parent.name != "good":
-            mask = target / "ground_truth" / image.parent.name / f"{image.stem}_mask.png"
-            Image.open(mask).crop(box).save(mask)
-    return target
 
 
 @pytest.fixture(scope="module")
 def cropped_part(tmp_path_factory, small_plant) -> Path:
-    return _crop_part(small_plant / "part1", tmp_path_factory.mktemp("cropped") / "part1")
+    return crop_to_three_sizes(small_plant / "part1", tmp_path_factory.mktemp("cropped") / "part1")
 
 
 @pytest.fixture(scope="module")

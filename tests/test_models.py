@@ -17,12 +17,14 @@ from anomalib.models.image.dsr.torch_model import DsrModel
 
 from engine.cli import main as gluelab
 from engine.evaluation.grid import run_grid
+from engine.ingest.importer import import_dataset
+from engine.ingest.synthetic.plant import generate_part
 from engine.jobs import Job, plan_grid
 from engine.models.names import PACKAGED_BACKBONES
 from engine.models.patchcore import FastKCenterGreedy
 from engine.models.registry import MODELS, model_states
 from store.runs import run_metrics, runs
-from tests.conftest import generated_store
+from tests.conftest import crop_to_three_sizes
 
 IMPORT_COMMAND = "gluelab weights import FILE --name"
 # One 64x64 training batch: these jobs check that each model runs end to end, not how well it learns.
@@ -59,8 +61,13 @@ def end_to_end_models() -> list[str]:
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory) -> Path:
-    """part1 with 25 images (15 train, 5 good test, 5 defective), registered in a fresh store."""
-    return generated_store(tmp_path_factory.mktemp("models"))
+    """part1 with 25 images (15 train, 5 good test, 5 defective) cropped to three sizes (`crop_to_three_sizes`), so
+    every model is shown to take a part whose images differ in size, registered in a fresh store."""
+    root = tmp_path_factory.mktemp("models")
+    generate_part("part1", 25, seed=0, out_dir=root / "generated", workers=2)
+    store = root / "store.duckdb"
+    import_dataset("mvtec", "part1", crop_to_three_sizes(root / "generated" / "part1", root / "part1"), store)
+    return store
 
 
 @pytest.fixture
