@@ -203,12 +203,10 @@ def evaluate_job(
     throughput are always timed on the plain model (whose results for the timed images are the run's results for
     them), and the load they were timed under goes to the run's `environment.timing` (`time_inference`).
     The model computes on `device` (`cpu` or `cuda:N`, see `engine.devices`) where it can; the run records
-    the device it used. The feature cache holds CPU tensors and is used on the CPU only.
+    the device it used; cached features come back on that device.
     """
     detector, augment = build_job_model(job, settings)
     device = detector.to(device)
-    if device != "cpu":
-        feature_cache = None
     detector.report = lambda progress: print(f"  {job.label}: {progress}", file=sys.stderr, flush=True)
     with PeakMemory() as memory:
         start = time.perf_counter()
@@ -283,6 +281,6 @@ def retime_job(
     """
     detector, augment = build_job_model(job, settings)
     device = detector.to(device)
-    with detector.cached_features(feature_cache if device == "cpu" else None):
+    with detector.cached_features(feature_cache):
         detector.fit(data.train, augment)
     return time_inference(detector, data.test, device)[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import fields
 from itertools import islice
 from types import SimpleNamespace
 from typing import Any
@@ -189,15 +190,24 @@ class AnomalibDetector(Detector):
         self.device = torch.device("cpu")
 
     def to(self, device: str) -> str:
+        """Compute on `device` from now on: the one place a job's tensors are put on its device.
+
+        The module (its parameters and buffers, and whatever its `_apply` moves with it) goes there now; training
+        batches follow in `collate`, test images in `predict`, cached features in `engine.models.feature_cache`,
+        and model code makes any new tensor on the device of one it already has (`device=x.device`).
+        """
         self.device = torch.device(device)
         self.module.to(self.device)
         return device
 
     def collate(self, items: list) -> ImageBatch:
-        """`ImageBatch.collate`, with the images on this model's device."""
+        """`ImageBatch.collate`, with every tensor of the batch (images, labels) on this model's device."""
         batch: Any = ImageBatch.collate(items)
         if self.device.type != "cpu":
-            batch.image = batch.image.to(self.device)
+            for field in fields(batch):
+                value = getattr(batch, field.name)
+                if isinstance(value, torch.Tensor):
+                    setattr(batch, field.name, value.to(self.device))
         return batch
 
     def cached_features(self, cache: FeatureCache | None) -> AbstractContextManager[None]:
@@ -224,7 +234,7 @@ class AnomalibDetector(Detector):
             for batch in loader:
                 self.module.training_step(batch)
             self.module.fit()
-        self.module._is_fitted = torch.tensor([True])
+        self.module._is_fitted = torch.tensor([True], device=self.device)
 
     def _train(self, loader: DataLoader) -> None:
         """Lightning's fit loop, reduced to what the models use, stopping by `engine.models.training`'s rule.

@@ -20,8 +20,9 @@ Files live in a folder beside the store (`feature_cache_dir`), one `.npy` per en
 temporary name and renamed into place, so a reader in another process sees a whole file or none. A
 read refreshes the file's modification time; `FeatureCache.evict` deletes the least recently used
 files once the folder exceeds its size limit. An entry deleted or damaged under a reader is a miss and
-is computed again. Inference timing never goes through the cache: the evaluation runner measures
-latency and throughput on the plain model.
+is computed again. Features are kept on disk as CPU arrays and handed back on the device of the input they
+were asked for (a CUDA model gets CUDA tensors). Inference timing never goes through the cache: the evaluation
+runner measures latency and throughput on the plain model.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class FeatureCache:
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.npy"
 
-    def get(self, key: str) -> torch.Tensor | None:
+    def get(self, key: str, device: torch.device | str = "cpu") -> torch.Tensor | None:
+        """The tensor kept under `key`, on `device`; None when there is none (or it is damaged)."""
         path = self._path(key)
         try:
             array = np.load(path, allow_pickle=False)
@@ -88,7 +90,7 @@ class FeatureCache:
             self.misses += 1
             return None
         self.hits += 1
-        return torch.from_numpy(array)
+        return torch.from_numpy(array).to(device)
 
     def put(self, key: str, tensor: torch.Tensor) -> None:
         path, temporary = self._path(key), None
@@ -215,7 +217,7 @@ class CachedLayers(nn.Module):
         ]
         found: list[dict[str, torch.Tensor] | None] = []
         for sample_keys in keys:
-            tensors = {layer: self.cache.get(key) for layer, key in sample_keys.items()}
+            tensors = {layer: self.cache.get(key, inputs.device) for layer, key in sample_keys.items()}
             complete = {layer: t for layer, t in tensors.items() if t is not None}
             found.append(complete if len(complete) == len(tensors) else None)
         missing = [i for i, tensors in enumerate(found) if tensors is None]
@@ -241,7 +243,7 @@ class CachedOutput(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         keys = [_key(self.identity, digest) for digest in input_digests(inputs)]
-        found = [self._read(key) for key in keys]
+        found = [self._read(key, inputs.device) for key in keys]
         missing = [i for i, entry in enumerate(found) if entry is None]
         if missing:
             computed = self.module(inputs[missing])
@@ -258,12 +260,12 @@ class CachedOutput(nn.Module):
         stacked = [torch.stack([tensors[part] for tensors, _ in samples]) for part in range(len(samples[0][0]))]
         return stacked if as_list else stacked[0]
 
-    def _read(self, key: str) -> tuple[list[torch.Tensor], bool] | None:
-        """(the sample's output tensors, whether the module returns a list), or None on a miss."""
+    def _read(self, key: str, device: torch.device) -> tuple[list[torch.Tensor], bool] | None:
+        """(the sample's output tensors on `device`, whether the module returns a list), or None on a miss."""
         meta = self.cache.get(f"{key}-n")
         if meta is None:
             return None
-        tensors = [self.cache.get(f"{key}-{part}") for part in range(int(meta[0]))]
+        tensors = [self.cache.get(f"{key}-{part}", device) for part in range(int(meta[0]))]
         if any(tensor is None for tensor in tensors):
             return None
         return [t for t in tensors if t is not None], bool(meta[1])

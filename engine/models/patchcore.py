@@ -57,7 +57,7 @@ def greedy_in_rounds(features: torch.Tensor, size: int, first: int, pool: int = 
     """
     n = features.shape[0]
     norms = features.pow(2).sum(dim=1)
-    nearest = torch.full((n,), float("inf"), dtype=features.dtype)
+    nearest = torch.full((n,), float("inf"), dtype=features.dtype, device=features.device)
     selected: list[int] = []
     centres = [first]
     while True:

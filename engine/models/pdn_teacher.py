@@ -78,7 +78,7 @@ def _digest(path: Path) -> str:
 def images_digest(images: torch.Tensor) -> str:
     """sha256 of the image set as the model sees it (float32 bytes, with its shape)."""
     hasher = hashlib.sha256(str(tuple(images.shape)).encode())
-    hasher.update(images.detach().to(torch.float32).contiguous().numpy().tobytes())
+    hasher.update(images.detach().to(torch.float32).cpu().contiguous().numpy().tobytes())
     return hasher.hexdigest()
 
 
@@ -108,11 +108,12 @@ def _targets(source: BackboneTeacher, images: torch.Tensor) -> torch.Tensor:
 
 
 def distil(source: BackboneTeacher, images: torch.Tensor, settings: Distillation) -> tuple[dict, list[float]]:
-    """A small PDN regressing `source`'s standardised features on `images`; its weights and per-step losses."""
+    """A small PDN regressing `source`'s standardised features on `images`; its weights (on the CPU) and per-step
+    losses. It trains on the images' device, from weights drawn on the CPU, so every device starts from the same."""
     targets = _targets(source, images)
     with torch.random.fork_rng(), torch.enable_grad():
         torch.manual_seed(settings.seed)
-        pdn = SmallPatchDescriptionNetwork(out_channels=source.out_channels).train()
+        pdn = SmallPatchDescriptionNetwork(out_channels=source.out_channels).train().to(images.device)
         draws = torch.Generator().manual_seed(settings.seed)
         optimizer = torch.optim.Adam(pdn.parameters(), lr=settings.lr)
         scheduler = torch.optim.lr_scheduler.StepLR(
@@ -127,7 +128,7 @@ def distil(source: BackboneTeacher, images: torch.Tensor, settings: Distillation
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
-    return pdn.state_dict(), losses
+    return {name: tensor.cpu() for name, tensor in pdn.state_dict().items()}, losses
 
 
 def _save_atomically(payload: dict, path: Path) -> None:
@@ -169,6 +170,11 @@ class PdnTeacherEfficientAd(EfficientAd):
         self.distilled: DistilledTeacher | None = None
         self.model.teacher.requires_grad_(False)
         self.model.teacher.register_forward_pre_hook(self._refuse_before_distillation)
+
+    def _apply(self, fn, recurse=True):
+        """Moves and casts (`.to(device)`) reach the source teacher too: it distils on the model's device."""
+        self.__dict__["_source"]._apply(fn, recurse)
+        return super()._apply(fn, recurse)
 
     def _refuse_before_distillation(self, module, inputs) -> None:
         if self.distilled is None:
