@@ -41,7 +41,7 @@ from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
 from engine.ingest.synthetic.plant import DEFAULT_IMAGES, plan_part
-from engine.models.registry import MODELS
+from engine.models.catalogue import MODELS
 from store import DatasetRecord, ImageRecord, dataset_parts, register_dataset
 from store.connection import insert_frame, write_store
 from store.published import load_published_results

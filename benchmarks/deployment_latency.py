@@ -23,8 +23,8 @@ from engine.cli import main as gluelab
 from engine.evaluation.deploy import deploy_run
 from engine.evaluation.grid import run_grid
 from engine.jobs import plan_grid
+from engine.models.catalogue import get_model
 from engine.models.export import ExportError
-from engine.models.registry import get_model
 from store.deployments import FORMATS
 
 MODELS = ["padim", "patchcore", "stfpm", "fastflow", "efficient_ad"]

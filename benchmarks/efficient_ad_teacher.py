@@ -6,7 +6,7 @@ trains EfficientAD on the cpu preset with the same fixed number of student steps
 engine's own job (`evaluate_job`):
 
 - backbone: the backbone's frozen stride-4 and stride-8 features;
-- pdn: a PDN distilled from those features on the part's training images (`engine.models.pdn_teacher`).
+- pdn: a PDN distilled from those features on the part's training images (`engine.models.efficient_ad.pdn_teacher`).
 
 Per part and teacher it prints image and pixel AUROC, the training minutes (the student and autoencoder, their
 statistics and map quantiles; without the distillation), the distillation minutes and the training loss
@@ -33,9 +33,9 @@ from engine.cli import main as gluelab
 from engine.evaluation.evaluate import evaluate_job
 from engine.ingest.part_data import load_part
 from engine.jobs import Job
+from engine.models.catalogue import get_model
+from engine.models.efficient_ad.pdn_teacher import teachers_dir
 from engine.models.names import DEFAULT_BACKBONE
-from engine.models.pdn_teacher import teachers_dir
-from engine.models.registry import get_model
 
 PARTS = ("part1", "part6", "part16")
 TEACHERS = ("backbone", "pdn")

@@ -26,8 +26,8 @@ from engine.evaluation.grid import run_grid
 from engine.ingest.part_data import load_part
 from engine.jobs import Job, plan_grid
 from engine.models.anomalib_detector import AnomalibDetector, TrainImages
+from engine.models.catalogue import get_model
 from engine.models.feature_cache import FeatureCache, feature_cache_dir
-from engine.models.registry import get_model
 from store.runs import runs
 
 MODELS = ["padim", "patchcore", "dfm", "dfkde"]

@@ -39,8 +39,8 @@ from engine.evaluation.grid import run_grid
 from engine.evaluation.metrics import image_metrics, pixel_metrics
 from engine.jobs import plan_grid
 from engine.models.backbones import ensure_offline_backbones
-from engine.models.catalog import LAYERS
-from engine.models.registry import MODELS
+from engine.models.building import LAYERS
+from engine.models.catalogue import MODELS
 from store.runs import run_metrics, runs
 
 BACKBONE = "tf_efficientnet_lite0"

@@ -4,7 +4,7 @@ Targets: gluelab's PatchCore `paper` fit (features of every training image, then
 5 minutes on a generated part of 760 training images; on a smaller part, image and pixel AUROC are within 0.01 of
 PatchCore with the exact greedy coreset picked one patch per step.
 
-gluelab's coreset is the greedy k-center selection itself, done in rounds (`engine.models.patchcore
+gluelab's coreset is the greedy k-center selection itself, done in rounds (`engine.models.patchcore.model
 .greedy_in_rounds`): no projection, pre-sampling or other approximation, so the run's deviations name none.
 The step-by-step reference is anomalib's KCenterGreedy loop on the same (unprojected) patches, as gluelab ran
 it before the rounds (tests/test_models.py checks that both pick anomalib's patches); anomalib's own class is not
@@ -29,7 +29,7 @@ from engine.evaluation.metrics import image_metrics, pixel_metrics
 from engine.ingest.part_data import PartData, load_part
 from engine.jobs import Job
 from engine.models.anomalib_detector import AnomalibDetector
-from engine.models.patchcore import FastKCenterGreedy
+from engine.models.patchcore.model import FastKCenterGreedy
 
 BACKBONE = "tf_efficientnet_lite0"
 JOB = Job("part1", "patchcore", BACKBONE, "paper", 0, "baseline")

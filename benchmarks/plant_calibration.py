@@ -26,7 +26,7 @@ from engine.cli import main as gluelab
 from engine.evaluation.grid import run_grid
 from engine.ingest.synthetic.render import EXTREME_STOPS
 from engine.jobs import plan_grid
-from engine.models.registry import model_name as paper_name
+from engine.models.catalogue import model_name as paper_name
 from store.connection import read_store
 from store.published import published_results
 from store.queries import scored_images

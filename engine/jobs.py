@@ -14,7 +14,8 @@ from itertools import product
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.models.registry import ModelEntry, get_model
+from engine.models.catalogue import get_model
+from engine.models.registry import ModelEntry
 from engine.plant_config import config_path, read_table
 from store import DEFAULT_STORE, dataset_parts
 from store.requests import Submitted, submit_request

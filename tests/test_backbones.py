@@ -182,7 +182,7 @@ def test_the_first_model_built_in_a_process_draws_the_same_random_choices_as_the
     """Converting the packaged weights (first build only) must not move torch's seeded random state."""
     from lightning.pytorch import seed_everything
 
-    from engine.models.registry import get_model
+    from engine.models.catalogue import get_model
 
     monkeypatch.setenv("GLUELAB_HOME", str(tmp_path))  # a home without converted weights: the first build converts
     settings = {**get_model("padim").presets["cpu"], "image_size": [64, 64]}

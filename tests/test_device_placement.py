@@ -15,9 +15,9 @@ import torch
 from anomalib.data import InferenceBatch
 from lightning.pytorch import seed_everything
 
+from engine.models.catalogue import MODELS
 from engine.models.feature_cache import CachedLayers, FeatureCache
-from engine.models.patchcore import FastKCenterGreedy, greedy_in_rounds, projection_reduces
-from engine.models.registry import MODELS
+from engine.models.patchcore.model import FastKCenterGreedy, greedy_in_rounds, projection_reduces
 from tests.simulated_device import SIMULATED, Simulated, on_cpu, simulated_device
 
 # Inputs as small as each model's architecture allows: CS-Flow reads stride 128, SuperSimpleNet's Perlin noise and EfficientAD's PDN need more than 64.

@@ -18,7 +18,8 @@ from engine.evaluation.metrics import IMAGE_METRICS, PIXEL_METRICS
 from engine.ingest.part_data import load_part
 from engine.jobs import Job, plan_grid
 from engine.models.base import Detector, Prediction
-from engine.models.registry import MODELS, ModelEntry
+from engine.models.catalogue import MODELS
+from engine.models.registry import ModelEntry
 from store.runs import artifacts_dir, run_artifacts, run_image_scores, run_metrics, runs
 from tests.conftest import file_digest, generated_store
 

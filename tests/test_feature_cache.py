@@ -21,9 +21,9 @@ from engine.ingest.part_data import load_part, study_augmentation
 from engine.jobs import Job
 from engine.models.anomalib_detector import TrainImages
 from engine.models.backbones import ensure_offline_backbones
-from engine.models.catalog import pre_processor
+from engine.models.building import pre_processor
+from engine.models.catalogue import MODELS
 from engine.models.feature_cache import CachedLayers, FeatureCache, cached_submodules, feature_cache_dir
-from engine.models.registry import MODELS
 from tests.conftest import generated_store
 
 BACKBONE = "tf_efficientnet_lite0"

@@ -19,9 +19,9 @@ from anomalib.models.image.patchcore.torch_model import PatchcoreModel
 from engine.models.anomalib_detector import gray_input, to_tensor
 from engine.models.backbones import drop_unused_stages, ensure_offline_backbones
 from engine.models.blur import SeparableGaussianBlur, separate_blurs
-from engine.models.catalog import LAYERS, pre_processor, resize_only
-from engine.models.padim import BatchedMahalanobis
-from engine.models.patchcore import NearestPatches
+from engine.models.building import LAYERS, pre_processor, resize_only
+from engine.models.padim.model import BatchedMahalanobis
+from engine.models.patchcore.model import NearestPatches
 
 BACKBONE = "tf_efficientnet_lite0"
 
@@ -88,7 +88,7 @@ def test_a_grayscale_frame_is_resized_once_and_gives_the_same_pixels(transform):
 def test_streaming_padim_fits_the_gaussian_anomalib_fits_from_kept_embeddings():
     from anomalib.models.components.stats import MultiVariateGaussian
 
-    from engine.models.padim import StreamingPadimModel
+    from engine.models.padim.model import StreamingPadimModel
 
     torch.manual_seed(0)
     embeddings = [torch.randn(5, 12, 4, 6) * 3 + 1 for _ in range(3)]  # three batches of 5 images

@@ -16,8 +16,8 @@ from engine.evaluation.evaluate import evaluate_job
 from engine.ingest.importer import MIN_SIDE_PX, ImportRefused, import_dataset
 from engine.ingest.part_data import load_part
 from engine.jobs import Job
+from engine.models.catalogue import MODELS
 from engine.models.legacy.inspector import LegacyInspector
-from engine.models.registry import MODELS
 from store import dataset_parts, part_images
 from tests.conftest import CROPS, crop_to_three_sizes, file_digest
 from tests.test_models import tiny_presets  # noqa: F401  (fixture)

@@ -20,9 +20,9 @@ from engine.evaluation.grid import run_grid
 from engine.ingest.importer import import_dataset
 from engine.ingest.synthetic.plant import generate_part
 from engine.jobs import Job, plan_grid
+from engine.models.catalogue import MODELS, model_states
 from engine.models.names import PACKAGED_BACKBONES
-from engine.models.patchcore import FastKCenterGreedy
-from engine.models.registry import MODELS, model_states
+from engine.models.patchcore.model import FastKCenterGreedy
 from store.runs import run_metrics, runs
 from tests.conftest import crop_to_three_sizes
 

@@ -14,11 +14,11 @@ from engine.ingest.part_data import load_part
 from engine.jobs import plan_grid
 from engine.models.anomalib_detector import to_tensor
 from engine.models.backbones import ensure_offline_backbones
-from engine.models.catalog import LAYERS, normalisation
-from engine.models.efficient_ad import BackboneTeacher
+from engine.models.building import LAYERS, normalisation
+from engine.models.catalogue import MODELS
+from engine.models.efficient_ad.model import BackboneTeacher
+from engine.models.efficient_ad.pdn_teacher import Distillation, distilled_teacher, teachers_dir
 from engine.models.names import DEFAULT_BACKBONE
-from engine.models.pdn_teacher import Distillation, distilled_teacher, teachers_dir
-from engine.models.registry import MODELS
 from store.runs import run_metrics, runs
 from tests.conftest import generated_store
 

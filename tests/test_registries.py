@@ -25,7 +25,8 @@ from engine.evaluation.evaluate import evaluate_job
 from engine.evaluation.metrics import IMAGE_METRICS, PIXEL_METRICS, image_metrics, pixel_metrics
 from engine.ingest.part_data import load_part
 from engine.jobs import plan_grid
-from engine.models.registry import MODELS, ModelEntry, get_model
+from engine.models.catalogue import MODELS, get_model
+from engine.models.registry import ModelEntry
 from store.connection import insert_frame, write_store
 from store.metrics import METRICS, Metric
 from store.published import read_published_csv
@@ -263,3 +264,20 @@ def test_every_dashboard_page_renders_with_torch_anomalib_lightning_and_timm_uni
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("rendered") == len(PAGES)
+
+
+def test_every_model_package_is_in_the_catalogue_and_registers_the_entry_named_after_it():
+    """A model is one package under engine/models holding an `entry.py`; the catalogue lists every such package, and
+    each package's entry bears its name ("Add a model" in docs/architecture.md)."""
+    import importlib
+    from pathlib import Path
+
+    import engine.models
+    from engine.models.catalogue import CATALOGUE
+
+    root = Path(engine.models.__file__).parent
+    packages = {path.parent.name for path in root.glob("*/entry.py")}
+    assert packages == set(CATALOGUE)
+    assert list(MODELS)[: len(CATALOGUE)] == list(CATALOGUE)
+    for name in CATALOGUE:
+        assert importlib.import_module(f"engine.models.{name}").ENTRY is MODELS[name]

@@ -8,7 +8,7 @@ import pytest
 
 from engine.evaluation.grid import run_grid
 from engine.jobs import plan_grid
-from engine.models.registry import MODELS
+from engine.models.catalogue import MODELS
 from engine.models.training import TrainingClock, levelled_off
 from store.runs import run_training_losses, runs, training_note
 from tests.conftest import generated_store

@@ -6,8 +6,8 @@ display names through this module without loading torch; a test imports every pa
 
 from __future__ import annotations
 
+from engine.models.catalogue import MODELS, model_name
 from engine.models.names import backbone_name as backbone_name
-from engine.models.registry import MODELS, model_name
 
 
 def model_choices() -> dict[str, str]:

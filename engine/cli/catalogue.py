@@ -22,7 +22,7 @@ def add_weights(parser: argparse.ArgumentParser) -> None:
 
 def import_weights(args: argparse.Namespace) -> int:
     from engine.models.backbones import import_weights as import_backbone_weights
-    from engine.models.dsr import VQ_WEIGHTS, import_vq_weights
+    from engine.models.dsr.model import VQ_WEIGHTS, import_vq_weights
 
     path = import_vq_weights(args.file) if args.name == VQ_WEIGHTS else import_backbone_weights(args.file, args.name)
     print(f"{args.name}: weights registered at {path}")
@@ -34,7 +34,7 @@ def add_models(parser: argparse.ArgumentParser) -> None:
 
 
 def models(args: argparse.Namespace) -> int:
-    from engine.models.registry import model_states
+    from engine.models.catalogue import model_states
 
     print(models_table(model_states()))
     return 0

@@ -27,8 +27,8 @@ from engine.ingest.part_data import PartData, study_augmentation
 from engine.jobs import Job
 from engine.models.anomalib_detector import AUGMENTED_COPIES
 from engine.models.base import Detector, Prediction
+from engine.models.catalogue import get_model
 from engine.models.feature_cache import FeatureCache
-from engine.models.registry import get_model
 from store.runs import RunOutcome
 
 THROUGHPUT_BATCH = 32

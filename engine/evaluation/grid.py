@@ -33,8 +33,8 @@ from engine.evaluation.job_process import JobFailed, describe, memory_budget_byt
 from engine.evaluation.records import GridSummary, RunRecord, interrupts_handled, settled
 from engine.ingest.part_data import PartData, load_part
 from engine.jobs import Job
+from engine.models.catalogue import get_model
 from engine.models.feature_cache import FeatureCache, feature_cache_dir, limit_from_environment
-from engine.models.registry import get_model
 from store import DEFAULT_STORE
 from store.runs import ClaimState, artifacts_dir, finished_run_ids, mark_stale_runs
 

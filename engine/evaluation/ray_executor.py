@@ -45,7 +45,7 @@ from engine.evaluation.job_process import JobFailed, describe
 from engine.evaluation.records import GridSummary, Interrupts, RunRecord, interrupts_handled, settled
 from engine.ingest.part_data import read_part
 from engine.jobs import Job
-from engine.models.registry import get_model
+from engine.models.catalogue import get_model
 from store import DEFAULT_STORE, part_images
 from store.runs import ClaimState, RunOutcome, artifacts_dir, finished_run_ids, mark_stale_runs
 

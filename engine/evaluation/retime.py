@@ -19,8 +19,8 @@ from engine.evaluation.evaluate import Timing
 from engine.evaluation.job_process import memory_budget_bytes, retime_in_child
 from engine.ingest.part_data import PartData, load_part
 from engine.jobs import Job, unique
+from engine.models.catalogue import get_model
 from engine.models.feature_cache import FeatureCache, feature_cache_dir, limit_from_environment
-from engine.models.registry import get_model
 from store import DEFAULT_STORE
 from store.runs import RUN_KEY, finished_run, record_retiming
 

@@ -1,10 +1,11 @@
-"""The registry of models: one `ModelEntry` per model, and what is derived from it.
+"""What a model's registry entry is (`ModelEntry`), and `register`, which each entry calls.
 
 An entry holds everything gluelab knows about a model: its command-line name, how the study names it
 (the dashboard's display name), the backbones it takes, its `cpu` and `paper` presets, how it departs
-from the paper's setup, what this machine may lack to run it, and its builder. The entries live in
-`engine.models.catalog`, each beside its builder, and register themselves; `MODELS`, `get_model`,
-`model_states`, `gluelab models` and the dashboard's model names all read them.
+from the paper's setup, what this machine may lack to run it, and its builder. Each model's entry lives in its
+own package beside its anomalib subclass (`engine/models/<model>/entry.py`) and registers itself when the package
+is imported; `engine.models.catalogue` imports them all and is where the models are asked for (`MODELS`,
+`get_model`, `model_states`). This module knows no model.
 
 Importable without torch: builders import torch, anomalib and gluelab's anomalib subclasses only when a
 model is built, and the weights checks only when they run.
@@ -77,47 +78,18 @@ class ModelEntry:
         return self.builder(self, backbone, self.presets[preset] if settings is None else settings)
 
 
-MODELS: dict[str, ModelEntry] = {}
+_REGISTERED: dict[str, ModelEntry] = {}
 
 
 def register(entry: ModelEntry) -> ModelEntry:
-    """Add `entry` to `MODELS` (in the order models are listed); a second entry of the same name is refused."""
-    if entry.name in MODELS:
+    """Add `entry` to the registered models (in the order models are listed); a second entry of the same name is
+    refused."""
+    if entry.name in _REGISTERED:
         raise ValueError(f"model {entry.name!r} is already registered")
-    MODELS[entry.name] = entry
+    _REGISTERED[entry.name] = entry
     return entry
 
 
-def get_model(name: str) -> ModelEntry:
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    return MODELS[name]
-
-
-def model_name(model: str) -> str:
-    """The study's name of a registered model; other names (the published figures' own) as they are."""
-    return MODELS[model].paper_name if model in MODELS else model
-
-
-def model_states() -> list[dict]:
-    """Every model x backbone with `runnable` or exactly what is missing on this machine."""
-    rows = []
-    for entry in MODELS.values():
-        for backbone in entry.backbones or ("",):
-            problem = entry.missing(backbone)
-            rows.append(
-                {
-                    "model": entry.name,
-                    "paper_name": entry.paper_name,
-                    "backbone": backbone,
-                    "state": problem or "runnable",
-                }
-            )
-    return rows
-
-
-def _register_catalog() -> None:
-    import engine.models.catalog  # noqa: F401  (each of its entries registers itself)
-
-
-_register_catalog()
+def registered() -> dict[str, ModelEntry]:
+    """The registered entries by name, in registration order: the one dict `engine.models.catalogue.MODELS` is."""
+    return _REGISTERED

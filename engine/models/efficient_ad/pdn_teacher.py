@@ -34,7 +34,7 @@ from anomalib.models.image.efficient_ad.lightning_model import EfficientAd
 from anomalib.models.image.efficient_ad.torch_model import SmallPatchDescriptionNetwork
 from torch.utils.data import DataLoader
 
-from engine.models.efficient_ad import LR_DROP_AT, BackboneTeacher
+from engine.models.efficient_ad.model import LR_DROP_AT, BackboneTeacher
 from engine.paths import gluelab_home, weights_dir
 
 TARGET_BATCH = 8  # images per forward pass of the backbone while the targets are computed

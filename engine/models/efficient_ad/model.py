@@ -3,7 +3,7 @@
 The study's EfficientAD uses a PDN teacher distilled from WideResNet-101 on ImageNet and ImageNet
 (imagenette) images for the student's penalty loss; both are downloads. Here the teacher is the
 backbone's stride-4 and stride-8 features (frozen, resized to the student's output grid), or a PDN
-distilled from them on the part's training images (`engine.models.pdn_teacher`), and the
+distilled from them on the part's training images (`engine.models.efficient_ad.pdn_teacher`), and the
 penalty images are the natural photos that ship with scikit-image. anomalib's student, autoencoder,
 losses and scoring are unchanged; the training loop replaces the Lightning hooks that need a Trainer.
 """

@@ -1,0 +1,36 @@
+"""DFKDE's registry entry: its presets, the backbones it takes, how it departs from the study's setup, and
+its builder. Importable without torch: the builder imports torch and anomalib when the model is built."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.models.building import (
+    CNN_BACKBONES,
+    IMAGE_256,
+    LAST_STAGE,
+    anomalib_builder,
+    lean,
+)
+from engine.models.registry import ModelEntry, register
+
+if TYPE_CHECKING:
+    from anomalib.models.components import AnomalibModule
+
+
+def _dfkde(backbone: str, s: dict) -> AnomalibModule:
+    from anomalib.models import Dfkde
+
+    return Dfkde(backbone=backbone, layers=[LAST_STAGE[backbone]], n_pca_components=16, **lean(backbone, s))
+
+
+ENTRY = register(
+    ModelEntry(
+        "dfkde",
+        "DFKDE",
+        anomalib_builder(_dfkde),
+        {"cpu": {**IMAGE_256}, "paper": {**IMAGE_256}},
+        CNN_BACKBONES,
+        frozen_features=("feature_extractor",),
+    )
+)

@@ -1,0 +1,42 @@
+"""FastFlow's registry entry: its presets, the backbones it takes, how it departs from the study's setup, and
+its builder. Importable without torch: the builder imports torch and anomalib when the model is built."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.models.building import (
+    CNN_BACKBONES,
+    IMAGE_256,
+    UNTIL_CONVERGED,
+    anomalib_builder,
+    lean,
+)
+from engine.models.registry import ModelEntry, register
+
+if TYPE_CHECKING:
+    from anomalib.models.components import AnomalibModule
+
+
+def _fastflow(backbone: str, s: dict) -> AnomalibModule:
+    from engine.models.fastflow.model import TimmFastflow
+
+    return TimmFastflow(backbone=backbone, conv3x3_only=True, **lean(backbone, s))
+
+
+ENTRY = register(
+    ModelEntry(
+        "fastflow",
+        "FastFlow",
+        anomalib_builder(_fastflow),
+        {
+            "cpu": {**IMAGE_256, **UNTIL_CONVERGED, "batch_size": 16, "epochs": 500},
+            "paper": {**IMAGE_256, "epochs": 500},
+        },
+        CNN_BACKBONES,
+        deviations=lambda b, s: [
+            "anomalib's FastFlow builds on a fixed backbone list; gluelab's subclass takes any timm CNN"
+        ],
+        frozen_features=("feature_extractor",),
+    )
+)

@@ -1,0 +1,37 @@
+"""GANomaly's registry entry: its presets, the backbones it takes, how it departs from the study's setup, and
+its builder. Importable without torch: the builder imports torch and anomalib when the model is built."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.models.building import (
+    IMAGE_256,
+    UNTIL_CONVERGED,
+    anomalib_builder,
+    lean,
+)
+from engine.models.registry import ModelEntry, nothing_missing, register
+
+if TYPE_CHECKING:
+    from anomalib.models.components import AnomalibModule
+
+
+def _ganomaly(backbone: str, s: dict) -> AnomalibModule:
+    from anomalib.models import Ganomaly
+
+    return Ganomaly(batch_size=s["batch_size"], **lean(backbone, s))
+
+
+ENTRY = register(
+    ModelEntry(
+        "ganomaly",
+        "GANomaly",
+        anomalib_builder(_ganomaly),
+        {
+            "cpu": {"image_size": [128, 128], **UNTIL_CONVERGED, "batch_size": 8, "epochs": 100},
+            "paper": {**IMAGE_256, "epochs": 100},
+        },
+        missing=nothing_missing,
+    )
+)
