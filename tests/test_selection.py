@@ -18,6 +18,7 @@ from engine.analysis.selection import (
     Constraint,
     Criterion,
     candidate_table,
+    chosen,
     hardware_groups,
     leave_out,
     select,
@@ -343,3 +344,17 @@ def test_leave_out_removes_the_named_candidates_with_their_reason_and_keeps_the_
     assert "EfficientAD" not in names(select(kept, [SPEED, IMAGE_AUROC]).front)
     unchanged, none = leave_out(part1, reasons.iloc[0:0])
     assert unchanged.equals(part1.reset_index(drop=True)) and none.empty
+
+
+def test_a_tied_knee_points_to_one_candidate_the_best_on_the_preferred_criterion(part1):
+    """A two-point front ties under the ideal-point rule; the reader is pointed to one candidate, not both."""
+    result = select(
+        part1,
+        [SPEED, IMAGE_AUROC],
+        [Constraint("image_auroc", floor=0.9), Constraint("inference_ms", ceiling=250)],
+    )
+    assert flagged(result, "knee") == {"EfficientAD", "STFPM-ResNet18"}
+    picked = {criterion: chosen(result, criterion) for criterion in (IMAGE_AUROC, SPEED)}
+    assert label(picked[IMAGE_AUROC]["model"], picked[IMAGE_AUROC]["backbone"]) == "STFPM-ResNet18"  # more accurate
+    assert label(picked[SPEED]["model"], picked[SPEED]["backbone"]) == "EfficientAD"  # the faster
+    assert chosen(select(part1.iloc[:0], [SPEED, IMAGE_AUROC]), IMAGE_AUROC) is None

@@ -34,6 +34,9 @@ from engine.analysis.selection import (
     std_column,
     worst_case_across_parts,
 )
+from engine.analysis.selection import (
+    chosen as chosen_candidate,
+)
 
 KEY = ("candidate", "source", "model", HARDWARE_COLUMN)
 LABEL_OFFSET = 30  # pixels between a front point and its number
@@ -56,8 +59,9 @@ class Limits:
     accuracy_weight: float | None  # None: choose the knee
 
 
-def trade_off_chart(result: SelectionResult, x: Criterion, y: Criterion, log_x: bool) -> go.Figure:
-    """Feasible candidates with seed error bars, the Pareto front as a line, knee and preferred points marked.
+def trade_off_chart(result: SelectionResult, x: Criterion, y: Criterion, log_x: bool, prefer: Criterion) -> go.Figure:
+    """Feasible candidates with seed error bars, the Pareto front as a line, and the knee or preferred point marked
+    (one: `selection.chosen`, ties to the best on `prefer`).
 
     Front points carry their rank in `front_ranking` (listed with names beside the chart); every name is in
     the hover, so crowded candidates leave no overlapping labels.
@@ -94,9 +98,11 @@ def trade_off_chart(result: SelectionResult, x: Criterion, y: Criterion, log_x: 
         line={"dash": "dot"},
         hoverinfo="skip",
     )
+    pick = chosen_candidate(result, prefer)
+    marked = feasible["candidate"] == (None if pick is None else pick["candidate"])
     for column, name, symbol in (("knee", "knee", "star"), ("preferred", "preferred by weights", "diamond-open")):
         add(
-            feasible[feasible[column]],
+            feasible[feasible[column] & marked],
             mode="markers",
             name=name,
             marker={"symbol": symbol, "size": 20, "line": {"width": 2}},
@@ -136,14 +142,17 @@ def rank_labels(result: SelectionResult, x: Criterion, y: Criterion, log_x: bool
     ]
 
 
-def ranked_front_table(result: SelectionResult, x: Criterion, y: Criterion) -> pd.DataFrame:
-    """The front as listed beside the chart: rank, name, both figures and whether it is the knee or preferred."""
+def ranked_front_table(result: SelectionResult, x: Criterion, y: Criterion, prefer: Criterion) -> pd.DataFrame:
+    """The front as listed beside the chart: rank, name, both figures, and in `chosen` the one candidate the page
+    points to (`selection.chosen`: the knee, or the point preferred by weights; ties to the best on `prefer`)."""
     ranked = front_ranking(result)
-    marks = np.where(ranked["knee"], "knee", "") + np.where(ranked["preferred"], " preferred", "")
+    pick = chosen_candidate(result, prefer)
+    mark = "knee" if result.weights is None else "preferred"
+    marks = np.where(ranked["candidate"] == (None if pick is None else pick["candidate"]), mark, "")
     return pd.DataFrame(
         {
             "rank": ranked["rank"],
-            "chosen": pd.Series(marks).str.strip(),
+            "chosen": marks,
             "candidate": ranked["candidate"],
             short_label(x.metric): ranked[mean_column(x.metric)],
             short_label(y.metric): ranked[mean_column(y.metric)],
@@ -156,12 +165,19 @@ def short_label(metric: str) -> str:
     return widgets.METRIC_LABELS[metric].split(" (")[0]
 
 
-def chart_with_ranking(result: SelectionResult, x: Criterion, y: Criterion, log_x: bool, key: str) -> None:
+def chart_with_ranking(
+    result: SelectionResult, x: Criterion, y: Criterion, log_x: bool, key: str, prefer: Criterion
+) -> None:
     chart, ranking = st.columns(2)
-    chart.plotly_chart(trade_off_chart(result, x, y, log_x), key=key)
+    chart.plotly_chart(trade_off_chart(result, x, y, log_x, prefer), key=key)
     ranking.markdown("**The front, by number on the chart**")
+    tied = result.feasible.loc[result.feasible["knee" if result.weights is None else "preferred"], "candidate"]
+    if len(tied) > 1:
+        ranking.caption(
+            f"{', '.join(tied)} tie under the rule; the one best on {widgets.METRIC_LABELS[prefer.metric]} is marked."
+        )
     ranking.dataframe(
-        ranked_front_table(result, x, y),
+        ranked_front_table(result, x, y, prefer),
         hide_index=True,
         key=f"{key}_ranking",
         column_config={
@@ -184,22 +200,25 @@ def choose_parts(ctx: widgets.StoreContext, filters: widgets.Filters) -> list[st
 
 
 def choices() -> Choices:
-    left, middle, right, *switches = st.columns(3 + len(RUN_FLAGS))
+    left, right = st.columns(2)
     metric: str = left.selectbox(
         "Accuracy criterion",
         list(widgets.ACCURACY_METRICS),
         format_func=lambda name: widgets.METRIC_LABELS[name],
         key="selection_metric",
     )
-    log_x = middle.toggle("Logarithmic time axis", value=True, key="selection_log")
-    use_weights = right.toggle("Weigh the criteria instead of the knee", key="selection_use_weights")
+    # Two switches a row, so each label reads in full beside its switch.
+    rule, scale = st.columns(2)
+    use_weights = rule.toggle("Weigh the criteria instead of the knee", key="selection_use_weights")
+    log_x = scale.toggle("Logarithmic time axis", value=True, key="selection_log")
+    switches = st.columns(len(RUN_FLAGS))
     included = frozenset(
         flag.name
         for flag, column in zip(RUN_FLAGS, switches, strict=True)
         if column.toggle(flag.switch, key=switch_key(flag))
     )
     criteria = time_criteria()
-    time: str = left.selectbox(
+    time: str = right.selectbox(
         "Time criterion",
         list(criteria),
         format_func=criteria.__getitem__,
@@ -289,7 +308,7 @@ def recommendation_card(card: Recommendation | None) -> None:
 
 
 def trade_off(result: SelectionResult, accuracy: Criterion, log_x: bool, key: str) -> None:
-    chart_with_ranking(result, INFERENCE, accuracy, log_x, key=key)
+    chart_with_ranking(result, INFERENCE, accuracy, log_x, key=key, prefer=accuracy)
     st.caption(
         f"Knee method: {result.knee_method}. Error bars: ± one standard deviation over seeds (published single values have none)."
     )
@@ -363,7 +382,7 @@ def image_against_pixel(
         st.info("No candidate has both image and pixel AUROC for the chosen parts.")
         return
     result = select(candidates, criteria)
-    chart_with_ranking(result, *criteria, log_x=False, key="pixel_chart")
+    chart_with_ranking(result, *criteria, log_x=False, key="pixel_chart", prefer=criteria[0])
     no_pixel = pd.concat([missing, result.excluded[[*KEY, "reason"]]], ignore_index=True)
     if not no_pixel.empty:
         st.caption("Without pixel figures (image-level models, or no masks): " + ", ".join(no_pixel["candidate"]))

@@ -23,7 +23,7 @@ import pandas as pd
 from engine.analysis.flags import UNDER_TRAINED, flag_reasons
 from engine.analysis.line_stops import LEGACY_MODEL, legacy_rate
 from engine.analysis.results_table import LOCAL_SOURCE
-from engine.analysis.selection import HARDWARE_COLUMN, Criterion, SelectionResult, mean_column, std_column
+from engine.analysis.selection import HARDWARE_COLUMN, Criterion, SelectionResult, chosen, mean_column, std_column
 
 INFERENCE = Criterion("inference_ms", "min")
 # Chen et al. 2025, section 4: i9-13900K CPU and RTX 4090 GPU, through anomalib's full pipeline.
@@ -82,11 +82,9 @@ def recommend(
     the most accurate. `alarm_rates` is a single part's `rates_per_candidate` table at the F1-optimal threshold.
     """
     accuracy_weight = None if result.weights is None else result.weights[accuracy.metric]
-    column = "knee" if accuracy_weight is None else "preferred"
-    chosen = result.feasible[result.feasible[column]]
-    if chosen.empty:
+    pick = chosen(result, accuracy)
+    if pick is None:
         return None
-    pick = chosen.sort_values(mean_column(accuracy.metric), ascending=False, kind="stable").iloc[0]
     several = len(parts) > 1
     figures = ", ".join(
         [

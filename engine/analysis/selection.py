@@ -282,6 +282,22 @@ def front_ranking(result: SelectionResult) -> pd.DataFrame:
     return ranked.assign(rank=range(1, len(ranked) + 1))
 
 
+def chosen(result: SelectionResult, prefer: Criterion) -> pd.Series | None:
+    """The one candidate a reader is pointed to: the knee, or the preferred point when `result` was selected with
+    weights; None when there is none (nothing feasible).
+
+    The knee rule can tie (a two-point front always does: each point is best on one criterion, equally far from
+    the ideal point) and identical candidates share a point; the tie goes to the candidate best on `prefer`, then
+    to the first in the table.
+    """
+    column = "knee" if result.weights is None else "preferred"
+    marked = result.feasible[result.feasible[column].astype(bool)]
+    if marked.empty:
+        return None
+    ordered = marked.sort_values(mean_column(prefer.metric), ascending=prefer.direction == "min", kind="stable")
+    return ordered.iloc[0]
+
+
 def _check_criteria(criteria: tuple[Criterion, ...]) -> None:
     metrics = [criterion.metric for criterion in criteria]
     if len(metrics) < 2:
