@@ -61,18 +61,21 @@ def recent_runs(store: Path | str, limit: int = 200) -> pd.DataFrame:
 
 
 def runtime_table(store: Path | str, part: str) -> pd.DataFrame:
-    """Training time, batch-1 latency, throughput and peak memory of `part`'s finished runs, with their hardware and
-    whether they were timed under load (NULL: the run recorded no load)."""
+    """Training time, batch-1 latency, throughput (and the batch it was timed at; NULL for runs from before it was
+    recorded) and peak memory of `part`'s finished runs, with their device, hardware and whether they were timed under
+    load (NULL: the run recorded no load)."""
     with read_store(store) as con:
         return con.execute(
-            """SELECT run_id, part, condition, model, backbone, preset, seed, train_seconds, inference_ms, throughput_fps,
-                      peak_memory_mb, n_train, n_test, timing_contended, timing_note, retimed_at, hardware[1] AS processor,
+            """SELECT run_id, part, condition, model, backbone, preset, seed, device, train_seconds, inference_ms,
+                      throughput_fps, CAST(hardware[5] AS INTEGER) AS throughput_batch, peak_memory_mb, n_train, n_test,
+                      timing_contended, timing_note, retimed_at, hardware[1] AS processor,
                       CAST(hardware[2] AS INTEGER) AS cpu_count, CAST(hardware[3] AS INTEGER) AS torch_threads,
                       hardware[4] AS gpu
                FROM (
-                   SELECT *, json_extract_string(  -- a list of paths: each environment is parsed once, not four times
+                   SELECT *, json_extract_string(  -- a list of paths: each environment is parsed once, not five times
                        environment,
-                       ['$.hardware.processor', '$.hardware.cpu_count', '$.hardware.torch_threads', '$.hardware.gpu']
+                       ['$.hardware.processor', '$.hardware.cpu_count', '$.hardware.torch_threads', '$.hardware.gpu',
+                        '$.timing.throughput_batch']
                    ) AS hardware
                    FROM runs WHERE status = 'finished' AND part = ?
                )""",

@@ -32,3 +32,20 @@ def test_benchmark_run_ids_are_the_engines():
     for row in keys.itertuples(index=False):
         job = Job(row.part, row.model, row.backbone, row.preset, int(row.seed), row.condition)
         assert row.run_id == job.run_id, job
+
+
+def test_the_gpu_check_refuses_in_one_line_where_there_is_no_cuda(capsys, monkeypatch):
+    import sys
+
+    import torch
+
+    from benchmarks import gpu_check
+
+    if torch.cuda.is_available():
+        import pytest
+
+        pytest.skip("this machine has a CUDA device")
+    monkeypatch.setattr(sys, "argv", ["gpu_check"])
+    assert gpu_check.main() == 2
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "sees no CUDA device" in out

@@ -8,16 +8,19 @@ import json
 import pytest
 import torch
 
+from benchmarks.gpu_check import agreement
 from engine.cli import main as gluelab
 from engine.devices import cpu_model, parse_device, resolve_device
 from engine.evaluation.evaluate import evaluate_job
 from engine.ingest.part_data import load_part
 from engine.jobs import Job
+from engine.models.catalogue import MODELS
 from store.runs import leaderboard, runs
 from tests.conftest import file_digest, generated_store, run_key, write_finished_run
 
 NO_CUDA = not torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(NO_CUDA, reason="no CUDA device on this machine")
+CUDA_BUDGET_MINUTES = 0.5  # training budget of a gradient-trained model in the CUDA tests, on either device
 without_cuda = pytest.mark.skipif(not NO_CUDA, reason="this machine has a CUDA device")
 
 
@@ -74,6 +77,7 @@ def test_seeds_run_on_different_devices_are_never_averaged_together(tmp_path):
         assert by_device.loc["cuda:0", "n_seeds"] == 1 and by_device.loc["cuda:0", "mean"] == pytest.approx(0.82)
 
 
+@pytest.mark.cuda
 @needs_cuda
 def test_a_job_on_cuda_records_the_gpu_and_scores_as_on_the_cpu(store):
     job = Job("part1", "padim", "tf_efficientnet_lite0", "cpu", 0, "baseline")
@@ -84,3 +88,32 @@ def test_a_job_on_cuda_records_the_gpu_and_scores_as_on_the_cpu(store):
     assert on_gpu.environment["hardware"]["gpu"] == torch.cuda.get_device_name(0)
     assert on_gpu.metrics["image_auroc"] == pytest.approx(on_cpu.metrics["image_auroc"], abs=0.02)
     assert on_gpu.metrics["pixel_auroc"] == pytest.approx(on_cpu.metrics["pixel_auroc"], abs=0.01)
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("model", list(MODELS))
+def test_every_model_evaluates_a_job_on_cuda_records_the_gpu_and_agrees_with_the_cpu(model, store, tmp_path):
+    """Frozen-feature models: image AUROC within 0.01 of the CPU run's. Gradient-trained models (capped at
+    `CUDA_BUDGET_MINUTES` of training): within the seed spread where both runs converged; otherwise the two trained
+    for different epochs and `agreement` says so in words. The legacy check runs on the CPU and records it."""
+    entry = MODELS[model]
+    missing = entry.missing(entry.default_backbone)
+    if missing:
+        pytest.skip(missing)
+    settings = dict(entry.presets["cpu"])
+    if "budget_minutes" in settings:
+        settings["budget_minutes"] = CUDA_BUDGET_MINUTES
+    job = Job("part1", model, entry.default_backbone, "cpu", 0, "baseline")
+    data = load_part("part1", store)
+    on_gpu = evaluate_job(job, data, tmp_path / "gpu", settings=settings, device=resolve_device("cuda"))
+    if model == "legacy":
+        assert on_gpu.device == "cpu" and on_gpu.device_name == cpu_model()
+        return
+    assert on_gpu.device == "cuda:0" and on_gpu.device_name == torch.cuda.get_device_name(0)
+    assert on_gpu.environment["hardware"]["gpu"] == torch.cuda.get_device_name(0)
+    on_cpu = evaluate_job(job, data, tmp_path / "cpu", settings=settings, device="cpu")
+    agrees, words = agreement(on_cpu, on_gpu)
+    assert agrees is not False, words
+    if agrees is None:
+        assert "not comparable" in words and "epochs" in words

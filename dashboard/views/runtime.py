@@ -15,6 +15,7 @@ from engine.analysis.deployment import latency_per_run
 from engine.analysis.flags import RunFlag, flag_reasons, flags_spoiling
 from engine.analysis.results_table import RUNTIME_METRICS
 from engine.analysis.selection import leave_out
+from engine.analysis.throughput import candidate_notes, run_notes
 from store.deployments import RUNTIME_NAMES
 from store.metrics import metric as registered_metric
 
@@ -40,6 +41,16 @@ def flagged_list(flag: RunFlag, reasons: pd.DataFrame, excluded: bool) -> None:
         return
     heading = f"Left out as {flag.label}" if excluded else f"{flag.label.capitalize()}, yet included below"
     st.markdown(f"**{heading}**\n" + "\n".join(f"- {row.candidate}: {row.reason}" for row in reasons.itertuples()))
+
+
+def throughput_section(table: pd.DataFrame, runs: pd.DataFrame) -> None:
+    """Each candidate whose throughput is below what batch 1 delivers (1000 / latency), with the reason."""
+    notes = candidate_notes(table, runs)
+    if not notes.empty:
+        st.markdown(
+            "**Throughput below the batch-1 rate**\n"
+            + "\n".join(f"- {row.candidate} ({row.source}): {row.note}" for row in notes.itertuples())
+        )
 
 
 def deployed_section(runs: pd.DataFrame, deployed: pd.DataFrame, log_scale: bool) -> None:
@@ -120,10 +131,14 @@ if ctx is not None:
 
         runs = cached_queries.runtime(ctx.store, ctx.stamp, filters.part)
         runs = runs[runs["condition"] == filters.condition]
+        runs = runs.assign(throughput_note=run_notes(runs))
+        throughput_section(table, runs)
         if not runs.empty and filters.source != cached_queries.PUBLISHED_SOURCE_LABEL:
             st.subheader("Local runs and the hardware they used")
             st.caption(
-                "Inference is the median batch-1 latency after warm-up; throughput is measured at batch 32. "
+                "Inference is the median batch-1 latency after warm-up; throughput is timed at the batch size that "
+                "scores the most images per second on the run's device (after one warm-up batch of that size), named "
+                "in *Throughput batch*; 1 when no larger batch beats one image at a time. "
                 "The study timed its runs on its own hardware, so compare local and published times as orders of magnitude. "
                 "*Timed under load*: other work competed for the cores while the run was timed (blank: the run recorded "
                 "no load); `gluelab evaluate --retime RUN_ID` times it again."
@@ -136,6 +151,8 @@ if ctx is not None:
                         "train_seconds",
                         "inference_ms",
                         "throughput_fps",
+                        "throughput_batch",
+                        "throughput_note",
                         "timing_contended",
                         "timing_note",
                         "peak_memory_mb",
@@ -156,6 +173,8 @@ if ctx is not None:
                         )
                         for name in ("inference_ms", "throughput_fps")
                     },
+                    "throughput_batch": st.column_config.NumberColumn("Throughput batch"),
+                    "throughput_note": st.column_config.TextColumn("Throughput below batch 1, because"),
                     "timing_contended": st.column_config.CheckboxColumn("Timed under load"),
                     "timing_note": st.column_config.TextColumn("Load while timed"),
                     "peak_memory_mb": st.column_config.NumberColumn("Peak memory (MB)", format="%.0f"),
