@@ -82,6 +82,7 @@ def gluelab_dashboard(store: Path, *arguments: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def dashboard_url(dashboard_stores):
+    """One dashboard server on the evaluated store for every test of this module that only reads it."""
     with gluelab_dashboard(dashboard_stores["evaluated"]) as url:
         yield url
 
@@ -203,4 +204,30 @@ def test_an_engineer_s_request_runs_on_the_worker_and_a_cancelled_one_ends_cance
         assert viewer.get_by_role("button", name="Submit", exact=True).count() == 0
         assert viewer.get_by_role("button", name="Cancel", exact=True).count() == 0
         assert viewer.locator('[data-testid="stException"]').count() == 0
+        browser.close()
+
+
+def test_model_selection_points_to_one_candidate_per_front_and_its_switches_read_in_full(dashboard_url):
+    """What a manager reads at a glance: one chosen row per front table (the knee rule can tie), every switch's label
+    whole, not cut short with an ellipsis."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(f"{dashboard_url}/model_selection")
+        settled(page)
+        fronts = page.locator('[data-testid="stDataFrame"]').filter(
+            has=page.locator('[role="columnheader"]', has_text=re.compile("^chosen$"))
+        )
+        expect(fronts.first).to_be_attached(timeout=60_000)
+        assert fronts.count() >= 2  # a front per machine (here the study's GPU and this CPU) and image against pixel
+        for index in range(fronts.count()):
+            cells = fronts.nth(index).locator('[role="gridcell"]')
+            expect(cells.first).to_be_attached(timeout=30_000)
+            assert cells.filter(has_text=re.compile("^knee$")).count() == 1, f"front table {index}"
+        labels = page.locator('[data-testid="stCheckbox"] [data-testid="stMarkdownContainer"]')
+        assert labels.count() == 4
+        for label in labels.all():
+            text, needed, shown = label.evaluate("el => [el.innerText, el.scrollWidth, el.clientWidth]")
+            assert needed <= shown, f"the switch label {text!r} is cut: it needs {needed} px and has {shown}"
+        page.screenshot(path=SCREENSHOTS / "model-selection-chosen.png", full_page=True)
         browser.close()
