@@ -231,3 +231,25 @@ def test_model_selection_points_to_one_candidate_per_front_and_its_switches_read
             assert needed <= shown, f"the switch label {text!r} is cut: it needs {needed} px and has {shown}"
         page.screenshot(path=SCREENSHOTS / "model-selection-chosen.png", full_page=True)
         browser.close()
+
+
+def test_runtime_charts_say_what_they_time_and_colour_each_bar_by_the_machine_it_was_timed_on(dashboard_url):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(f"{dashboard_url}/runtime")
+        settled(page)
+        titles = page.locator(".plotly .gtitle")
+        expect(titles).to_have_count(2, timeout=60_000)
+        assert [title.text_content() for title in titles.all()] == [
+            "Inference: time to score one image (batch 1)",
+            "Training: time to fit on the part's training images",
+        ]
+        axes = [axis.text_content() for axis in page.locator(".plotly .xtitle").all()]
+        assert axes == ["Inference (ms/image)", "Training time (min)"]
+        legends = page.locator(".plotly .legend").first
+        assert legends.locator(".legendtitletext").text_content() == "Timed on"
+        machines = {entry.text_content() for entry in legends.locator(".legendtext").all()}
+        assert "the study's RTX 4090 GPU (Chen et al. 2025)" in machines and len(machines) == 2  # and this CPU
+        page.screenshot(path=SCREENSHOTS / "runtime-machines.png", full_page=True)
+        browser.close()

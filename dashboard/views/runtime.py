@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import cached_queries, widgets
 from engine.analysis.deployment import latency_per_run
 from engine.analysis.flags import RunFlag, flag_reasons, flags_spoiling
+from engine.analysis.recommendation import UNRECORDED_HARDWARE
 from engine.analysis.results_table import RUNTIME_METRICS
 from engine.analysis.selection import leave_out
 from engine.analysis.throughput import candidate_notes, run_notes
@@ -46,11 +48,48 @@ def flagged_list(flag: RunFlag, reasons: pd.DataFrame, excluded: bool) -> None:
 def throughput_section(table: pd.DataFrame, runs: pd.DataFrame) -> None:
     """Each candidate whose throughput is below what batch 1 delivers (1000 / latency), with the reason."""
     notes = candidate_notes(table, runs)
-    if not notes.empty:
+    if not notes.empty:  # candidates sharing a reason (the study's own figures, mostly) on one line
+        grouped = notes.groupby("note", sort=False)["candidate"].agg(", ".join)
         st.markdown(
             "**Throughput below the batch-1 rate**\n"
-            + "\n".join(f"- {row.candidate} ({row.source}): {row.note}" for row in notes.itertuples())
+            + "\n".join(f"- {candidates}: {note}" for note, candidates in grouped.items())
         )
+
+
+CHART_TITLES = {
+    "inference_ms": "Inference: time to score one image (batch 1)",
+    "train_min": "Training: time to fit on the part's training images",
+}
+
+
+def machine_of_candidates(rows: pd.DataFrame) -> dict[str, str]:
+    """Each candidate of `rows` (`part_results_by_hardware`) -> the machine its times were measured on; a candidate
+    timed on several machines (seeds run on different computers) says so instead of naming one."""
+    machines = rows.dropna(subset=["hardware"]).groupby("candidate")["hardware"].unique()
+    return {candidate: names[0] if len(names) == 1 else "several machines" for candidate, names in machines.items()}
+
+
+def time_bars(table: pd.DataFrame, metric: str, machines: dict[str, str], log_scale: bool) -> go.Figure:
+    """One bar per candidate (mean ± std over seeds), coloured by the machine its times were measured on: a time
+    means something only beside times from the same machine."""
+    bars = table.dropna(subset=[f"{metric}_mean"]).sort_values(f"{metric}_mean")
+    bars = bars.assign(machine=bars["candidate"].map(machines).fillna(UNRECORDED_HARDWARE))
+    figure = px.bar(
+        bars,
+        x=f"{metric}_mean",
+        y="candidate",
+        color="machine",
+        orientation="h",
+        error_x=f"{metric}_std" if f"{metric}_std" in bars else None,
+        log_x=log_scale,
+        labels={f"{metric}_mean": widgets.METRIC_LABELS[metric], "candidate": "Model", "machine": "Timed on"},
+        title=CHART_TITLES[metric],
+    )
+    return figure.update_layout(
+        height=160 + 28 * len(bars),
+        yaxis={"categoryorder": "array", "categoryarray": bars["candidate"].tolist()[::-1]},
+        legend={"orientation": "h", "yanchor": "top", "y": -90 / (60 + 28 * len(bars))},  # below the axis title
+    )
 
 
 def deployed_section(runs: pd.DataFrame, deployed: pd.DataFrame, log_scale: bool) -> None:
@@ -108,25 +147,11 @@ if ctx is not None:
     else:
         log_scale = st.toggle("Logarithmic time axis", value=True, key="runtime_log")
         table = without_flagged(widgets.wide_table(chosen, RUNTIME_METRICS), ctx, filters)
+        machines = machine_of_candidates(cached_queries.part_results_by_hardware(ctx.store, ctx.stamp, filters.part))
         left, right = st.columns(2)
         for column, metric in ((left, "inference_ms"), (right, "train_min")):
             if f"{metric}_mean" in table:
-                bars = table.dropna(subset=[f"{metric}_mean"]).sort_values(f"{metric}_mean")
-                figure = px.bar(
-                    bars,
-                    x=f"{metric}_mean",
-                    y="candidate",
-                    color="source",
-                    orientation="h",
-                    error_x=f"{metric}_std" if f"{metric}_std" in bars else None,
-                    log_x=log_scale,
-                    labels={f"{metric}_mean": widgets.METRIC_LABELS[metric], "candidate": ""},
-                )
-                figure.update_layout(
-                    height=120 + 28 * len(bars),
-                    yaxis={"categoryorder": "array", "categoryarray": bars["candidate"].tolist()[::-1]},
-                )
-                column.plotly_chart(figure)
+                column.plotly_chart(time_bars(table, metric, machines, log_scale))
         widgets.readable_table(table).show()
 
         runs = cached_queries.runtime(ctx.store, ctx.stamp, filters.part)
