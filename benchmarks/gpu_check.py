@@ -60,7 +60,7 @@ def main() -> int:
     from engine.evaluation.evaluate import evaluate_job
     from engine.ingest.part_data import load_part
     from engine.jobs import Job
-    from engine.models.registry import MODELS
+    from engine.models.catalogue import MODELS
 
     models = args.models or list(MODELS)
     started = time.perf_counter()
