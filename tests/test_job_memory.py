@@ -25,7 +25,7 @@ from pathlib import Path
 from engine.evaluation.evaluate import evaluate_job
 from engine.jobs import Job
 from engine.ingest.part_data import load_part
-from engine.models import patchcore
+from engine.models.patchcore import model as patchcore
 
 resident, patches = [], []
 apply_centres = patchcore._apply_centres
