@@ -50,10 +50,11 @@ def recent_runs(store: Path | str, limit: int = 200) -> pd.DataFrame:
     images at, and how they trained and whether they were timed under load if they finished."""
     with read_store(store) as con:
         return con.execute(
-            f"""SELECT run_id, part, model, backbone, preset, seed, condition, status, error, started_at, finished_at,
-                      epochs, stop_reason, under_trained, timing_contended, {TRAINING_LIMITS},
+            f"""SELECT run_id, part, model, backbone, preset,
                       json_extract_string(config, '$.input_size[1]') || 'x' || json_extract_string(config, '$.input_size[0]')
-                          AS input_size
+                          AS input_size,
+                      seed, condition, status, error, started_at, finished_at,
+                      epochs, stop_reason, under_trained, timing_contended, {TRAINING_LIMITS}
                FROM (SELECT * FROM runs ORDER BY started_at DESC LIMIT ?)  -- configs are read for these rows only
                ORDER BY started_at DESC""",
             [limit],

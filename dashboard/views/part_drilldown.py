@@ -66,7 +66,14 @@ def image_sizes(images: pd.DataFrame) -> None:
         figure = px.bar(counts, x="size", y="images", labels={"size": "Image size", "images": "Images"})
     else:  # too many sizes for a bar each: how widths and heights spread
         sides = images.melt(value_vars=["width", "height"], var_name="side", value_name="pixels")
-        figure = px.histogram(sides, x="pixels", color="side", barmode="overlay", nbins=30)
+        figure = px.histogram(
+            sides,
+            x="pixels",
+            color="side",
+            barmode="overlay",
+            nbins=30,
+            labels={"pixels": "Side length (pixels)", "side": "Side"},
+        ).update_layout(yaxis_title="Images")
     st.plotly_chart(figure.update_layout(title="Image sizes (pixels)", height=260))
 
 

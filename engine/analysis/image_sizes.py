@@ -29,4 +29,5 @@ def sizes_in_words(images: pd.DataFrame) -> str:
         return f"all {counts['size'].iloc[0]}"
     by_area = counts.assign(area=counts["width"] * counts["height"]).sort_values(["area", "width"])
     smallest, largest = by_area["size"].iloc[0], by_area["size"].iloc[-1]  # by area
-    return f"{len(counts)} sizes, {smallest} to {largest} (most {counts['size'].iloc[0]})"
+    shown = f"{len(counts)} sizes, {smallest} to {largest}"
+    return f"{shown} (most {counts['size'].iloc[0]})" if counts["images"].iloc[0] > 1 else shown
