@@ -1,6 +1,6 @@
-"""How models and backbones are named for people, read from the model registry.
+"""How models and backbones are named for people, read from the model catalogue.
 
-The registry is light (its builders import torch only when a model is built), so the dashboard reaches
+The catalogue is light (its builders import torch only when a model is built), so the dashboard reaches
 display names through this module without loading torch; a test imports every page with torch unimportable.
 """
 

@@ -1,1 +1,2 @@
-"""Anomaly-detection models behind one interface (`Detector`), and the registry that names them."""
+"""Anomaly-detection models behind one interface (`Detector`): one package per model, each registering its entry
+(`registry.ModelEntry`); `catalogue` imports them all and is where the models are asked for."""

@@ -1,7 +1,7 @@
 """Backbones by name: the timm names gluelab knows, how the study writes them, and which ship with gluelab.
 
-Free of heavy imports, like the model registry, so the dashboard can label backbones without loading
-torch or anomalib. Model display names are each model's registry entry (`engine.models.registry`).
+Free of heavy imports, like the model catalogue, so the dashboard can label backbones without loading
+torch or anomalib. Model display names are each model's registry entry (`engine.models.catalogue`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""DFM: deep feature modelling: PCA of pooled backbone features, scored by feature reconstruction error (anomalib's own class).
+"""DFM: deep feature modelling: PCA of pooled backbone features, scored by feature reconstruction error (anomalib's own
+class).
 
 Importing this package registers its entry (`entry.py`).
 """

@@ -1,4 +1,5 @@
-"""PatchCore: a memory bank of patch features and nearest-neighbour scores; `model.py` selects its coreset fast and exactly as anomalib's greedy.
+"""PatchCore: a memory bank of patch features and nearest-neighbour scores; `model.py` selects its coreset fast and
+exactly as anomalib's greedy.
 
 Importing this package registers its entry (`entry.py`).
 """

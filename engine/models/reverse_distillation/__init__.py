@@ -1,4 +1,5 @@
-"""Reverse Distillation: a student decoder reconstructing a frozen teacher's features; `model.py` adapts it to any timm CNN.
+"""Reverse Distillation: a student decoder reconstructing a frozen teacher's features; `model.py` adapts it to any timm
+CNN.
 
 Importing this package registers its entry (`entry.py`).
 """
