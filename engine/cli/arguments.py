@@ -23,24 +23,22 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
+def _number(text: str, allowed, must: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number (got {text!r})") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 (got {text})")
+    if not allowed(value):
+        raise argparse.ArgumentTypeError(f"must be {must} (got {text})")
     return value
+
+
+def positive_float(text: str) -> float:
+    return _number(text, lambda value: value > 0, "more than 0")
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number (got {text!r})") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more (got {text})")
-    return value
+    return _number(text, lambda value: value >= 0, "0 or more")
 
 
 def png_path(text: str) -> Path:

@@ -1,18 +1,10 @@
-"""DRAEM's registry entry: its presets, the backbones it takes, how it departs from the study's setup, and
-its builder. Importable without torch: the builder imports torch and anomalib when the model is built."""
+"""DRAEM's registry entry beside its builder, which imports torch and anomalib only when it runs."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.models.building import (
-    IMAGE_256,
-    UNTIL_CONVERGED,
-    anomalib_builder,
-    few_steps,
-    lean,
-    resize_only,
-)
+from engine.models.building import IMAGE_256, UNTIL_CONVERGED, anomalib_builder, few_steps, lean, resize_only
 from engine.models.registry import ModelEntry, nothing_missing, register
 
 if TYPE_CHECKING:

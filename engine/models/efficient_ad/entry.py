@@ -1,5 +1,4 @@
-"""EfficientAD's registry entry: its presets, the backbones it takes, how it departs from the study's setup, and
-its builder. Importable without torch: the builder imports torch and anomalib when the model is built."""
+"""EfficientAD's registry entry beside its builder, which imports torch and anomalib only when it runs."""
 
 from __future__ import annotations
 

@@ -1,18 +1,10 @@
-"""Reverse Distillation's registry entry: its presets, the backbones it takes, how it departs from the study's setup, and
-its builder. Importable without torch: the builder imports torch and anomalib when the model is built."""
+"""Reverse Distillation's registry entry beside its builder, which imports torch and anomalib only when it runs."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.models.building import (
-    CNN_BACKBONES,
-    IMAGE_256,
-    LAYERS,
-    UNTIL_CONVERGED,
-    anomalib_builder,
-    lean,
-)
+from engine.models.building import CNN_BACKBONES, IMAGE_256, LAYERS, UNTIL_CONVERGED, anomalib_builder, lean
 from engine.models.names import STUDY_BACKBONES
 from engine.models.registry import ModelEntry, register
 
