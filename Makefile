@@ -47,5 +47,8 @@ lint: $(STAMP)
 	$(BIN)/mypy engine store dashboard
 	$(BIN)/lint-imports
 
+# Two workers, each a machine of its own on its share of the cores (tests/conftest.py), a test module each at a time.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) $(CHROMIUM) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile

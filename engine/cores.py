@@ -141,14 +141,17 @@ def name_this_process_a_job() -> None:
 
 
 def other_job_processes() -> list[int]:
-    """Process ids of the gluelab jobs running on this machine besides this process (named `JOB_PROCESS_NAME`)."""
-    mine = os.getpid()
+    """Process ids of the gluelab jobs besides this process (named `JOB_PROCESS_NAME`) that may run on any of this
+    process's cores. A job confined to other cores (a container's cpuset, `taskset`) takes none of ours."""
+    mine, cores = os.getpid(), os.sched_getaffinity(0)
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == mine:
             continue
         try:
-            if (entry / "comm").read_text().strip() == JOB_PROCESS_NAME:
+            if (entry / "comm").read_text().strip() == JOB_PROCESS_NAME and os.sched_getaffinity(
+                int(entry.name)
+            ) & cores:
                 found.append(int(entry.name))
         except OSError:  # ended meanwhile, or not ours to read
             continue

@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from filelock import FileLock
 from streamlit.testing.v1 import AppTest
 
+from engine.cores import SLOTS_DIR_ENV
 from engine.evaluation.timing import MARGIN_ENV
 from engine.ingest.synthetic.plant import generate_part
 from store.runs import RunOutcome, Training, claim_run, finish_run
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs two workers, a test module each at a time), each worker is a machine of its own: it runs on its share
+    of the cores only, it and everything it starts (job processes, dashboards, Ray, Chromium), with its own job
+    slots. Two workers then never oversubscribe a core, each job's torch uses the cores its worker has, and a run's
+    timing watches only those cores (`engine.evaluation.timing`), so the other worker is not load beside it."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    cores = sorted(os.sched_getaffinity(0))
+    if worker is None or count < 2 or len(cores) < count:
+        return
+    share = set(cores[int(worker.removeprefix("gw")) :: count])
+    for thread in os.listdir("/proc/self/task"):  # every thread the worker has started so far, and so all it starts
+        os.sched_setaffinity(int(thread), share)
+    os.environ["OMP_NUM_THREADS"] = str(len(share))
+    os.environ[SLOTS_DIR_ENV] = tempfile.mkdtemp(prefix=f"gluelab-job-slots-{worker}-")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -114,12 +135,38 @@ def dashboard_stores(tmp_path_factory) -> dict[str, Path]:
     """The three stores every dashboard page must render: empty, published figures only, and evaluated.
 
     The evaluated one holds real runs: legacy, PaDiM and DFM on small part1 (two seeds, baseline and
-    augmented) and part16 (one seed, baseline), plus the published figures.
+    augmented) and part16 (one seed, baseline), plus the published figures. Built once per session (`built_once`).
     """
+    with built_once(tmp_path_factory, "dashboard") as (root, done):
+        if not done:
+            _build_dashboard_stores(root)
+    return {"empty": root / "empty.duckdb", "published": root / "published.duckdb", "evaluated": evaluated_store(root)}
+
+
+@contextlib.contextmanager
+def built_once(tmp_path_factory, name: str) -> Iterator[tuple[Path, bool]]:
+    """A folder for a session fixture's files, and whether they were built already: one folder for the whole session,
+    shared by the xdist workers, so that the first worker to need it builds it while the others wait, and the others
+    then read what it built. Without xdist, a folder of this process's own."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        yield tmp_path_factory.mktemp(name), False
+        return
+    root = tmp_path_factory.getbasetemp().parent / name  # the session's folder, above each worker's own
+    with FileLock(f"{root}.lock"):
+        done = root / ".built"
+        root.mkdir(exist_ok=True)
+        yield root, done.exists()
+        done.touch()
+
+
+def evaluated_store(root: Path) -> Path:
+    return root / "evaluated" / "store.duckdb"
+
+
+def _build_dashboard_stores(root: Path) -> None:
     from engine.cli import main as gluelab
     from store import write_store
 
-    root = tmp_path_factory.mktemp("dashboard")
     empty = root / "empty.duckdb"
     with write_store(empty):
         pass
@@ -127,6 +174,7 @@ def dashboard_stores(tmp_path_factory) -> dict[str, Path]:
     assert gluelab(["load-published", "--store", str(published)]) == 0
 
     evaluated = generated_store(root / "evaluated")
+    assert evaluated == evaluated_store(root)
     assert (
         gluelab(
             [
@@ -149,7 +197,6 @@ def dashboard_stores(tmp_path_factory) -> dict[str, Path]:
         gluelab(["evaluate", "--parts", "part1", "--seeds", "2", "--conditions", "baseline", "augmented", *models]) == 0
     )
     assert gluelab(["evaluate", "--parts", "part16", *models]) == 0
-    return {"empty": empty, "published": published, "evaluated": evaluated}
 
 
 DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"

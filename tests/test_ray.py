@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 from engine.cli import main as gluelab
+from engine.cores import usable_cores
 from engine.evaluation.grid import run_grid
 from engine.evaluation.ray_executor import cpus_for, resources_for, task_name
 from engine.evaluation.records import CANCELLED_ERROR
@@ -60,7 +61,8 @@ def _descendants(pid: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def ray_address(tmp_path_factory):
-    """A Ray head on 127.0.0.1 with 2 CPUs (`ray start --head --block`), stopped at the end by its process ids."""
+    """A Ray head on 127.0.0.1 with the cores this process may use (`ray start --head --block`), stopped at the end by
+    its process ids. Its tasks then run as many torch threads as a local job's process, and compute alike."""
     temp = tmp_path_factory.mktemp("ray")
     short = len(str(temp)) + 70 > SOCKET_PATH_MAX  # too long for Ray's socket paths: a shorter one of our own
     if short:
@@ -77,7 +79,12 @@ def ray_address(tmp_path_factory):
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     command = [str(RAY), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}"]
-    command += ["--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"]
+    command += [
+        f"--num-cpus={usable_cores()}",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--temp-dir={temp}",
+    ]
     log = (temp / "ray-start.log").open("w")
     head = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 90

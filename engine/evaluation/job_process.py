@@ -18,35 +18,34 @@ the grid never leaves a job running.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import logging
 import multiprocessing
 import os
 import signal
 import traceback
 import warnings
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, TypeVar
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from engine.cores import name_this_process_a_job, threads_per_job
-from store.runs import RunOutcome
 
-with warnings.catch_warnings():  # the fork server imports the models afresh: libraries' notices about themselves
-    warnings.simplefilter("ignore", FutureWarning)
-    from engine.evaluation.evaluate import Timing, evaluate_job, retime_job
+if TYPE_CHECKING:
+    from engine.evaluation.evaluate import Timing
     from engine.ingest.part_data import PartData
     from engine.jobs import Job
     from engine.models.feature_cache import FeatureCache
+    from store.runs import RunOutcome
+
+# What the fork server imports for every job's process (`TASKS` there names what a job may run); the grid never does.
+JOB_MODELS = "engine.evaluation.job_models"
 
 MEMORY_BUDGET_ENV = "GLUELAB_MEMORY_BUDGET_GB"
 RESERVED_FOR_THE_SYSTEM_GB = 4.0  # left to the OS, the dashboard and the grid itself by the default budget
 POLL_SECONDS = 0.05
 _PR_SET_PDEATHSIG = 1
 GB = 2**30
-T = TypeVar("T")
 
 
 class JobFailed(RuntimeError):
@@ -105,7 +104,7 @@ def run_job_in_child(
     Ctrl-C or SIGTERM in the grid (KeyboardInterrupt) kills the child before propagating.
     """
     arguments = (job, data, artifacts_root, examples_folder, settings, feature_cache, device)
-    return _run_in_child(evaluate_job, arguments, job, budget_bytes)
+    return _run_in_child("evaluate", arguments, job, budget_bytes)
 
 
 def retime_in_child(
@@ -117,12 +116,12 @@ def retime_in_child(
     device: str = "cpu",
 ) -> Timing:
     """`retime_job` in a forked child, watched like `run_job_in_child`."""
-    return _run_in_child(retime_job, (job, data, settings, feature_cache, device), job, budget_bytes)
+    return _run_in_child("retime", (job, data, settings, feature_cache, device), job, budget_bytes)
 
 
-def _run_in_child(task: Callable[..., T], arguments: tuple, job: Job, budget_bytes: int) -> T:
+def _run_in_child(task: str, arguments: tuple, job: Job, budget_bytes: int) -> Any:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context.set_forkserver_preload([__name__, JOB_MODELS])
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
         target=_child_main,
@@ -186,12 +185,15 @@ def _quiet_settings() -> tuple[list, dict[str, int]]:
 
 def _child_main(
     sender: Connection,
-    task: Callable[..., Any],
+    task: str,
     arguments: tuple,
     quiet: tuple[list, dict[str, int]],
     environment: dict[str, str],
 ) -> None:
-    """Entry point of the job's process: run `task(*arguments)`, send ("ok", result) or ("error", description)."""
+    """Entry point of the job's process: run `task` (a name in `job_models.TASKS`) on `arguments`, send ("ok", result)
+    or ("error", description)."""
+    import torch  # loaded already, with the models, by the fork server
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the grid decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
@@ -207,7 +209,7 @@ def _child_main(
         logging.getLogger(name).setLevel(level)
     silence_progress_bars()
     try:
-        message: tuple[str, Any] = ("ok", task(*arguments))
+        message: tuple[str, Any] = ("ok", importlib.import_module(JOB_MODELS).TASKS[task](*arguments))
     except BaseException as error:  # noqa: BLE001 - every failure goes back to the grid, which records it
         message = ("error", describe(error))
     sender.send(message)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.cores import SlotHolder, job_slot
 from engine.devices import resolve_device
-from engine.evaluation.evaluate import Timing
 from engine.evaluation.job_process import memory_budget_bytes, retime_in_child
 from engine.ingest.part_data import PartData, load_part
 from engine.jobs import Job, unique
@@ -23,6 +23,9 @@ from engine.models.catalogue import get_model
 from engine.models.feature_cache import FeatureCache, feature_cache_dir, limit_from_environment
 from store import DEFAULT_STORE
 from store.runs import RUN_KEY, finished_run, record_retiming
+
+if TYPE_CHECKING:
+    from engine.evaluation.evaluate import Timing  # only the job's process loads the models
 
 
 @dataclass(frozen=True)

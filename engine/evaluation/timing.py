@@ -1,7 +1,7 @@
 """The load a run's latency and throughput were timed under, and the rule that calls a timing contended.
 
 While a job times batch-1 latency and batch-32 throughput, `TimingWindow` watches the machine: the CPU time
-every other process used (the machine's busy time in /proc/stat minus this process's own in /proc/self/stat),
+every other process used on its cores (their busy time in /proc/stat minus this process's own in /proc/self/stat),
 the 1-minute load average, this process's torch intra- and inter-op thread counts, and any other gluelab job's
 process (`engine.cores.JOB_PROCESS_NAME`) running at the start or end of the windows. `contention` is the one
 rule that turns those samples into a verdict; the run records both, and the dashboard leaves contended timings
@@ -89,11 +89,19 @@ def contention(load: TimingLoad) -> str | None:
 
 
 def _busy_ticks() -> int:
-    """Clock ticks every core of the machine spent on anything but idling, since boot."""
+    """Clock ticks the cores this process may run on (its CPU affinity) spent on anything but idling, since boot.
+
+    Only those cores: work confined to other cores (a container's cpuset, `taskset`) takes no time from the job.
+    """
+    cores = {f"cpu{core}" for core in os.sched_getaffinity(0)}
+    busy = 0
     with open("/proc/stat") as stat:
-        fields = [int(value) for value in stat.readline().split()[1:]]
-    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return user + nice + system + irq + softirq + steal  # guest time is already counted in user and nice
+        for line in stat:
+            name, *values = line.split()
+            if name in cores:
+                user, nice, system, idle, iowait, irq, softirq, steal = ([int(v) for v in values] + [0] * 8)[:8]
+                busy += user + nice + system + irq + softirq + steal  # guest time is already in user and nice
+    return busy
 
 
 def _own_ticks() -> int:
