@@ -130,11 +130,18 @@ def operating_points(store: str, store_stamp: str, chosen_parts: tuple[str, ...]
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def least_cost_points(
-    store: str, store_stamp: str, chosen_parts: tuple[str, ...], condition: str, defect_rate: float, miss_cost: float
+    store: str,
+    store_stamp: str,
+    chosen_parts: tuple[str, ...],
+    condition: str,
+    defect_rate: float,
+    miss_cost: float,
+    max_escape_rate: float,
 ) -> pd.DataFrame:
-    """Each finished run's threshold of least expected cost on a line with `defect_rate` and `miss_cost` (in line stops)."""
+    """Each finished run's threshold of least expected cost on a line with `defect_rate` and `miss_cost` (in line
+    stops) among those letting at most `max_escape_rate` of its defective test images pass."""
     scores = queries.finished_run_scores(store, list(chosen_parts), condition)
-    return line_stops.least_cost_points(scores, line_stops.Line(defect_rate, miss_cost))
+    return line_stops.least_cost_points(scores, line_stops.Line(defect_rate, miss_cost, max_escape_rate))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

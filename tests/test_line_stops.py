@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import beta
 
 from engine.analysis.line_stops import (
     Line,
+    escape_interval,
     flags_nothing,
     least_cost_point,
     least_cost_points,
@@ -29,7 +31,8 @@ def legacy_key(**changes) -> dict:
 
 
 def test_the_least_cost_threshold_of_a_hand_scored_run_and_its_misses_and_false_alarms_per_shift(tmp_path):
-    """A line making 1 % defective parts (p = 0.01), where a miss costs 80 line stops (r = 80), 1200 parts a shift.
+    """A line making 1 % defective parts (p = 0.01), where a miss costs 80 line stops (r = 80), 1200 parts a shift,
+    with no limit on escapes (e = 1; `test_the_escape_limit_...` sets one).
 
     In line stops a part costs (1 − p)·FPR + p·r·FNR = 0.99·FP/N + 0.8·FN/P.
 
@@ -58,7 +61,7 @@ def test_the_least_cost_threshold_of_a_hand_scored_run_and_its_misses_and_false_
     store = tmp_path / "store.duckdb"
     write_finished_run(store, "padim", run_key(), [0.1, 0.2, 0.3, 0.6, 0.8], [0.25, 0.7, 0.9], threshold=0.25)
     write_finished_run(store, "legacy", legacy_key(), [0.1, 0.5, 0.6, 0.7, 0.8], [0.2, 0.3, 0.9], threshold=0.9)
-    line = Line(defect_rate=0.01, miss_cost=80)
+    line = Line(defect_rate=0.01, miss_cost=80, max_escape_rate=1)
 
     points = least_cost_points(finished_run_scores(store, ["part1"], "baseline"), line).set_index("run_id")
     assert points.loc["padim", ["cost_threshold", "false_alarms_cost", "missed_cost"]].tolist() == [0.7, 1, 1]
@@ -90,18 +93,63 @@ def test_on_equal_cost_the_higher_threshold_wins_and_a_model_not_worth_its_stops
 
     At p = 0.005 and r = 20 a part costs 0.995·FPR + 0.1·FNR. Good 0.2, 0.4, 0.6, 0.8, defective 0.3, 0.5: flagging
     nothing costs 0.1, and any threshold catching a defect flags at least two good images (0.4975): t = inf.
+    Both lines set no limit on escapes (e = 1).
     """
-    tied = least_cost_point([False, False, False, False, True, True], [0.1, 0.2, 0.55, 0.65, 0.5, 0.9], Line(0.01, 99))
+    no_limit = Line(max_escape_rate=1)
+    tied = least_cost_point(
+        [False, False, False, False, True, True], [0.1, 0.2, 0.55, 0.65, 0.5, 0.9], Line(0.01, 99, max_escape_rate=1)
+    )
     assert (tied.threshold, tied.false_alarms, tied.missed, tied.fpr, tied.fnr) == (0.9, 0, 1, 0.0, 0.5)
     assert tied.cost == pytest.approx(0.495)
 
     labels = ["normal", "anomalous", "normal", "anomalous", "normal", "normal"]
     scores = pd.DataFrame({"run_id": "r", "label": labels, "score": [0.2, 0.3, 0.4, 0.5, 0.6, 0.8]})
-    silent = least_cost_point(scores["label"] == "anomalous", scores["score"], Line())
+    silent = least_cost_point(scores["label"] == "anomalous", scores["score"], no_limit)
     assert (silent.threshold, silent.false_alarms, silent.missed) == (np.inf, 0, 2)
     assert silent.cost == pytest.approx(0.1)
-    runs = least_cost_points(scores, Line()).assign(candidate=PADIM)
+    runs = least_cost_points(scores, no_limit).assign(candidate=PADIM)
     assert flags_nothing(runs) == [PADIM]
+
+
+def test_the_escape_limit_keeps_only_thresholds_letting_few_enough_defects_through_then_picks_the_cheapest():
+    """The hand-scored PaDiM run of the first test: good 0.1, 0.2, 0.3, 0.6, 0.8, defective 0.25, 0.7, 0.9; a part
+    costs 0.99·FP/5 + 0.8·FN/3. Unlimited, t = 0.7 (FP 1, FN 1) costs least. At most 5 % escapes leaves FN = 0:
+    t = 0.25 (FP 3, cost 0.594), 0.2 (0.792) or 0.1 (0.99), so t = 0.25. At most 1/3 admits FN = 1 again: 0.7.
+
+    By default (5 %) the second test's cheapest threshold, "flag nothing", lets both defects through; what meets the
+    limit is t = 0.3, flagging three of the four good parts. A model whose defects all score below its good parts
+    meets the limit only by flagging every good part: at no usable threshold.
+    """
+    good, defective = [0.1, 0.2, 0.3, 0.6, 0.8], [0.25, 0.7, 0.9]
+    labels, scores = [False] * 5 + [True] * 3, good + defective
+    strict = least_cost_point(labels, scores, Line(0.01, 80, max_escape_rate=0.05))
+    assert (strict.threshold, strict.false_alarms, strict.missed) == (0.25, 3, 0)
+    assert strict.cost == pytest.approx(0.99 * 3 / 5) and strict.escape_limit_met
+    assert least_cost_point(labels, scores, Line(0.01, 80, max_escape_rate=1 / 3)).threshold == 0.7
+
+    limited = least_cost_point([False, True, False, True, False, False], [0.2, 0.3, 0.4, 0.5, 0.6, 0.8], Line())
+    assert (limited.threshold, limited.false_alarms, limited.missed) == (0.3, 3, 0) and limited.escape_limit_met
+
+    hopeless = least_cost_point([False, False, True, True], [0.5, 0.6, 0.1, 0.9], Line())
+    assert (hopeless.threshold, hopeless.false_alarms, hopeless.missed) == (0.1, 2, 0)
+    assert not hopeless.escape_limit_met
+    runs = least_cost_points(pd.DataFrame({"run_id": "r", "label": ["normal"] * 2 + ["anomalous"] * 2,
+                                           "score": [0.5, 0.6, 0.1, 0.9]}), Line())  # fmt: skip
+    assert runs["escape_limit_met"].tolist() == [False]
+    with pytest.raises(ValueError, match="maximum escape rate"):
+        Line(max_escape_rate=1.5)
+
+
+def test_a_candidate_s_escape_rate_comes_with_its_clopper_pearson_interval_over_the_pooled_seeds(runs):
+    """PaDiM's F1 thresholds miss 2 of 40 and 0 of 20 defective parts: 2 of 60 pooled. Clopper–Pearson's bounds are
+    the 2.5 % quantile of Beta(k, n − k + 1) and the 97.5 % one of Beta(k + 1, n − k)."""
+    rates = rates_per_candidate(runs).set_index("candidate")
+    assert rates.loc[PADIM, "defective_test_images"] == 60
+    low, high = rates.loc[PADIM, ["escape_low", "escape_high"]]
+    assert low == pytest.approx(beta.ppf(0.025, 2, 59)) and high == pytest.approx(beta.ppf(0.975, 3, 58))
+    assert escape_interval(0, 20) == pytest.approx((0.0, 1 - 0.025 ** (1 / 20)))  # none missed: (1 − 0.025^(1/n))
+    wide, narrow = escape_interval(1, 5), escape_interval(20, 100)
+    assert wide[1] - wide[0] > 2 * (narrow[1] - narrow[0])  # few defective images: a wide interval
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +221,7 @@ def test_bad_policy_impossible_lines_and_shifts_and_one_sided_test_sets_are_refu
 # on the demo store; the legacy check flags 2 good images and misses 10 defects at its F1 optimum.
 SEPARATED = {"fastflow": 19, "stfpm": 18, "efficient_ad": 16}
 FASTFLOW = "FastFlow / EfficientNet-Lite0 (cpu)"
+EFFICIENT_AD = "EfficientAD / EfficientNet-Lite0 (cpu)"
 
 
 def demo_like_scores(separated: int) -> tuple[list[float], list[float]]:
@@ -210,7 +259,8 @@ def demo_like_store(tmp_path_factory) -> Path:
 def test_the_line_stops_page_picks_thresholds_by_least_cost_where_f1_flags_every_good_part(
     demo_like_store, monkeypatch
 ):
-    """Default line: p = 0.5 %, a miss costs 20 line stops; 1000 parts a shift, 3 minutes a stop.
+    """Default line: p = 0.5 %, a miss costs 20 line stops; 1000 parts a shift, 3 minutes a stop; no escape limit
+    (100 %: the next test keeps the default 5 %).
 
     One false alarm among 40 good images costs 0.995/40 = 0.024875 line stops a part, one miss among 40
     defective ones 0.1/40 = 0.0025, so catching a defect is worth a tenth of a false alarm. FastFlow's least-cost
@@ -225,6 +275,7 @@ def test_the_line_stops_page_picks_thresholds_by_least_cost_where_f1_flags_every
     """
     app = open_page(demo_like_store, "operations.py", monkeypatch)
     app.number_input(key="ops_parts").set_value(1000)
+    app.number_input(key="ops_max_escape").set_value(100.0)
     app.number_input(key="ops_minutes").set_value(3.0).run()
     table = app.dataframe[0].value.set_index("candidate")
     assert list(table.index) == [
@@ -255,3 +306,35 @@ def test_the_line_stops_page_picks_thresholds_by_least_cost_where_f1_flags_every
     app.number_input(key="ops_miss_cost").set_value(800.0).run()  # a miss as dear as a recall: catch every defect
     table = app.dataframe[0].value.set_index("candidate")
     assert table.loc[FASTFLOW, ["false_alarms_per_shift", "misses_per_shift"]].tolist() == pytest.approx([995, 0])
+
+
+def test_at_the_default_escape_limit_the_line_stops_page_chooses_only_thresholds_missing_at_most_5_percent(
+    demo_like_store, monkeypatch
+):
+    """At most 5 % of the 40 defective test images may pass: 2. Each run's threshold is then its third-lowest defect.
+
+    FastFlow: defects 0.495, 0.5145, 0.534, …: t = 0.534 flags 36 of the good 0.50 … 0.89. Per 1000 parts at
+    p = 0.5 %: 1000·0.995·36/40 = 895.5 false alarms, 1000·0.005·2/40 = 0.25 misses, cost 895.5 + 20·0.25 = 900.5.
+    STFPM (0.495, 0.5136, 0.5321): 36 false alarms' worth too, 900.5; EfficientAD (…, 0.5289): 37, 925.375.
+    The legacy check: defects 0.105, 0.135, 0.165, …; t = 0.165 flags 0.17 … 0.47 and 2.0, 2.1 (33 good):
+    820.875 false alarms, cost 825.875, the cheapest within the limit. The escape rate of 2 in 40 lies in
+    [0.6 %, 16.9 %] (Clopper–Pearson), and no miss among 40 still allows 8.8 % escapes, above the 5 % limit.
+    """
+    app = open_page(demo_like_store, "operations.py", monkeypatch)
+    assert app.number_input(key="ops_max_escape").value == 5.0
+    table = app.dataframe[0].value.set_index("candidate")
+    assert list(table.index) == [LEGACY, FASTFLOW, "STFPM / EfficientNet-Lite0 (cpu)", EFFICIENT_AD]
+    assert table["false_alarms_per_shift"].tolist() == pytest.approx([820.875, 895.5, 895.5, 920.375])
+    assert table["misses_per_shift"].tolist() == pytest.approx([0.25] * 4)
+    assert table["expected_cost_per_shift"].tolist() == pytest.approx([825.875, 900.5, 900.5, 925.375])
+    assert table["missed_per_1000"].tolist() == pytest.approx([50] * 4)
+    assert set(table["escape_interval"]) == {"1–17 % of 40"}
+    assert app.warning[0].value == (
+        "No model beats the legacy check at 0.5 % defective and a miss costing 20 line stops, "
+        "letting at most 5 % of defects pass."
+    )
+    assert any("may still let up to 9 % of defects pass, above the 5 % limit" in c.value for c in app.caption)
+
+    app.number_input(key="ops_max_escape").set_value(0.0).run()  # not one escape: every defect must be caught
+    table = app.dataframe[0].value.set_index("candidate")
+    assert table["misses_per_shift"].tolist() == pytest.approx([0] * 4)

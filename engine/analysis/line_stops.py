@@ -20,6 +20,13 @@ Each run gets its own threshold under one of three policies:
   t minimises cost(t); of thresholds with equal cost (within a relative 1e-12, i.e. up to rounding) the
   highest wins, which stops the line least. Flagging every part costs 1 − p and flagging none costs p·r,
   so a model pays for itself only where it beats min(1 − p, p·r).
+  **The quality limit comes first**: only thresholds whose FNR on the test set is at most the line's
+  maximum escape rate e (the share of defective parts the plant lets pass; default 5 %) are candidates.
+  Without it, a low defect rate makes "flag nothing" the cheapest threshold by the formula (a generated
+  part1's PaDiM let 96 % of defects through), a choice no quality manager signs. The lowest score's
+  threshold misses nothing, so some threshold always meets the limit; a model that meets it only by
+  flagging every good part (FPR 1) meets it at no usable threshold, and `escape_limit_met` says so.
+  e = 1 lifts the limit.
 - `f1`: the run's stored threshold, the F1 optimum of its test set. That set is about half defective, so
   the threshold favours catching defects far more than a line with a low defect rate can afford.
 - `zero_escape`: the run's lowest defective score, so nothing on the test set escapes.
@@ -32,6 +39,9 @@ its own test set, then averaged over seeds. On a line of n parts per shift they 
     false alarms per shift = n·(1 − p)·FPR          misses per shift = n·p·FNR
     line-stop minutes per shift = false alarms per shift × minutes per stop
     expected cost per shift = false alarms per shift + r·misses per shift = n·cost(t) / C_stop  (in line stops)
+
+A run's escape rate is measured on few defective images, so each candidate's comes with its 95 % interval:
+Clopper–Pearson (`scipy.stats.binomtest`) on the misses and defective images pooled over its seeds.
 
 Line-stop minutes count false alarms only: stopping for a real defect is the inspection doing its job,
 and what a model's misses cost is weighed in the expected cost.
@@ -46,12 +56,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import sklearn
+from scipy.stats import binomtest
 from sklearn.metrics import roc_curve
 
 Policy = Literal["cost", "f1", "zero_escape"]
 LEGACY_MODEL = "legacy"
 DEFAULT_DEFECT_RATE = 0.005  # 5 defective parts in 1000
 DEFAULT_MISS_COST = 20.0  # a missed defect costs as much as 20 line stops
+DEFAULT_MAX_ESCAPE_RATE = 0.05  # at most 5 in 100 defective parts may pass
+ESCAPE_CONFIDENCE = 0.95
 TIE_TOLERANCE = 1e-12  # relative: costs this close are equal, the higher threshold wins
 
 
@@ -70,10 +83,12 @@ POLICY_COLUMNS: dict[str, PolicyColumns] = {
 
 @dataclass(frozen=True)
 class Line:
-    """A production line: its defect rate p and the cost of a missed defect in line stops, r = C_miss / C_stop."""
+    """A production line: its defect rate p, the cost of a missed defect in line stops, r = C_miss / C_stop, and
+    the largest share of defective parts it lets pass, e (1: no limit)."""
 
     defect_rate: float = DEFAULT_DEFECT_RATE
     miss_cost: float = DEFAULT_MISS_COST
+    max_escape_rate: float = DEFAULT_MAX_ESCAPE_RATE
 
     def __post_init__(self) -> None:
         if not 0 < self.defect_rate < 1 or self.miss_cost < 0:
@@ -81,6 +96,8 @@ class Line:
                 "the defect rate must lie strictly between 0 and 1 and a miss cost at least 0 line stops, "
                 f"got {self.defect_rate} and {self.miss_cost}"
             )
+        if not 0 <= self.max_escape_rate <= 1:
+            raise ValueError(f"the maximum escape rate must lie between 0 and 1, got {self.max_escape_rate}")
 
     def cost(self, fpr: np.ndarray | float, fnr: np.ndarray | float) -> np.ndarray | float:
         """Expected cost per part in line stops: (1 − p)·FPR + p·r·FNR."""
@@ -97,6 +114,7 @@ class OperatingPoint:
     n_good: int
     n_defective: int
     cost: float  # expected cost per part, in line stops
+    escape_limit_met: bool = True  # False: only a threshold flagging every good part keeps escapes within the limit
 
     @property
     def fpr(self) -> float:
@@ -110,7 +128,8 @@ class OperatingPoint:
 def least_cost_point(
     anomalous: Sequence[bool] | np.ndarray, scores: Sequence[float] | np.ndarray, line: Line
 ) -> OperatingPoint:
-    """The threshold of least expected cost on `line` for one run's test images (see the module docstring).
+    """The threshold of least expected cost on `line` among those within its escape limit, for one run's test
+    images (see the module docstring).
 
     `anomalous[i]` is True for a defective image; both kinds must be present (ValueError otherwise).
     """
@@ -126,7 +145,8 @@ def least_cost_point(
         skip_parameter_validation=True, assume_finite=True
     ):  # checked here; called once per run
         fpr, tpr, thresholds = roc_curve(labels, values, drop_intermediate=False)
-    costs = np.asarray(line.cost(fpr, 1 - tpr))
+    within = (1 - tpr) <= line.max_escape_rate + TIE_TOLERANCE  # the last threshold, the lowest score, misses none
+    costs = np.where(within, np.asarray(line.cost(fpr, 1 - tpr)), np.inf)
     lowest = costs.min()
     best = int(np.flatnonzero(costs <= lowest + TIE_TOLERANCE * lowest)[0])  # thresholds fall: the first is the highest
     threshold = float(thresholds[best])
@@ -137,15 +157,16 @@ def least_cost_point(
         n_good=n_good,
         n_defective=n_defective,
         cost=float(costs[best]),
+        escape_limit_met=bool((within & (fpr < 1)).any()),
     )
 
 
 def least_cost_points(scores: pd.DataFrame, line: Line) -> pd.DataFrame:
     """One row per run of `scores` (`run_id`, `label` 'normal'/'anomalous', `score`): its least-cost threshold.
 
-    Columns `run_id`, `cost_threshold` (inf: flag nothing), `false_alarms_cost`, `missed_cost` and
-    `expected_cost` (per part, in line stops). Runs lacking good or defective test images, or with a score that
-    is not a finite number, are left out.
+    Columns `run_id`, `cost_threshold` (inf: flag nothing), `false_alarms_cost`, `missed_cost`, `expected_cost`
+    (per part, in line stops) and `escape_limit_met`. Runs lacking good or defective test images, or with a score
+    that is not a finite number, are left out.
     """
     ordered = scores.sort_values("run_id", kind="stable")
     run_ids, starts = np.unique(ordered["run_id"].to_numpy(), return_index=True)
@@ -156,35 +177,53 @@ def least_cost_points(scores: pd.DataFrame, line: Line) -> pd.DataFrame:
         if anomalous[run].all() or not anomalous[run].any() or not np.isfinite(values[run]).all():
             continue
         point = least_cost_point(anomalous[run], values[run], line)
-        rows.append((run_id, point.threshold, point.false_alarms, point.missed, point.cost))
-    return pd.DataFrame(rows, columns=["run_id", "cost_threshold", "false_alarms_cost", "missed_cost", "expected_cost"])
+        rows.append((run_id, point.threshold, point.false_alarms, point.missed, point.cost, point.escape_limit_met))
+    columns = ["run_id", "cost_threshold", "false_alarms_cost", "missed_cost", "expected_cost", "escape_limit_met"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def rates_per_candidate(runs: pd.DataFrame, policy: Policy = "f1") -> pd.DataFrame:
     """One row per (candidate, model): false alarms per 1000 good parts and misses per 1000 defective ones.
 
     Each run's rates are taken over its own test set, then averaged over seeds, so a seed with a larger
-    test set does not outweigh the others. Sorted by false alarms, fewest first.
+    test set does not outweigh the others. `escape_low` and `escape_high` bound the escape rate (the share of
+    defective parts let through) at 95 % confidence, from the misses and defective images of all seeds
+    (`escape_interval`); `defective_test_images` counts those. For the `cost` policy (runs joined with
+    `least_cost_points`), `escape_limit_met` is True when every seed met the line's escape limit at a usable
+    threshold. Sorted by false alarms, fewest first.
     """
     if policy not in POLICY_COLUMNS:
         raise ValueError(f"threshold policy must be one of {sorted(POLICY_COLUMNS)}, not {policy!r}")
     columns = POLICY_COLUMNS[policy]
+    missed = runs[columns.missed] if columns.missed else 0
     per_run = runs.assign(
         false_alarms_per_1000=1000 * runs[columns.false_alarms] / runs["n_good"],
-        missed_per_1000=1000 * runs[columns.missed] / runs["n_defective"] if columns.missed else 0.0,
+        missed_per_1000=1000 * missed / runs["n_defective"],
+        missed=missed,
     )
-    return (
+    limit = {"escape_limit_met": ("escape_limit_met", "all")} if "escape_limit_met" in runs else {}
+    rates = (
         per_run.groupby(["candidate", "model"])
         .agg(
             false_alarms_per_1000=("false_alarms_per_1000", "mean"),
             missed_per_1000=("missed_per_1000", "mean"),
             seeds=("seed", "nunique"),
             good_test_images=("n_good", "max"),
+            missed=("missed", "sum"),
+            defective_test_images=("n_defective", "sum"),
+            **limit,
         )
         .reset_index()
-        .sort_values("false_alarms_per_1000", kind="stable")
-        .reset_index(drop=True)
     )
+    intervals = [escape_interval(k, n) for k, n in zip(rates["missed"], rates["defective_test_images"], strict=True)]
+    rates["escape_low"], rates["escape_high"] = [low for low, _ in intervals], [high for _, high in intervals]
+    return rates.drop(columns="missed").sort_values("false_alarms_per_1000", kind="stable").reset_index(drop=True)
+
+
+def escape_interval(missed: int, defective: int) -> tuple[float, float]:
+    """The 95 % Clopper–Pearson interval of an escape rate seen as `missed` of `defective` parts."""
+    interval = binomtest(int(missed), int(defective)).proportion_ci(ESCAPE_CONFIDENCE, method="exact")
+    return float(interval.low), float(interval.high)
 
 
 def legacy_rate(rates: pd.DataFrame) -> float | None:
