@@ -54,13 +54,13 @@ def column_labels(shift: Shift) -> dict[str, str]:
     return {
         "false_alarms_per_shift": f"False alarms {shift.per}",
         "misses_per_shift": f"Missed defects {shift.per}",
+        "escape_interval": "Escape rate, 95 % interval",
         "stop_minutes_per_shift": f"Line-stop minutes {shift.per}",
         "minutes_avoided_per_shift": f"Minutes avoided {shift.per} vs legacy",
         "expected_cost_per_shift": f"Expected cost {shift.per}, in line stops",
         "cost_saved_per_shift": f"Saved {shift.per} vs legacy, in line stops",
         "false_alarms_per_1000": "Test set: false alarms per 1000 good parts",
         "missed_per_1000": "Test set: missed per 1000 defective parts",
-        "escape_interval": "Escape rate, 95 % interval",
         "good_test_images": "Good test images",
     }
 
@@ -237,6 +237,7 @@ def rates_table(table: pd.DataFrame, shift: Shift) -> None:
                 column: st.column_config.NumberColumn(label, format="%d" if column == "good_test_images" else "%.2f")
                 for column, label in labels.items()
             },
+            "escape_interval": st.column_config.TextColumn(labels["escape_interval"]),
         },
     )
     st.caption(
