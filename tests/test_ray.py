@@ -272,7 +272,8 @@ def _running_task_pid(name: str, timeout: float = 120) -> int:
 
 def test_ctrl_c_in_the_driver_cancels_the_outstanding_task_and_records_its_run_cancelled(tmp_path, ray_address):
     store = generated_store(tmp_path)
-    first, second = plan_grid(["part1"], ["padim"], None, 2, ["baseline"], "cpu", store)
+    # `augmented`: no earlier test's task has this label, so no worker Ray keeps from it carries its title
+    first, second = plan_grid(["part1"], ["padim"], None, 2, ["augmented"], "cpu", store)
     workers: list[int] = []
 
     def interrupt_once_the_first_task_runs() -> None:
@@ -287,7 +288,7 @@ def test_ctrl_c_in_the_driver_cancels_the_outstanding_task_and_records_its_run_c
 
     table = runs(store).set_index("run_id")
     assert table.loc[first.run_id].status == "cancelled" and table.loc[first.run_id].error == CANCELLED_ERROR
-    assert second.run_id not in table.index  # never claimed: the 2 CPUs had room for one task at a time
+    assert second.run_id not in table.index  # never claimed: a `cpu` task takes every CPU of the head, one at a time
     assert run_metrics(store).empty
     deadline = time.monotonic() + 30
     while _alive(workers[0]):  # the cancelled task's worker was stopped (force=True)
