@@ -24,10 +24,11 @@ from store.runs import RunOutcome, Training, claim_run, finish_run
 
 
 def pytest_configure(config):
-    """Under pytest-xdist (`make test` runs two workers, a test module each at a time), each worker is a machine of its own: it runs on its share
-    of the cores only, it and everything it starts (job processes, dashboards, Ray, Chromium), with its own job
-    slots. Two workers then never oversubscribe a core, each job's torch uses the cores its worker has, and a run's
-    timing watches only those cores (`engine.evaluation.timing`), so the other worker is not load beside it."""
+    """Under pytest-xdist (`make test` runs two workers, a test module each at a time), each worker is a machine of
+    its own: it runs on its share of the cores only, it and everything it starts (job processes, dashboards, Ray,
+    Chromium), with its own job slots. Two workers then never oversubscribe a core, each job's torch uses the cores
+    its worker has, and a run's timing watches only those cores (`engine.evaluation.timing`), so the other worker is
+    not load beside it."""
     worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     cores = sorted(os.sched_getaffinity(0))
     if worker is None or count < 2 or len(cores) < count:
@@ -36,7 +37,17 @@ def pytest_configure(config):
     for thread in os.listdir("/proc/self/task"):  # every thread the worker has started so far, and so all it starts
         os.sched_setaffinity(int(thread), share)
     os.environ["OMP_NUM_THREADS"] = str(len(share))
-    os.environ[SLOTS_DIR_ENV] = tempfile.mkdtemp(prefix=f"gluelab-job-slots-{worker}-")
+    global _worker_slots
+    os.environ[SLOTS_DIR_ENV] = _worker_slots = tempfile.mkdtemp(prefix=f"gluelab-job-slots-{worker}-")
+
+
+_worker_slots = ""  # the job slots folder `pytest_configure` made for this worker, if it made one
+
+
+def pytest_unconfigure(config):
+    """The worker's own job slots go with it."""
+    if _worker_slots:
+        shutil.rmtree(_worker_slots, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
