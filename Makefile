@@ -1,4 +1,5 @@
-# Two entry points for a fresh machine: `make demo` and `make test`. Both create .venv when needed.
+# Two entry points for a fresh machine: `make demo` and `make test`. Both create .venv when needed (without compiling
+# every installed module up front: Python compiles the ones a command imports, the first time it imports them).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,7 +18,7 @@ CHROMIUM := /usr/bin/chromium
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,ray]'
+	$(BIN)/pip install --quiet --no-compile -c constraints.txt -e '.[test,ray]'
 	touch $(STAMP)
 
 # The dashboard comes up at once on the study's published figures; the demo plant is generated and its grid

@@ -62,6 +62,29 @@ def test_where_no_batch_beats_one_image_at_a_time_throughput_is_the_batch1_rate(
     assert timing.throughput_fps == pytest.approx(1000 / timing.inference_ms)
 
 
+class Recorder(Sleeper):
+    """A `Sleeper` that notes the size of every batch it forms."""
+
+    def __init__(self):
+        super().__init__(call=0.004, per_image=0.0002, crowding=1e9)
+        self.batches: list[int] = []
+
+    def predict(self, images: list[np.ndarray], batch_size: int) -> Prediction:
+        self.batches += [len(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
+        return super().predict(images, batch_size)
+
+
+@pytest.mark.parametrize("test_images, recorded", [(12, 8), (5, 5)])
+def test_throughput_is_timed_only_at_a_batch_the_test_images_fill_and_records_the_batch_it_formed(
+    test_images, recorded
+):
+    detector = Recorder()
+    timing, first = time_inference(detector, IMAGES[:test_images])
+    assert timing.load["throughput_batch"] == recorded  # a cost per call: the biggest batch formed wins
+    assert max(detector.batches) == recorded  # no pass formed a smaller batch than the one it was timed at
+    assert len(first.scores) == test_images
+
+
 def test_a_throughput_below_the_batch1_rate_says_why():
     old = pd.Series({"run_id": "r1", "inference_ms": 36.3, "throughput_fps": 14.3, "throughput_batch": None})
     assert run_note(old).startswith("below 27.5 images/s at batch 1: timed at batch 32 with no warm-up")

@@ -34,7 +34,9 @@ from store.runs import RunOutcome
 THROUGHPUT_BATCH = 32  # deployments time their exported models at this batch (engine.evaluation.deploy)
 # Throughput is timed at each of these batch sizes, after one warm-up batch of that size, and the batch that scores
 # the most images per second on the job's device is recorded with it (`environment.timing.throughput_batch`); 1 when
-# no batch beats one image at a time. On 2 CPU cores every forward pass at batch 32 takes its ~100 MB per image of
+# no batch beats one image at a time. A batch size is timed only where the timed images fill one batch of it: on fewer
+# images the pass would form a smaller batch than the one recorded (a part with fewer than 8 test images is timed at a
+# batch of all of them). On 2 CPU cores every forward pass at batch 32 takes its ~100 MB per image of
 # activations afresh from the kernel, warm or not (glibc maps allocations over 32 MB and unmaps them on free: 22,000
 # to 30,000 page faults per image, none at batch 1), so batch 32 there delivers a third to a half of the batch-1 rate.
 THROUGHPUT_BATCHES = (8, 32)
@@ -116,7 +118,7 @@ def time_inference(detector: Detector, test: list[np.ndarray], device: str = "cp
     `device` best, on the plain model, while `TimingWindow` watches what else runs on the machine. The clock is read
     only once `device` has finished its queued work (`engine.devices.synchronize`).
 
-    Throughput is timed at each of `THROUGHPUT_BATCHES`, each after one un-timed batch of its size (the first pass at
+    Throughput is timed at each of `throughput_batches` (`THROUGHPUT_BATCHES` that the timed images fill), each after one un-timed batch of its size (the first pass at
     a new size pays for its allocations and kernel choices), and the highest rate is kept with its batch size; where
     none beats the batch-1 rate, throughput is that rate at batch 1. Batch-1 latency stays a real batch-1 pass.
     Returns the timing and the results of the last throughput pass (the run's results for those test images).
@@ -125,7 +127,7 @@ def time_inference(detector: Detector, test: list[np.ndarray], device: str = "cp
         inference_ms = _batch1_latency_ms(detector, test, device)
         throughput, batch = 1000 / inference_ms, 1
         timed = test[:THROUGHPUT_IMAGES]
-        for size in THROUGHPUT_BATCHES:
+        for size in throughput_batches(len(timed)):
             detector.predict(timed[:size], batch_size=size)
             synchronize(device)
             start = time.perf_counter()
@@ -136,6 +138,12 @@ def time_inference(detector: Detector, test: list[np.ndarray], device: str = "cp
                 throughput, batch = rate, size
     assert window.load is not None
     return Timing(inference_ms, throughput, {**window.load.record(), "throughput_batch": batch}), first
+
+
+def throughput_batches(images: int) -> list[int]:
+    """The batch sizes throughput is timed at on `images` timed images: those of `THROUGHPUT_BATCHES` that the images
+    fill, or one batch of all of them where they fill none."""
+    return [size for size in THROUGHPUT_BATCHES if size <= images] or [images]
 
 
 def _batch1_latency_ms(detector: Detector, images: list[np.ndarray], device: str) -> float:
