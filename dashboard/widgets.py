@@ -11,10 +11,14 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
+from engine.report import REPORT_FILE_NAME, build_report
 
-from dashboard import cached_queries, files
+from dashboard import cached_queries
 from engine.analysis import training
+from engine.analysis.decision import Question
+from engine.analysis.pictures import heat_overlay
 from engine.analysis.results_table import LOCAL_SOURCE, wide_results
+from store import files
 from store.metrics import ACCURACY_METRICS as ACCURACY_METRICS  # accuracy metrics: higher is better
 from store.metrics import METRIC_LABELS as METRIC_LABELS  # every metric's label
 from store.metrics import METRICS
@@ -140,18 +144,10 @@ def read_gray(path: Path) -> np.ndarray | None:
     return files.read_gray(path)
 
 
-def heat_overlay(gray: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
-    """RGB picture of `gray` with the 8-bit `heatmap` (resized to it) blended on top in a jet colour map."""
-    heat = cv2.resize(heatmap, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
-    coloured = cv2.applyColorMap(heat, cv2.COLORMAP_JET)
-    base = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-    return cv2.cvtColor(cv2.addWeighted(base, 0.55, coloured, 0.45, 0), cv2.COLOR_BGR2RGB)
-
-
 def segmentation_panels(examples: list[pd.Series], artifacts_root: Path) -> None:
     """input | ground truth | heatmap overlay | predicted mask, with a heatmap and mask for each further model.
 
-    Files are opened only inside the part's root and the store's artifact folder (`dashboard.files`).
+    Files are opened only inside the part's root and the store's artifact folder (`store.files`).
     """
     first = examples[0]
     root = Path(first["root"])
@@ -228,3 +224,20 @@ def choose_run(runs: pd.DataFrame, label: str, key: str) -> pd.Series:
     }
     chosen = st.selectbox(label, list(names), format_func=names.__getitem__, key=key)
     return runs[runs["run_id"] == chosen].iloc[0]
+
+
+def decision_report_button(ctx: StoreContext, question: Question, key: str) -> None:
+    """Download decision report: the HTML file `gluelab report` writes for `question` (`engine.report`), built when
+    clicked. Reading needs no role."""
+    st.download_button(
+        "Download decision report",
+        data=lambda: build_report(ctx.store, question).encode(),
+        file_name=REPORT_FILE_NAME,
+        mime="text/html",
+        key=key,
+        on_click="ignore",
+        icon=":material/download:",
+        help="One HTML file for the people who sign the model change off: the question, the recommendation, the "
+        "trade-off, the line-stop consequence, examples of what the model fails on, what was left out, and how "
+        "to rebuild it. It opens without a network and prints to A4.",
+    )

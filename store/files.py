@@ -1,4 +1,5 @@
-"""Which files the dashboard may open: only those inside the store's artifact folder or a part's registered root.
+"""Which files a store's rows may open (the dashboard, the decision report): only those inside the store's artifact
+folder or a part's registered root.
 
 Paths come from store rows, and a store is only a file: whoever hands one over could point its
 `artifacts` or `images` rows (or a part's root) anywhere. So every path is taken as relative to the folder

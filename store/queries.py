@@ -243,3 +243,16 @@ def flagged_runs(store: Path | str, parts: list[str]) -> pd.DataFrame:
                ORDER BY part, condition, model, backbone, preset, seed""",
             [parts],
         ).df()
+
+
+def finished_runs_on(store: Path | str, parts: list[str], condition: str) -> pd.DataFrame:
+    """The finished runs of `parts` in `condition`, by run id, with the machine each ran on (`HARDWARE_COLUMNS`) and
+    its memory in GB."""
+    with read_store(store) as con:
+        return con.execute(
+            f"""SELECT run_id, part, model, backbone, preset, seed, {HARDWARE_EXPRESSIONS},
+                       TRY_CAST(json_extract_string(environment, '$.hardware.memory_gb') AS DOUBLE) AS memory_gb
+                FROM runs WHERE status = 'finished' AND list_contains(?, part) AND condition = ?
+                ORDER BY run_id""",
+            [parts, condition],
+        ).df()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -134,6 +135,11 @@ def crop_to_three_sizes(source: Path, target: Path) -> Path:
             mask = target / "ground_truth" / image.parent.name / f"{image.stem}_mask.png"
             Image.open(mask).crop(box).save(mask)
     return target
+
+
+def without_date(report: str) -> str:
+    """A decision report's HTML less the date it was made (the one thing two builds of one question may differ in)."""
+    return re.sub(r"<td>Made</td><td>[^<]*</td>", "", report)
 
 
 def file_digest(path: Path) -> str | None:

@@ -21,7 +21,9 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from dashboard import roles
-from tests.conftest import generated_store
+from engine.cli import main as gluelab
+from engine.report import REPORT_FILE_NAME
+from tests.conftest import generated_store, without_date
 from tests.test_dashboard import PAGES
 
 CHROMIUM = "/usr/bin/chromium"
@@ -252,4 +254,29 @@ def test_runtime_charts_say_what_they_time_and_colour_each_bar_by_the_machine_it
         machines = {entry.text_content() for entry in legends.locator(".legendtext").all()}
         assert "the study's RTX 4090 GPU (Chen et al. 2025)" in machines and len(machines) == 2  # and this CPU
         page.screenshot(path=SCREENSHOTS / "runtime-machines.png", full_page=True)
+        browser.close()
+
+
+def test_a_viewer_downloads_the_decision_report_of_what_a_page_shows_and_it_equals_the_command_s(
+    dashboard_url, dashboard_stores, tmp_path
+):
+    """Model selection and Line stops at their defaults ask what `gluelab report --parts part1` asks: a viewer (no
+    role) downloads each page's report, and both equal the command's file byte for byte apart from the date."""
+    store = dashboard_stores["evaluated"]
+    written = tmp_path / "command.html"
+    assert gluelab(["report", "--parts", "part1", "--out", str(written), "--store", str(store)]) == 0
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400}, accept_downloads=True)
+        for view in ("model_selection", "operations"):
+            page.goto(f"{dashboard_url}/{view}")
+            settled(page)
+            button = page.get_by_role("button", name="Download decision report")
+            expect(button).to_be_visible(timeout=60_000)
+            with page.expect_download(timeout=120_000) as download:
+                button.click()
+            assert download.value.suggested_filename == REPORT_FILE_NAME
+            downloaded = tmp_path / f"{view}.html"
+            download.value.save_as(downloaded)
+            assert without_date(downloaded.read_text()) == without_date(written.read_text()), view
         browser.close()

@@ -13,8 +13,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from dashboard import files
-from store import write_store
+from store import files, write_store
 from store.runs import artifacts_dir
 from tests.conftest import generated_store
 

@@ -338,3 +338,8 @@ def test_at_the_default_escape_limit_the_line_stops_page_chooses_only_thresholds
     app.number_input(key="ops_max_escape").set_value(0.0).run()  # not one escape: every defect must be caught
     table = app.dataframe[0].value.set_index("candidate")
     assert table["misses_per_shift"].tolist() == pytest.approx([0] * 4)
+
+
+def test_a_store_without_local_scores_has_no_least_cost_points():
+    empty = pd.DataFrame({"run_id": [], "label": [], "score": []})
+    assert least_cost_points(empty, Line()).empty

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from engine.analysis import selection
+from engine.analysis import decision, selection
 from engine.analysis.line_stops import rates_per_candidate
 from engine.analysis.recommendation import (
     STUDY_HARDWARE,
@@ -17,6 +17,7 @@ from engine.analysis.recommendation import (
     under_trained_reasons,
 )
 from store.published import read_published_csv
+from tests.conftest import open_page, run_key, write_finished_run
 
 SPEED = selection.Criterion("inference_ms", "min")
 IMAGE_AUROC = selection.Criterion("image_auroc", "max")
@@ -219,3 +220,34 @@ def test_under_trained_reasons_name_how_each_short_run_stopped_and_which_seed_an
         "stopped by the 10-minute budget after 37 epochs, before its loss levelled off"
     ]
     assert under_trained_reasons(runs[runs["under_trained"].ne(True)], KEY, several_parts=True).empty
+
+
+def test_a_model_meeting_the_escape_limit_only_by_flagging_every_good_part_is_left_out_of_the_recommendation(
+    tmp_path, monkeypatch
+):
+    """DFM is faster and more accurate on paper, but one of its defects scores below every good part: letting at most
+    5 % of defects pass takes flagging every good part. Model selection leaves it out in words and recommends PaDiM;
+    at a 100 % limit DFM is back and recommended."""
+    store = tmp_path / "store.duckdb"
+    write_finished_run(
+        store, "padim", run_key(model="padim"), [0.1, 0.2, 0.3], [0.8, 0.9], 0.5, {"image_auroc": 0.9},
+        inference_ms=20.0,
+    )  # fmt: skip
+    write_finished_run(
+        store, "dfm", run_key(model="dfm"), [0.5, 0.6, 0.7], [0.1, 0.9], 0.5, {"image_auroc": 0.95}, inference_ms=10.0
+    )
+    question = decision.Question(("part1",))
+    made = decision.decide(decision.load_figures(store, question), question)
+    (card,) = made.recommendations.values()
+    assert card is not None and card.candidate == PADIM
+    (reason,) = made.left_out.loc[made.left_out["model"] == "dfm", "reason"]
+    assert reason == (
+        "lets more than 5 % of defects pass at every threshold short of flagging every good part (part1, seed 0)"
+    )
+
+    app = open_page(store, "model_selection.py", monkeypatch)
+    assert app.markdown[0].value.startswith(f"#### part1: {PADIM}")
+    (left_out,) = [frame.value for frame in app.dataframe if "reason" in frame.value.columns]
+    assert list(left_out["reason"]) == [reason]
+    app.number_input(key="selection_max_escape").set_value(100.0).run()
+    assert app.markdown[0].value.startswith("#### part1: DFM / EfficientNet-Lite0 (cpu)")

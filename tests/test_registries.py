@@ -184,7 +184,7 @@ def test_a_model_added_to_the_registry_is_listed_named_parametrised_and_runs(sto
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("dummy_net "))
     assert "Dummy Net" in row and "tf_efficientnet_lite0" in row
 
-    from dashboard.cached_queries import candidate_label
+    from engine.analysis.candidates import candidate_label
     from engine.analysis.labels import model_choices
 
     assert model_choices()["dummy_net"] == "Dummy Net"

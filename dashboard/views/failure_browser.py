@@ -11,7 +11,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from dashboard import cached_queries, files, widgets
+from dashboard import cached_queries, widgets
+from store import files
 from store.runs import artifacts_dir
 
 DEFAULT_PART = "part16"

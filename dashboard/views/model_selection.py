@@ -8,38 +8,29 @@ under load: `engine.analysis.flags`) are left out, each with its reason, unless 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import cached_queries, widgets
-from engine.analysis.deployment import EAGER, deployed_time_rows, time_criteria
-from engine.analysis.flags import RUN_FLAGS, RunFlag, flag_reasons, flags_spoiling
-from engine.analysis.line_stops import rates_per_candidate
-from engine.analysis.recommendation import INFERENCE, Recommendation, recommend
-from engine.analysis.results_table import LOCAL_SOURCE
+from engine.analysis import decision
+from engine.analysis.charts import ranked_front_table, short_label, trade_off_chart
+from engine.analysis.decision import KEY
+from engine.analysis.deployment import EAGER, time_criteria
+from engine.analysis.flags import RUN_FLAGS, RunFlag, flags_spoiling
+from engine.analysis.line_stops import DEFAULT_MAX_ESCAPE_RATE
+from engine.analysis.recommendation import INFERENCE, NO_RECOMMENDATION, Recommendation
 from engine.analysis.selection import (
     HARDWARE_COLUMN,
     Constraint,
     Criterion,
     SelectionResult,
-    front_ranking,
-    leave_out,
     mean_column,
     select,
-    select_per_hardware,
     std_column,
     worst_case_across_parts,
 )
-from engine.analysis.selection import (
-    chosen as chosen_candidate,
-)
-
-KEY = ("candidate", "source", "model", HARDWARE_COLUMN)
-LABEL_OFFSET = 30  # pixels between a front point and its number
 
 
 @dataclass(frozen=True)
@@ -57,112 +48,7 @@ class Choices:
 class Limits:
     constraints: list[Constraint]
     accuracy_weight: float | None  # None: choose the knee
-
-
-def trade_off_chart(result: SelectionResult, x: Criterion, y: Criterion, log_x: bool, prefer: Criterion) -> go.Figure:
-    """Feasible candidates with seed error bars, the Pareto front as a line, and the knee or preferred point marked
-    (one: `selection.chosen`, ties to the best on `prefer`).
-
-    Front points carry their rank in `front_ranking` (listed with names beside the chart); every name is in
-    the hover, so crowded candidates leave no overlapping labels.
-    """
-    feasible = result.feasible
-    figure = go.Figure()
-
-    def add(points: pd.DataFrame, **style: Any) -> None:
-        figure.add_scatter(
-            x=points[mean_column(x.metric)], y=points[mean_column(y.metric)], text=points["candidate"], **style
-        )
-
-    hover = "%{text}<br>%{x:.4g}, %{y:.3f}<extra></extra>"
-    for column, name, symbol, size in (
-        ("on_front", "Pareto front", "circle", 12),
-        ("near_front", "within one std of the front", "circle-open", 10),
-    ):
-        members = feasible[feasible[column]]
-        add(
-            members,
-            mode="markers",
-            name=name,
-            marker={"symbol": symbol, "size": size},
-            error_x={"array": members[std_column(x.metric)].fillna(0)},
-            error_y={"array": members[std_column(y.metric)].fillna(0)},
-            hovertemplate=hover,
-        )
-    rest = feasible[~feasible["on_front"] & ~feasible["near_front"]]
-    add(rest, mode="markers", name="dominated", marker={"color": "#bbbbbb"}, hovertemplate=hover)
-    add(
-        result.front.sort_values(mean_column(x.metric)),
-        mode="lines",
-        name="front",
-        line={"dash": "dot"},
-        hoverinfo="skip",
-    )
-    pick = chosen_candidate(result, prefer)
-    marked = feasible["candidate"] == (None if pick is None else pick["candidate"])
-    for column, name, symbol in (("knee", "knee", "star"), ("preferred", "preferred by weights", "diamond-open")):
-        add(
-            feasible[feasible[column] & marked],
-            mode="markers",
-            name=name,
-            marker={"symbol": symbol, "size": 20, "line": {"width": 2}},
-            hovertemplate=hover,
-        )
-    figure.update_layout(
-        annotations=rank_labels(result, x, y, log_x),
-        xaxis={"title": widgets.METRIC_LABELS[x.metric], "type": "log" if log_x else "linear"},
-        yaxis={"title": widgets.METRIC_LABELS[y.metric]},
-        height=520,
-        margin={"t": 40, "r": 30},
-        legend={"orientation": "h", "y": 1.12},
-    )
-    return figure
-
-
-def rank_labels(result: SelectionResult, x: Criterion, y: Criterion, log_x: bool) -> list[dict[str, Any]]:
-    """Numbered tags on the front points, alternately above and below; identical points share one tag."""
-    ranked = front_ranking(result)
-    points = ranked.groupby([mean_column(x.metric), mean_column(y.metric)], sort=False)["rank"]
-    tags = points.agg(lambda ranks: ", ".join(map(str, ranks))).reset_index()
-    return [
-        {
-            "x": np.log10(at_x) if log_x else at_x,  # Plotly places annotations on a log axis by exponent
-            "y": at_y,
-            "text": text,
-            "ax": 0,
-            "ay": LABEL_OFFSET if index % 2 else -LABEL_OFFSET,
-            "showarrow": True,
-            "arrowwidth": 1,
-            "arrowcolor": "#888888",
-            "bgcolor": "white",
-            "bordercolor": "#888888",
-            "font": {"size": 13, "color": "#222222"},
-        }
-        for index, (at_x, at_y, text) in enumerate(tags.itertuples(index=False))
-    ]
-
-
-def ranked_front_table(result: SelectionResult, x: Criterion, y: Criterion, prefer: Criterion) -> pd.DataFrame:
-    """The front as listed beside the chart: rank, name, both figures, and in `chosen` the one candidate the page
-    points to (`selection.chosen`: the knee, or the point preferred by weights; ties to the best on `prefer`)."""
-    ranked = front_ranking(result)
-    pick = chosen_candidate(result, prefer)
-    mark = "knee" if result.weights is None else "preferred"
-    marks = np.where(ranked["candidate"] == (None if pick is None else pick["candidate"]), mark, "")
-    return pd.DataFrame(
-        {
-            "rank": ranked["rank"],
-            "chosen": marks,
-            "candidate": ranked["candidate"],
-            short_label(x.metric): ranked[mean_column(x.metric)],
-            short_label(y.metric): ranked[mean_column(y.metric)],
-        }
-    )
-
-
-def short_label(metric: str) -> str:
-    """'Inference' for 'Inference (ms/image)': table headers beside a chart have little room."""
-    return widgets.METRIC_LABELS[metric].split(" (")[0]
+    max_escape_rate: float = DEFAULT_MAX_ESCAPE_RATE
 
 
 def chart_with_ranking(
@@ -238,11 +124,21 @@ def limits_and_weights(rows: pd.DataFrame, chosen: Choices) -> Limits:
     times = rows.loc[rows["metric"] == INFERENCE.metric, "mean"]
     slowest = float(np.ceil(times.max())) if not times.empty else 1000.0
     with st.expander("Acceptability limits and weights", expanded=True):
-        floor_column, ceiling_column, weight_column = st.columns(3)
+        floor_column, ceiling_column, escape_column, weight_column = st.columns(4)
         floor = floor_column.slider(
             f"Minimum {widgets.METRIC_LABELS[chosen.accuracy.metric]}", 0.0, 1.0, 0.0, 0.01, key="selection_floor"
         )
         ceiling = ceiling_column.slider("Maximum inference (ms/image)", 1.0, slowest, slowest, key="selection_ceiling")
+        escapes = escape_column.number_input(
+            "Maximum escape rate (%)",
+            min_value=0.0,
+            max_value=100.0,
+            value=100 * DEFAULT_MAX_ESCAPE_RATE,
+            step=1.0,
+            help="The share of defective parts your quality limits let pass. A local candidate that keeps within it "
+            "on a part only by flagging every good part is left out; 100 % lifts the limit.",
+            key="selection_max_escape",
+        )
         weight = weight_column.slider(
             "Weight of accuracy (the rest goes to speed)",
             0.0,
@@ -254,50 +150,12 @@ def limits_and_weights(rows: pd.DataFrame, chosen: Choices) -> Limits:
         )
     constraints = [Constraint(chosen.accuracy.metric, floor=floor)] if floor > 0 else []
     constraints += [Constraint(INFERENCE.metric, ceiling=ceiling)] if ceiling < slowest else []
-    return Limits(constraints, weight if chosen.use_weights else None)
-
-
-def selections(candidates: pd.DataFrame, accuracy: Criterion, limits: Limits) -> dict[str, SelectionResult]:
-    """One selection per machine the candidates were timed on: local machines first, then the study's GPU."""
-    weight = limits.accuracy_weight
-    weights = None if weight is None else {INFERENCE.metric: 1 - weight, accuracy.metric: weight}
-    local_first = (
-        candidates.sort_values("source", key=lambda source: source != LOCAL_SOURCE, kind="stable")
-        if not candidates.empty
-        else candidates
-    )
-    return select_per_hardware(local_first, (INFERENCE, accuracy), limits.constraints, weights)
-
-
-def flagged(ctx: widgets.StoreContext, condition: str, parts: list[str]) -> dict[str, pd.DataFrame]:
-    """Per flag, the candidates with a run on `parts` it marks, each with its reason."""
-    runs = cached_queries.flagged_runs(ctx.store, ctx.stamp, tuple(parts))
-    runs = runs[runs["condition"] == condition]
-    return {flag.name: flag_reasons(runs, KEY, len(parts) > 1, flag) for flag in RUN_FLAGS}
-
-
-def without_flagged(
-    candidates: pd.DataFrame, reasons: dict[str, pd.DataFrame], included: frozenset[str], flags: tuple[RunFlag, ...]
-) -> pd.DataFrame:
-    """`candidates` less those with a run marked by one of `flags` that is not `included`."""
-    for flag in flags:
-        if flag.name not in included:
-            candidates, _ = leave_out(candidates, reasons[flag.name], KEY)
-    return candidates
-
-
-def alarm_rates(ctx: widgets.StoreContext, condition: str, parts: list[str]) -> pd.DataFrame | None:
-    """False alarms per candidate at the F1-optimal threshold, on a single part only."""
-    if len(parts) != 1:
-        return None
-    runs = cached_queries.operating_points(ctx.store, ctx.stamp, (parts[0],))
-    runs = runs[runs["condition"] == condition]
-    return rates_per_candidate(runs) if not runs.empty else None
+    return Limits(constraints, weight if chosen.use_weights else None, escapes / 100)
 
 
 def recommendation_card(card: Recommendation | None) -> None:
     if card is None:
-        st.warning("No candidate timed on this machine meets every limit. Loosen the limits or choose other parts.")
+        st.warning(NO_RECOMMENDATION)
         return
     with st.container(border=True):
         st.markdown(card.markdown())
@@ -328,28 +186,26 @@ def trade_off(result: SelectionResult, accuracy: Criterion, log_x: bool, key: st
 
 
 def machine_section(
-    index: int, machine: str, result: SelectionResult, parts: list[str], chosen: Choices, alarms: pd.DataFrame | None
+    index: int, machine: str, result: SelectionResult, card: Recommendation | None, accuracy: Criterion, log_x: bool
 ) -> None:
     """One machine: its recommendation card, its front and its candidates, all timed on that machine."""
     st.subheader(f"Timed on {machine}")
-    recommendation_card(recommend(result, parts, chosen.accuracy, widgets.METRIC_LABELS, alarm_rates=alarms))
+    recommendation_card(card)
     if not result.feasible.empty:
-        trade_off(result, chosen.accuracy, chosen.log_x, key=f"selection_chart_{index}")
+        trade_off(result, accuracy, log_x, key=f"selection_chart_{index}")
 
 
-def fronts_per_machine(
-    results: dict[str, SelectionResult], parts: list[str], chosen: Choices, alarms: pd.DataFrame | None
-) -> None:
-    if not results:
+def fronts_per_machine(made: decision.Decision, log_x: bool) -> None:
+    if not made.results:
         recommendation_card(None)
         return
-    if len(results) > 1:
+    if len(made.results) > 1:
         st.caption(
             "Inference times measured on different machines are not comparable, so each machine has its own "
-            "front and recommendation: " + "; ".join(results) + "."
+            "front and recommendation: " + "; ".join(made.results) + "."
         )
-    for index, (machine, result) in enumerate(results.items()):
-        machine_section(index, machine, result, parts, chosen, alarms)
+    for index, (machine, result) in enumerate(made.results.items()):
+        machine_section(index, machine, result, made.recommendations[machine], made.question.criterion, log_x)
 
 
 def left_out(excluded: pd.DataFrame) -> None:
@@ -377,7 +233,7 @@ def image_against_pixel(
     st.subheader("Image against pixel accuracy")
     criteria = (Criterion("image_auroc", "max"), Criterion("pixel_auroc", "max"))
     candidates, missing = worst_case_across_parts(rows, parts, criteria, KEY)
-    candidates = without_flagged(candidates, reasons, included, flags_spoiling("accuracy"))
+    candidates = decision.without_flagged(candidates, reasons, included, flags_spoiling("accuracy"))
     if candidates.empty:
         st.info("No candidate has both image and pixel AUROC for the chosen parts.")
         return
@@ -388,25 +244,55 @@ def image_against_pixel(
         st.caption("Without pixel figures (image-level models, or no masks): " + ", ".join(no_pixel["candidate"]))
 
 
+def question(filters: widgets.Filters, parts: list[str], chosen: Choices, limits: Limits) -> decision.Question:
+    """The page's choices as the question the decision (and its report) answers."""
+    return decision.Question(
+        tuple(parts),
+        accuracy=chosen.accuracy.metric,
+        condition=filters.condition,
+        source=filters.source,
+        limits=tuple(limits.constraints),
+        accuracy_weight=limits.accuracy_weight,
+        included=chosen.included,
+        time=chosen.time,
+        line=decision.default_line(limits.max_escape_rate),
+    )
+
+
+def figures(ctx: widgets.StoreContext, asked: decision.Question, rows: pd.DataFrame) -> decision.Figures:
+    """The store's figures for the question, from the cached queries (`decision.load_figures` reads the same)."""
+    line, parts = asked.line, asked.parts
+    return decision.Figures(
+        rows=rows,
+        flagged=cached_queries.flagged_runs(ctx.store, ctx.stamp, parts),
+        operating=cached_queries.operating_points(ctx.store, ctx.stamp, parts),
+        least_cost=cached_queries.least_cost_points(
+            ctx.store, ctx.stamp, parts, asked.condition, line.defect_rate, line.miss_cost, line.max_escape_rate
+        ),
+        deployments=deployments(ctx, parts, asked.time),
+    )
+
+
+def deployments(ctx: widgets.StoreContext, parts: tuple[str, ...], time: str) -> pd.DataFrame:
+    return cached_queries.deployments_of(ctx.store, ctx.stamp, list(parts)) if time != EAGER else pd.DataFrame()
+
+
 def choose(ctx: widgets.StoreContext, filters: widgets.Filters, parts: list[str], rows: pd.DataFrame) -> None:
     chosen = choices()
     if chosen.time != EAGER:
-        rows = deployed_time_rows(rows, cached_queries.deployments_of(ctx.store, ctx.stamp, parts), chosen.time)
         st.caption(
             f"Time criterion: {time_criteria()[chosen.time]}, the batch-1 latency of each candidate's model exported "
             "with `gluelab deploy`, on the machine it was deployed on (mean over its deployed seeds)."
         )
-    limits = limits_and_weights(rows, chosen)
-    candidates, missing_parts = worst_case_across_parts(rows, parts, (INFERENCE, chosen.accuracy), KEY)
-    reasons = flagged(ctx, filters.condition, parts)
-    candidates = without_flagged(candidates, reasons, chosen.included, flags_spoiling("accuracy", "time"))
-    results = selections(candidates, chosen.accuracy, limits)
-    fronts_per_machine(results, parts, chosen, alarm_rates(ctx, filters.condition, parts))
-    excluded = [result.excluded[[*KEY, "reason"]] for result in results.values()]
-    left_out(pd.concat([missing_parts, *excluded], ignore_index=True))
+    compared = decision.compared_rows(rows, deployments(ctx, tuple(parts), chosen.time), chosen.time)
+    asked = question(filters, parts, chosen, limits_and_weights(compared, chosen))
+    made = decision.decide(figures(ctx, asked, rows), asked)
+    fronts_per_machine(made, chosen.log_x)
+    left_out(made.left_out)
     for flag in RUN_FLAGS:
-        flagged_list(flag, reasons[flag.name], excluded=flag.name not in chosen.included)
-    image_against_pixel(rows, parts, reasons, chosen.included)
+        flagged_list(flag, made.flagged[flag.name], excluded=flag.name not in chosen.included)
+    widgets.decision_report_button(ctx, asked, key="selection_report")
+    image_against_pixel(compared, parts, made.flagged, chosen.included)
 
 
 st.title("Model selection")

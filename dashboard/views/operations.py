@@ -8,61 +8,24 @@ its test-set rates become false alarms and misses per shift. The arithmetic live
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from dashboard import cached_queries, widgets
+from engine.analysis import decision
+from engine.analysis.charts import line_stops_chart
+from engine.analysis.line_stop_notes import POLICY_NAMES, RATES_EXPLAINED, figure_labels, notes_for_part
 from engine.analysis.line_stops import (
     DEFAULT_DEFECT_RATE,
     DEFAULT_MAX_ESCAPE_RATE,
     DEFAULT_MISS_COST,
-    LEGACY_MODEL,
     Line,
     Policy,
-    escape_interval,
-    flags_nothing,
-    on_the_line,
-    rates_per_candidate,
+    Shift,
+    line_figures,
 )
 
-POLICIES: dict[str, Policy] = {
-    "Least expected cost on your line": "cost",
-    "F1-optimal threshold": "f1",
-    "Zero escapes on the test set": "zero_escape",
-}
-PARTS_WITHOUT_SHIFT = 1000  # figures are per 1000 parts made until the line's parts per shift are given
-
-
-@dataclass(frozen=True)
-class Shift:
-    parts: int | None
-    minutes_per_stop: float | None
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.parts) and self.minutes_per_stop is not None
-
-    @property
-    def per(self) -> str:
-        return "per shift" if self.parts else f"per {PARTS_WITHOUT_SHIFT} parts made"
-
-
-def column_labels(shift: Shift) -> dict[str, str]:
-    return {
-        "false_alarms_per_shift": f"False alarms {shift.per}",
-        "misses_per_shift": f"Missed defects {shift.per}",
-        "escape_interval": "Escape rate, 95 % interval",
-        "stop_minutes_per_shift": f"Line-stop minutes {shift.per}",
-        "minutes_avoided_per_shift": f"Minutes avoided {shift.per} vs legacy",
-        "expected_cost_per_shift": f"Expected cost {shift.per}, in line stops",
-        "cost_saved_per_shift": f"Saved {shift.per} vs legacy, in line stops",
-        "false_alarms_per_1000": "Test set: false alarms per 1000 good parts",
-        "missed_per_1000": "Test set: missed per 1000 defective parts",
-        "good_test_images": "Good test images",
-    }
+POLICIES: dict[str, Policy] = {name: policy for policy, name in POLICY_NAMES.items()}
 
 
 def local_runs(ctx: widgets.StoreContext, filters: widgets.Filters) -> pd.DataFrame:
@@ -132,101 +95,21 @@ def with_least_cost(
     return runs.merge(points, on="run_id", how="inner")
 
 
-def line_figures(runs: pd.DataFrame, policy: Policy, line: Line, shift: Shift) -> pd.DataFrame:
-    table = on_the_line(
-        rates_per_candidate(runs, policy), line, shift.parts or PARTS_WITHOUT_SHIFT, shift.minutes_per_stop
-    )
-    table["escape_interval"] = [
-        f"{100 * low:.0f}–{100 * high:.0f} % of {n}" if n else "no defective image"
-        for low, high, n in zip(table["escape_low"], table["escape_high"], table["defective_test_images"], strict=True)
-    ]
-    return table
-
-
-def comparison_with_legacy(table: pd.DataFrame, part: str, line: Line, shift: Shift) -> None:
-    """A sentence on the cheapest candidate against the legacy check, or what is missing for one."""
-    legacy = table[table["model"] == LEGACY_MODEL]
-    if legacy.empty:
-        st.warning(
-            f"No `legacy` run on {part}: run `gluelab evaluate --parts {part} --models legacy` to compare against it."
-        )
-    if not shift.complete:
-        st.info(
-            f"Enter parts per shift and minutes lost per stop to turn rates into line-stop minutes per shift; "
-            f"until then the figures are per {PARTS_WITHOUT_SHIFT} parts made."
-        )
-    if legacy.empty:
-        return
-    on_line = f"at {100 * line.defect_rate:g} % defective and a miss costing {line.miss_cost:g} line stops"
-    if "escape_limit_met" in table:  # least expected cost: only candidates meeting the escape limit may be chosen
-        table = table[table["escape_limit_met"]]
-        if line.max_escape_rate < 1:
-            on_line += f", letting at most {100 * line.max_escape_rate:g} % of defects pass"
-    if table.empty:
-        st.warning(f"No model, not even the legacy check, meets the escape limit {on_line}.")
-        return
-    best, reference = table.iloc[0], legacy.iloc[0]
-    if best["model"] == LEGACY_MODEL:
-        st.warning(f"No model beats the legacy check {on_line}.")
-        return
-    sentence = (
-        f"{best['candidate']} costs least {on_line}: {best['false_alarms_per_shift']:.1f} false alarms and "
-        f"{best['misses_per_shift']:.2f} missed defects {shift.per}, against {reference['false_alarms_per_shift']:.1f} "
-        f"and {reference['misses_per_shift']:.2f} for the legacy system"
-    )
-    if shift.complete:
-        sentence += f", about {best['minutes_avoided_per_shift']:.0f} line-stop minutes avoided per shift of {shift.parts} parts"
-    st.success(sentence + ".")
-
-
-def escape_limit(table: pd.DataFrame, line: Line) -> None:
-    """Candidates that meet the escape limit only by flagging every good part, and how sure the rates are."""
-    if "escape_limit_met" in table and not table["escape_limit_met"].all():
-        names = ", ".join(table.loc[~table["escape_limit_met"], "candidate"])
-        st.warning(
-            f"{names}: on at least one seed, letting at most {100 * line.max_escape_rate:g} % of defects pass takes a "
-            "threshold that flags every good part, so no usable threshold meets the limit; left out of the choice."
-        )
-    fewest = int(table["defective_test_images"].min())
-    bound = escape_interval(0, fewest)[1] if fewest else 1.0
-    if bound > line.max_escape_rate:
-        st.caption(
-            f"Escape rates are measured on as few as {fewest} defective test images, so their 95 % intervals are "
-            f"wide: a model that misses none of {fewest} may still let up to {100 * bound:.0f} % of defects pass, "
-            f"above the {100 * line.max_escape_rate:g} % limit. Collect more defective images to show the limit holds."
-        )
-
-
-def silent_candidates(runs: pd.DataFrame, policy: Policy) -> None:
-    silent = flags_nothing(runs) if policy == "cost" else []
-    if silent:
-        st.caption(
-            f"{', '.join(silent)}: at this defect rate and miss cost, on at least one seed no threshold catches enough "
-            "defects to pay for its false alarms, so the cheapest choice there is to flag nothing."
-        )
+def notes(table: pd.DataFrame, runs: pd.DataFrame, part: str, line: Line, shift: Shift, policy: Policy) -> None:
+    """The cheapest candidate against the legacy check, the escape limit and silent candidates, in words."""
+    for note in notes_for_part(table, runs, part, line, shift, policy):
+        if note.level == "caption":
+            st.caption(note.text)
+        else:
+            {"success": st.success, "info": st.info, "warning": st.warning}[note.level](note.text)
 
 
 def rates_chart(table: pd.DataFrame, shift: Shift) -> None:
-    labels = column_labels(shift)
-    figure = px.bar(
-        table.melt(
-            id_vars="candidate",
-            value_vars=["false_alarms_per_shift", "misses_per_shift"],
-            var_name="kind",
-            value_name="parts",
-        ),
-        x="candidate",
-        y="parts",
-        color="kind",
-        barmode="group",
-        labels={"parts": f"parts {shift.per}", "candidate": "", "kind": ""},
-    )
-    figure.for_each_trace(lambda trace: trace.update(name=labels[trace.name]))
-    st.plotly_chart(figure)
+    st.plotly_chart(line_stops_chart(table, figure_labels(shift), shift))
 
 
 def rates_table(table: pd.DataFrame, shift: Shift) -> None:
-    labels = column_labels(shift)
+    labels = figure_labels(shift)
     st.dataframe(
         table[["candidate", *[column for column in labels if column in table], "seeds"]],
         hide_index=True,
@@ -240,15 +123,15 @@ def rates_table(table: pd.DataFrame, shift: Shift) -> None:
             "escape_interval": st.column_config.TextColumn(labels["escape_interval"]),
         },
     )
-    st.caption(
-        "False alarms are good parts flagged, n·(1 − p)·FPR; missed defects are defective parts let through, n·p·FNR; "
-        "FPR and FNR are measured on this part's test set per run and averaged over seeds. Least expected cost picks "
-        "each run's threshold minimising (1 − p)·FPR + p·(miss cost)·FNR among those missing at most the maximum "
-        "escape rate of the test set's defects, the higher one on a tie. The escape rate's interval is "
-        "Clopper–Pearson's, over the defective test images of all seeds. Line-stop minutes "
-        "count false alarms only. Zero escapes sets each run's threshold at its lowest-scoring defective image, so no "
-        "defect is missed on the test set."
-    )
+    st.caption(RATES_EXPLAINED)
+
+
+def report_button(
+    ctx: widgets.StoreContext, filters: widgets.Filters, line: Line, shift: Shift, policy: Policy
+) -> None:
+    """The decision report for this part and line (Model selection's choices at their defaults)."""
+    question = decision.Question((filters.part,), condition=filters.condition, line=line, policy=policy, shift=shift)
+    widgets.decision_report_button(ctx, question, key="ops_report")
 
 
 st.title("Line stops")
@@ -267,8 +150,7 @@ if ctx is not None:
         if policy == "cost":
             runs = with_least_cost(runs, ctx, filters, line)
         table = line_figures(runs, policy, line, shift)
-        comparison_with_legacy(table, filters.part, line, shift)
-        escape_limit(table, line)
-        silent_candidates(runs, policy)
+        notes(table, runs, filters.part, line, shift, policy)
         rates_chart(table, shift)
         rates_table(table, shift)
+        report_button(ctx, filters, line, shift, policy)

@@ -168,6 +168,9 @@ def least_cost_points(scores: pd.DataFrame, line: Line) -> pd.DataFrame:
     (per part, in line stops) and `escape_limit_met`. Runs lacking good or defective test images, or with a score
     that is not a finite number, are left out.
     """
+    columns = ["run_id", "cost_threshold", "false_alarms_cost", "missed_cost", "expected_cost", "escape_limit_met"]
+    if scores.empty:
+        return pd.DataFrame(columns=columns)
     ordered = scores.sort_values("run_id", kind="stable")
     run_ids, starts = np.unique(ordered["run_id"].to_numpy(), return_index=True)
     anomalous = (ordered["label"] == "anomalous").to_numpy()
@@ -178,7 +181,6 @@ def least_cost_points(scores: pd.DataFrame, line: Line) -> pd.DataFrame:
             continue
         point = least_cost_point(anomalous[run], values[run], line)
         rows.append((run_id, point.threshold, point.false_alarms, point.missed, point.cost, point.escape_limit_met))
-    columns = ["run_id", "cost_threshold", "false_alarms_cost", "missed_cost", "expected_cost", "escape_limit_met"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -271,3 +273,35 @@ def on_the_line(
     return table.sort_values(["expected_cost_per_shift", "false_alarms_per_shift"], kind="stable").reset_index(
         drop=True
     )
+
+
+PARTS_WITHOUT_SHIFT = 1000  # figures are per 1000 parts made until the line's parts per shift are given
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A shift on the line: parts made (None: figures per `PARTS_WITHOUT_SHIFT` parts) and minutes lost per stop."""
+
+    parts: int | None = None
+    minutes_per_stop: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.parts) and self.minutes_per_stop is not None
+
+    @property
+    def per(self) -> str:
+        return "per shift" if self.parts else f"per {PARTS_WITHOUT_SHIFT} parts made"
+
+
+def line_figures(runs: pd.DataFrame, policy: Policy, line: Line, shift: Shift) -> pd.DataFrame:
+    """One part's runs (`operating_points`, joined with `least_cost_points` for the `cost` policy) as `on_the_line`
+    figures per candidate, with its escape rate's interval in words (`escape_interval`)."""
+    table = on_the_line(
+        rates_per_candidate(runs, policy), line, shift.parts or PARTS_WITHOUT_SHIFT, shift.minutes_per_stop
+    )
+    table["escape_interval"] = [
+        f"{100 * low:.0f}–{100 * high:.0f} % of {n}" if n else "no defective image"
+        for low, high, n in zip(table["escape_low"], table["escape_high"], table["defective_test_images"], strict=True)
+    ]
+    return table

@@ -30,6 +30,7 @@ INFERENCE = Criterion("inference_ms", "min")
 STUDY_TIMING = "timed by the study on an RTX 4090 GPU"
 STUDY_HARDWARE = "the study's RTX 4090 GPU (Chen et al. 2025)"  # the machine of every published time
 UNRECORDED_HARDWARE = "a machine the runs did not record"
+NO_RECOMMENDATION = "No candidate timed on this machine meets every limit. Loosen the limits or choose other parts."
 
 
 def hardware_label(processor: Any, gpu: Any, cpu_count: Any) -> str:

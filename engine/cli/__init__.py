@@ -35,6 +35,7 @@ COMMANDS: dict[str, Command] = {
         "queue", "cancel a queued request, or stop a running one (its running job is recorded cancelled)"
     ),
     "export": Command("results", "write a store table to a .csv or .parquet file"),
+    "report": Command("report", "the decision report: one HTML file to sign a model change off with"),
     "deploy": Command(
         "deployment",
         "export a finished run's model with anomalib (ONNX or OpenVINO), check its scores, time it here",

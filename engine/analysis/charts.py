@@ -1,0 +1,146 @@
+"""The decision's charts, drawn alike on the dashboard and in the decision report (Plotly figures, plain functions).
+
+`trade_off_chart` is Model selection's accuracy/time front of one machine; `ranked_front_table` lists its front by
+the numbers on the chart; `line_stops_chart` is Line stops' false alarms and misses per candidate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from engine.analysis.line_stops import Shift
+from engine.analysis.selection import Criterion, SelectionResult, front_ranking, mean_column, std_column
+from engine.analysis.selection import chosen as chosen_candidate
+from store.metrics import METRIC_LABELS
+
+LABEL_OFFSET = 30  # pixels between a front point and its number
+
+
+def trade_off_chart(result: SelectionResult, x: Criterion, y: Criterion, log_x: bool, prefer: Criterion) -> go.Figure:
+    """Feasible candidates with seed error bars, the Pareto front as a line, and the knee or preferred point marked
+    (one: `selection.chosen`, ties to the best on `prefer`).
+
+    Front points carry their rank in `front_ranking` (listed with names beside the chart); every name is in
+    the hover, so crowded candidates leave no overlapping labels.
+    """
+    feasible = result.feasible
+    figure = go.Figure()
+
+    def add(points: pd.DataFrame, **style: Any) -> None:
+        figure.add_scatter(
+            x=points[mean_column(x.metric)], y=points[mean_column(y.metric)], text=points["candidate"], **style
+        )
+
+    hover = "%{text}<br>%{x:.4g}, %{y:.3f}<extra></extra>"
+    for column, name, symbol, size in (
+        ("on_front", "Pareto front", "circle", 12),
+        ("near_front", "within one std of the front", "circle-open", 10),
+    ):
+        members = feasible[feasible[column]]
+        add(
+            members,
+            mode="markers",
+            name=name,
+            marker={"symbol": symbol, "size": size},
+            error_x={"array": members[std_column(x.metric)].fillna(0)},
+            error_y={"array": members[std_column(y.metric)].fillna(0)},
+            hovertemplate=hover,
+        )
+    rest = feasible[~feasible["on_front"] & ~feasible["near_front"]]
+    add(rest, mode="markers", name="dominated", marker={"color": "#bbbbbb"}, hovertemplate=hover)
+    add(
+        result.front.sort_values(mean_column(x.metric)),
+        mode="lines",
+        name="front",
+        line={"dash": "dot"},
+        hoverinfo="skip",
+    )
+    pick = chosen_candidate(result, prefer)
+    marked = feasible["candidate"] == (None if pick is None else pick["candidate"])
+    for column, name, symbol in (("knee", "knee", "star"), ("preferred", "preferred by weights", "diamond-open")):
+        add(
+            feasible[feasible[column] & marked],
+            mode="markers",
+            name=name,
+            marker={"symbol": symbol, "size": 20, "line": {"width": 2}},
+            hovertemplate=hover,
+        )
+    figure.update_layout(
+        annotations=rank_labels(result, x, y, log_x),
+        xaxis={"title": METRIC_LABELS[x.metric], "type": "log" if log_x else "linear"},
+        yaxis={"title": METRIC_LABELS[y.metric]},
+        height=520,
+        margin={"t": 40, "r": 30},
+        legend={"orientation": "h", "y": 1.12},
+    )
+    return figure
+
+
+def rank_labels(result: SelectionResult, x: Criterion, y: Criterion, log_x: bool) -> list[dict[str, Any]]:
+    """Numbered tags on the front points, alternately above and below; identical points share one tag."""
+    ranked = front_ranking(result)
+    points = ranked.groupby([mean_column(x.metric), mean_column(y.metric)], sort=False)["rank"]
+    tags = points.agg(lambda ranks: ", ".join(map(str, ranks))).reset_index()
+    return [
+        {
+            "x": np.log10(at_x) if log_x else at_x,  # Plotly places annotations on a log axis by exponent
+            "y": at_y,
+            "text": text,
+            "ax": 0,
+            "ay": LABEL_OFFSET if index % 2 else -LABEL_OFFSET,
+            "showarrow": True,
+            "arrowwidth": 1,
+            "arrowcolor": "#888888",
+            "bgcolor": "white",
+            "bordercolor": "#888888",
+            "font": {"size": 13, "color": "#222222"},
+        }
+        for index, (at_x, at_y, text) in enumerate(tags.itertuples(index=False))
+    ]
+
+
+def ranked_front_table(result: SelectionResult, x: Criterion, y: Criterion, prefer: Criterion) -> pd.DataFrame:
+    """The front as listed beside the chart: rank, name, both figures, and in `chosen` the one candidate the page
+    points to (`selection.chosen`: the knee, or the point preferred by weights; ties to the best on `prefer`)."""
+    ranked = front_ranking(result)
+    pick = chosen_candidate(result, prefer)
+    mark = "knee" if result.weights is None else "preferred"
+    marks = np.where(ranked["candidate"] == (None if pick is None else pick["candidate"]), mark, "")
+    return pd.DataFrame(
+        {
+            "rank": ranked["rank"],
+            "chosen": marks,
+            "candidate": ranked["candidate"],
+            short_label(x.metric): ranked[mean_column(x.metric)],
+            short_label(y.metric): ranked[mean_column(y.metric)],
+        }
+    )
+
+
+def short_label(metric: str) -> str:
+    """'Inference' for 'Inference (ms/image)': table headers beside a chart have little room."""
+    return METRIC_LABELS[metric].split(" (")[0]
+
+
+def line_stops_chart(table: pd.DataFrame, labels: dict[str, str], shift: Shift) -> go.Figure:
+    """False alarms and missed defects per candidate (`line_stops.line_figures`), grouped bars headed by `labels`."""
+    figure = px.bar(
+        table.melt(
+            id_vars="candidate",
+            value_vars=["false_alarms_per_shift", "misses_per_shift"],
+            var_name="kind",
+            value_name="parts",
+        ),
+        x="candidate",
+        y="parts",
+        color="kind",
+        barmode="group",
+        labels={"parts": f"parts {shift.per}", "candidate": "", "kind": ""},
+    )
+    figure.for_each_trace(lambda trace: trace.update(name=labels[trace.name]))
+    return figure
