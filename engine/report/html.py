@@ -146,7 +146,10 @@ def document(title: str, body: str) -> str:
         f'<html lang="en"><head><meta charset="utf-8"><title>{text(title)}</title>'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<style>{STYLE}</style></head><body>"
-        f'<p id="chart-status" class="caption">Drawing the charts…</p>{body}'
+        '<p id="chart-status" class="caption">Drawing the charts…</p>'
+        '<p class="print-only caption">Printed from the interactive report: each chart as drawn on screen, and '
+        "every figure of a chart also in the table beside it.</p>"
+        f"{body}"
         f'<script type="text/plain" id="plotly-js">{packed_plotly_js()}</script>'
         f"<script>{LOADER}</script></body></html>\n"
     )
