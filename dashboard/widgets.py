@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-from engine.report import REPORT_FILE_NAME, build_report
 
 from dashboard import cached_queries
 from engine.analysis import training
 from engine.analysis.decision import Question
 from engine.analysis.pictures import heat_overlay
 from engine.analysis.results_table import LOCAL_SOURCE, wide_results
+from engine.report import REPORT_FILE_NAME, build_report
 from store import files
 from store.metrics import ACCURACY_METRICS as ACCURACY_METRICS  # accuracy metrics: higher is better
 from store.metrics import METRIC_LABELS as METRIC_LABELS  # every metric's label
