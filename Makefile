@@ -10,6 +10,8 @@ DEMO_PARTS := part1 part6 part16
 DEMO_MODELS := legacy padim patchcore dfm dfkde
 DEMO_TRAINED := stfpm fastflow efficient_ad
 DEMO_IMAGES := 200
+DEMO_FRAMES := 240
+DEMO_DRIFT_FROM := 120
 
 CHROMIUM := /usr/bin/chromium
 
@@ -22,7 +24,9 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # The dashboard comes up at once on the study's published figures; the demo plant is generated and its grid
-# queued and run by a worker in the background, and the Runs page shows runs as they land.
+# queued and run by a worker in the background, and the Runs page shows runs as they land. Once the frozen-feature
+# grid is done, part1's recommended model is deployed and watches a line whose light doubles halfway (Line monitor),
+# then the gradient-trained models are evaluated.
 demo: $(STAMP)
 	$(BIN)/gluelab load-published --store $(STORE)
 	@echo "Generating the demo plant and running its grid in the background (log: $(DEMO)/background.log)."
@@ -30,6 +34,12 @@ demo: $(STAMP)
 		$(BIN)/gluelab generate --parts $(DEMO_PARTS) --images $(DEMO_IMAGES) --out $(DEMO)/data --store $(STORE) \
 			|| echo "keeping the demo plant generated before"; \
 		$(BIN)/gluelab evaluate --submit --parts $(DEMO_PARTS) --models $(DEMO_MODELS) --preset cpu --store $(STORE); \
+		$(BIN)/gluelab worker --once --store $(STORE); \
+		$(BIN)/gluelab deploy --recommended part1 --format onnx --out $(DEMO)/deployed --store $(STORE) \
+			&& { mkdir -p $(DEMO)/line; \
+				$(BIN)/gluelab generate --stream --part part1 --frames $(DEMO_FRAMES) --drift brightness \
+					--drift-from $(DEMO_DRIFT_FROM) --rate 4 --out $(DEMO)/line > /dev/null & \
+				$(BIN)/gluelab inspect $(DEMO)/deployed --images $(DEMO)/line --watch --idle 20 --store $(STORE); }; \
 		$(BIN)/gluelab evaluate --submit --parts part1 --models $(DEMO_TRAINED) --preset cpu --store $(STORE); \
 		exec $(BIN)/gluelab worker --store $(STORE)' > $(DEMO)/background.log 2>&1 & background=$$!; \
 	trap 'kill -TERM -- -$$background 2>/dev/null' EXIT INT TERM; \

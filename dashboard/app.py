@@ -19,6 +19,7 @@ PAGES = (
     ("runtime.py", "Runtime", ":material/timer:"),
     ("part_drilldown.py", "Part drill-down", ":material/zoom_in:"),
     ("failure_browser.py", "Failure browser", ":material/report:"),
+    ("line_monitor.py", "Line monitor", ":material/monitor_heart:"),
     ("runs.py", "Runs", ":material/list:"),
 )
 STORE_PROBLEM = "The results store cannot be used: {error}"

@@ -12,11 +12,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from engine.analysis import candidates, line_stops
+from engine.analysis import candidates, line_stops, line_watch
 from engine.analysis.candidates import PUBLISHED_SOURCE_LABEL as PUBLISHED_SOURCE_LABEL
 from engine.analysis.candidates import with_candidates as with_candidates
 from engine.analysis.results_table import LOCAL_SOURCE
-from store import dataset_parts, queries
+from store import dataset_parts, line, queries
 from store.connection import default_store
 from store.requests import requests_table
 from store.runs import run_training_losses
@@ -170,3 +170,29 @@ def flagged_runs(store: str, store_stamp: str, chosen_parts: tuple[str, ...]) ->
     """The flagged finished local runs of `chosen_parts` (under-trained, timed under load), labelled by candidate
     and machine (`hardware`)."""
     return candidates.flagged_runs(store, chosen_parts)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def watched_deployments(store: str, store_stamp: str) -> pd.DataFrame:
+    """Deployments that scored the line, labelled by candidate, the most recently watched first."""
+    return with_candidates(line.watched_deployments(store), LOCAL_SOURCE)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def line_frames(store: str, store_stamp: str, run_id: str, fmt: str, runtime: str) -> pd.DataFrame:
+    """Every frame a deployment scored or rejected, in the order scored."""
+    return line.line_frames(store, line.DeploymentKey(run_id, fmt, runtime))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def deployment(store: str, store_stamp: str, run_id: str, fmt: str, runtime: str) -> dict:
+    """A deployment's row: its file, operating point (`line_threshold`) and `line` (a dict), and its run's part."""
+    rows = line.deployment_rows(store, run_id)
+    row = rows[(rows["format"] == fmt) & (rows["runtime"] == runtime)].iloc[0].to_dict()
+    return row | {"line": line.line_of(row)}
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def training_reference(store: str, store_stamp: str, part: str) -> dict[str, list[float]]:
+    """Mean grey level and sharpness of the part's training images (read once per store stamp)."""
+    return line_watch.training_reference(store, part)

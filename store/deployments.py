@@ -64,10 +64,27 @@ def run_thresholds(run_id: str, store: Path | str = DEFAULT_STORE) -> dict[str, 
     return {name: found.get(name) for name in ("image_threshold", "pixel_threshold")}
 
 
+@dataclass(frozen=True)
+class LinePoint:
+    """Where a deployment scores the line: a frame scoring at least `threshold` raises an alarm. `line` says how it
+    was chosen (`policy`, the line's defect rate, miss cost and maximum escape rate) and the run's test-set rates
+    there (`false_positive_rate`, `false_negative_rate`), from which a watch expects its alarm rate."""
+
+    threshold: float
+    line: dict
+
+
 def record_deployments(
-    run_id: str, fmt: str, deployments: list[Deployment], environment: dict, store: Path | str = DEFAULT_STORE
+    run_id: str,
+    fmt: str,
+    deployments: list[Deployment],
+    environment: dict,
+    store: Path | str = DEFAULT_STORE,
+    file_sha256: str | None = None,
+    point: LinePoint | None = None,
 ) -> None:
-    """Store the run's deployments of `fmt` in one transaction, replacing its earlier ones of that format.
+    """Store the run's deployments of `fmt` in one transaction, replacing its earlier ones of that format, with the
+    exported file's hash and the operating point it scores the line at.
 
     Refuses (ValueError, nothing written) when the run is no longer a finished run: a forced re-run may have
     replaced it while the model was exported.
@@ -79,7 +96,7 @@ def record_deployments(
         con.execute("DELETE FROM deployments WHERE run_id = ? AND format = ?", [run_id, fmt])
         for deployment in deployments:
             con.execute(
-                "INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), ?)",
+                "INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?)",
                 [
                     run_id,
                     fmt,
@@ -90,6 +107,9 @@ def record_deployments(
                     deployment.max_score_difference,
                     json.dumps(environment, sort_keys=True),
                     deployment.path,
+                    file_sha256,
+                    None if point is None else point.threshold,
+                    None if point is None else json.dumps(point.line, sort_keys=True),
                 ],
             )
 

@@ -175,6 +175,35 @@ MIGRATIONS: list[str] = [
         message VARCHAR  -- how it ended, in words
     );
     """,
+    # 9: the line. A deployment keeps the hash of the file it wrote and the operating point it scores the line at;
+    # `gluelab inspect` records every frame it scored (or rejected) with a deployment. Deployments from before this
+    # migration have neither: the line is then scored at the run's F1-optimal threshold, and says so.
+    """
+    ALTER TABLE deployments ADD COLUMN file_sha256 VARCHAR;  -- the exported file as `gluelab deploy` wrote it
+    ALTER TABLE deployments ADD COLUMN line_threshold DOUBLE;  -- a frame scoring at least this raises an alarm
+    ALTER TABLE deployments ADD COLUMN line VARCHAR;  -- JSON: how the threshold was chosen, the line, its test-set rates
+    CREATE SEQUENCE frame_ids START 1;
+    CREATE TABLE line_frames (
+        frame_id BIGINT PRIMARY KEY DEFAULT nextval('frame_ids'),
+        run_id VARCHAR NOT NULL,  -- the deployment that scored it: run, format and runtime
+        format VARCHAR NOT NULL,
+        runtime VARCHAR NOT NULL,
+        file VARCHAR NOT NULL,  -- the frame file, absolute
+        written_at TIMESTAMP,  -- the file's modification time: when the camera wrote it
+        scored_at TIMESTAMP NOT NULL,
+        score DOUBLE,  -- NULL for a rejected frame
+        threshold DOUBLE,
+        alarm BOOLEAN,
+        mean_brightness DOUBLE,
+        clipped_share DOUBLE,  -- share of pixels at full scale
+        sharpness DOUBLE,  -- variance of the Laplacian over the squared mean grey level
+        latency_ms DOUBLE,  -- read, pre-process and score, per frame of its batch
+        rejected VARCHAR,  -- why the frame could not be scored (unreadable, truncated, wrong size, 16-bit)
+        heatmap_path VARCHAR,  -- an alarm's anomaly map and predicted mask, under the store's artifact folder
+        mask_path VARCHAR,
+        UNIQUE (run_id, format, runtime, file)  -- a frame is scored once by a deployment, whatever restarts
+    );
+    """,
 ]
 
 

@@ -38,6 +38,7 @@ def test_the_pages_are_the_ones_the_app_navigates():
                 "runtime.py",
                 "part_drilldown.py",
                 "failure_browser.py",
+                "line_monitor.py",
                 "runs.py",
             ]
         )
@@ -68,6 +69,7 @@ WITHOUT_LOCAL_RUNS = {
     "failure_browser.py": "No finished local run on part16 (baseline) to browse.",
     "part_drilldown.py": "part1 has no images in this store (published figures only).",
     "runs.py": "No evaluation has run against this store yet.",
+    "line_monitor.py": "No deployment has scored the line yet.",
 }
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import cv2
 import duckdb
 import numpy as np
 import onnxruntime
@@ -228,3 +230,153 @@ def test_a_refit_replays_the_epochs_its_budget_allowed():
     clock = TrainingClock({"epochs": 50, "budget_minutes": 60, "replay_epochs": 3})
     stopped = [clock.epoch_done(loss) for loss in (5.0, 4.0, 3.0)]
     assert stopped == [False, False, True] and clock.record().stop_reason == "budget"
+
+
+# The line: frames scored with the deployed PaDiM, recorded, and judged (`gluelab inspect`).
+
+
+def padim_deployment(store: Path) -> Path:
+    return store.parent / "padim"
+
+
+def in_folder(frames: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """The frames of a deployment's line that came from `folder` (the module's tests share one deployment)."""
+    return frames[frames["file"].str.startswith(str(folder.resolve()))].reset_index(drop=True)
+
+
+def stream(out: Path, frames: int, drift: str = "none", drift_from: int = 0, rate: float = 0.0) -> list:
+    from engine.ingest.synthetic.stream import stream_frames
+
+    return stream_frames("part1", frames, out, drift, drift_from, rate, seed=5, defect_rate=0.2)  # type: ignore[arg-type]
+
+
+def test_inspect_scores_frames_as_the_eager_model_at_the_stored_threshold_and_a_restart_scores_none_twice(
+    deployed_store, tmp_path, capsys
+):
+    from engine.evaluation.deploy import refit
+    from engine.evaluation.line_inspection import resolve_deployment
+    from store.deployments import finished_run
+    from store.line import line_frames
+
+    folder = tmp_path / "line"
+    stream(folder, 24)
+    deployment = str(padim_deployment(deployed_store))
+    assert gluelab(["inspect", deployment, "--images", str(folder), "--store", str(deployed_store)]) == 0
+    printed = capsys.readouterr().out
+    assert "frames scored: 24 now" in printed and "frames rejected: 0" in printed
+    assert re.search(r"frames per second: [\d.]+", printed) and "verdict: " in printed
+
+    deployed = resolve_deployment(deployment, deployed_store)
+    frames = in_folder(line_frames(deployed_store, deployed.key), folder)
+    assert len(frames) == 24 and frames["rejected"].isna().all()
+    with duckdb.connect(str(deployed_store), read_only=True) as con:
+        stored_threshold = con.execute(
+            "SELECT any_value(line_threshold) FROM deployments WHERE run_id = ?", [deployed.key.run_id]
+        ).fetchone()[0]
+    assert deployed.threshold == stored_threshold and "least expected cost" in deployed.threshold_source
+    assert (frames["alarm"] == (frames["score"] >= stored_threshold)).all()
+
+    data = load_part("part1", deployed_store)
+    eager = refit(finished_run(deployed.key.run_id, deployed_store), data, deployed_store)
+    images = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path in frames["file"]]
+    expected = eager.predict(images, batch_size=8).scores
+    np.testing.assert_allclose(frames["score"], expected, rtol=SCORE_TOLERANCE, atol=SCORE_TOLERANCE)
+
+    stream(folder, 30)  # the camera goes on: six more frames (the first 24 written again, the same)
+    assert gluelab(["inspect", deployment, "--images", str(folder), "--store", str(deployed_store)]) == 0
+    assert "frames scored: 6 now" in capsys.readouterr().out
+    again = in_folder(line_frames(deployed_store, deployed.key), folder)
+    assert len(again) == 30 and again["file"].is_unique
+    assert again.set_index("file").loc[frames["file"], "score"].tolist() == frames["score"].tolist()
+
+
+def test_bad_frames_are_recorded_rejected_with_their_reason_and_the_line_goes_on(deployed_store, tmp_path, capsys):
+    from engine.evaluation.line_inspection import resolve_deployment
+    from store.line import line_frames
+
+    folder = tmp_path / "bad"
+    stream(folder, 2)
+    good = folder / "frame_000000.png"
+    (folder / "cut.png").write_bytes(good.read_bytes()[:200])
+    (folder / "text.png").write_text("not an image")
+    cv2.imwrite(str(folder / "deep.png"), (cv2.imread(str(good), cv2.IMREAD_GRAYSCALE).astype(np.uint16) * 256))
+    cv2.imwrite(str(folder / "small.png"), cv2.imread(str(good), cv2.IMREAD_GRAYSCALE)[:240, :320])
+    deployment = str(padim_deployment(deployed_store))
+    assert gluelab(["inspect", deployment, "--images", str(folder), "--store", str(deployed_store)]) == 0
+    assert "frames rejected: 4" in capsys.readouterr().out
+    frames = in_folder(line_frames(deployed_store, resolve_deployment(deployment, deployed_store).key), folder)
+    reasons = frames.set_index(frames["file"].map(lambda file: Path(file).name))["rejected"]
+    assert reasons[["frame_000000.png", "frame_000001.png"]].isna().all()
+    assert reasons["cut.png"].startswith("unreadable") and reasons["text.png"].startswith("unreadable")
+    assert reasons["deep.png"].startswith("16-bit frame")
+    assert reasons["small.png"] == "wrong size 320x240: the deployed model takes 640x480 frames"
+
+
+def test_a_deployment_whose_file_changed_since_deploy_is_refused_by_name(deployed_store, tmp_path, capsys):
+    model = padim_deployment(deployed_store) / "weights" / "onnx" / "model.onnx"
+    original = model.read_bytes()
+    before = file_digest(deployed_store)
+    try:
+        model.write_bytes(original + b"\0")
+        arguments = ["inspect", str(padim_deployment(deployed_store)), "--images", str(tmp_path)]
+        assert gluelab([*arguments, "--store", str(deployed_store)]) == 2
+        error = capsys.readouterr().err
+        assert "changed since `gluelab deploy` wrote them" in error and str(model.parent) in error, error
+    finally:
+        model.write_bytes(original)
+    assert file_digest(deployed_store) == before
+    assert gluelab(["inspect", "no_such_run", "--images", str(tmp_path), "--store", str(deployed_store)]) == 2
+    assert "no deployment of run 'no_such_run'" in capsys.readouterr().err
+
+
+def test_a_watch_scores_each_frame_once_as_it_lands_and_says_the_line_drifted(deployed_store, tmp_path, capsys):
+    """A stream at 40 frames/s with the light doubling from frame 60: the watch scores every frame once, and its
+    verdict names the drift; a restarted watch scores none again."""
+    import threading
+
+    from engine.evaluation.line_inspection import resolve_deployment
+    from store.line import line_frames
+
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    deployment = str(padim_deployment(deployed_store))
+    command = ["inspect", deployment, "--images", str(folder), "--watch", "--idle", "4", "--store", str(deployed_store)]
+    watcher = threading.Thread(target=gluelab, args=(command,))
+    watcher.start()
+    stream(folder, 120, "brightness", 60, rate=40)
+    watcher.join(timeout=120)
+    assert not watcher.is_alive()
+    printed = capsys.readouterr().out
+    frames = in_folder(line_frames(deployed_store, resolve_deployment(deployment, deployed_store).key), folder)
+    assert len(frames) == 120 and frames["file"].is_unique and frames["rejected"].isna().all()
+    assert "verdict: out of control: frames are brighter than any training frame since" in printed, printed
+    assert gluelab(command) == 0
+    assert "frames scored: 0 now" in capsys.readouterr().out
+
+
+def test_the_line_monitor_shows_the_watched_drift_its_charts_and_alarms_and_a_viewer_cannot_queue_anything(
+    deployed_store,
+):
+    """After the watched stream above (the light doubling from its frame 60): the verdict out of control, the
+    p-chart, the grey-level chart, the alarms' gallery, and no re-evaluate button for a viewer."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, gluelab_dashboard, settled
+
+    with gluelab_dashboard(deployed_store) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(f"{url}/line_monitor")
+        settled(page)
+        expect(page.get_by_text("out of control: frames are brighter than any training frame")).to_be_visible(
+            timeout=60_000
+        )
+        expect(page.locator(".plotly .gtitle")).to_have_count(3, timeout=60_000)  # alarms, grey level, sharpness
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / "line-monitor.png", full_page=True)
+        titles = [title.text_content() for title in page.locator(".plotly .gtitle").all()]
+        assert "Alarms per 50 frames (p-chart)" in titles and "Mean grey level" in titles, titles
+        assert page.locator('[data-testid="stImage"]').count() >= 1  # the latest alarms
+        assert page.get_by_role("button", name="Re-evaluate with the augmented condition").count() == 0
+        assert page.locator('[data-testid="stException"]').count() == 0
+        browser.close()

@@ -238,3 +238,18 @@ def test_the_report_opens_with_no_network_draws_its_charts_and_prints_every_sect
     for heading in SECTIONS:
         assert heading in printed, heading
     assert len(pages) >= len(SECTIONS) - 1  # sections start on a new page where they would be cut
+
+
+def test_the_recommended_run_is_the_lowest_seed_of_the_local_recommendation_and_an_unknown_part_is_named(
+    dashboard_stores, capsys
+):
+    store = dashboard_stores["evaluated"]
+    question = decision.Question(("part1",), source="local")
+    made = decision.decide(decision.load_figures(store, question), question)
+    (card,) = [card for card in made.recommendations.values() if card is not None]
+    runs = made.part_runs["part1"]
+    lowest = runs[runs["candidate"] == card.candidate].sort_values("seed")["run_id"].iloc[0]
+    assert decision.recommended_run(store, "part1") == lowest
+    arguments = ["deploy", "--recommended", "part99", "--format", "onnx", "--out", "unused", "--store", str(store)]
+    assert gluelab(arguments) == 2
+    assert "no local candidate is recommended for part99" in capsys.readouterr().err

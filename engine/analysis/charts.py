@@ -1,7 +1,8 @@
-"""The decision's charts, drawn alike on the dashboard and in the decision report (Plotly figures, plain functions).
+"""Charts drawn alike on the dashboard and in the decision report (Plotly figures, plain functions).
 
 `trade_off_chart` is Model selection's accuracy/time front of one machine; `ranked_front_table` lists its front by
-the numbers on the chart; `line_stops_chart` is Line stops' false alarms and misses per candidate.
+the numbers on the chart; `line_stops_chart` is Line stops' false alarms and misses per candidate; `p_chart` and
+`ewma_chart` are the Line monitor's control charts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from engine.analysis.line_stops import Shift
+from engine.analysis.line_watch import ewma, ewma_limits, p_chart_limits
 from engine.analysis.selection import Criterion, SelectionResult, front_ranking, mean_column, std_column
 from engine.analysis.selection import chosen as chosen_candidate
 from store.metrics import METRIC_LABELS
@@ -143,4 +145,57 @@ def line_stops_chart(table: pd.DataFrame, labels: dict[str, str], shift: Shift) 
         labels={"parts": f"parts {shift.per}", "candidate": "", "kind": ""},
     )
     figure.for_each_trace(lambda trace: trace.update(name=labels[trace.name]))
+    return figure
+
+
+def p_chart(alarms: pd.Series, expected: float | None, window: int) -> go.Figure:
+    """The share of frames raising an alarm per window of `window` frames (in scoring order), with the p-chart's
+    centre and 3σ limits around the share the evaluation `expected` (`line_watch.p_chart_limits`)."""
+    flags = alarms.astype(float).to_numpy()
+    starts = np.arange(0, len(flags), window)
+    shares = [flags[start : start + window].mean() for start in starts]
+    counts = [len(flags[start : start + window]) for start in starts]
+    figure = go.Figure()
+    figure.add_scatter(
+        x=starts + 1,
+        y=shares,
+        mode="lines+markers",
+        name="alarm share",
+        hovertemplate="from frame %{x}: %{y:.1%}<extra></extra>",
+    )
+    if expected is not None:
+        limits = [p_chart_limits(expected, count) for count in counts]
+        for name, values, dash in (
+            ("upper limit (3σ)", [limit.upper for limit in limits], "dash"),
+            ("expected", [expected] * len(limits), "dot"),
+            ("lower limit (3σ)", [limit.lower for limit in limits], "dash"),
+        ):
+            figure.add_scatter(x=starts + 1, y=values, mode="lines", name=name, line={"dash": dash, "shape": "hv"})
+    figure.update_layout(
+        title=f"Alarms per {window} frames (p-chart)",
+        xaxis={"title": "frame"},
+        yaxis={"title": "share of frames raising an alarm", "tickformat": ".0%"},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return figure
+
+
+def ewma_chart(values: pd.Series, reference: list[float], title: str, label: str) -> go.Figure:
+    """Each frame's value and its EWMA against the EWMA's limits around the training frames' mean (and their range)."""
+    centre, sigma = float(np.mean(reference)), float(np.std(reference, ddof=1)) if len(reference) > 1 else 0.0
+    frames = np.arange(1, len(values) + 1)
+    smoothed = ewma(values.to_numpy(float), centre)
+    lower, upper = ewma_limits(centre, sigma, len(values))
+    figure = go.Figure()
+    figure.add_scatter(x=frames, y=values, mode="markers", name="frame", marker={"size": 4, "color": "#9aa5b1"})
+    figure.add_scatter(x=frames, y=smoothed, mode="lines", name="EWMA (λ 0.2)")
+    figure.add_scatter(
+        x=frames, y=upper, mode="lines", name="EWMA limits (3σ)", line={"dash": "dash", "color": "#c0392b"}
+    )
+    figure.add_scatter(x=frames, y=lower, mode="lines", showlegend=False, line={"dash": "dash", "color": "#c0392b"})
+    figure.add_hrect(y0=min(reference), y1=max(reference), fillcolor="#2e86c1", opacity=0.08, line_width=0,
+                     annotation_text="training frames' range", annotation_position="top left")  # fmt: skip
+    figure.update_layout(
+        title=title, xaxis={"title": "frame"}, yaxis={"title": label}, legend={"orientation": "h", "y": -0.25}
+    )
     return figure

@@ -269,3 +269,19 @@ def decide(figures: Figures, question: Question) -> Decision:
     if left_out is None:
         left_out = pd.DataFrame(columns=[*KEY, "reason"])
     return Decision(question, results, recommendations, left_out, reasons, line_stops, part_runs)
+
+
+def recommended_run(store: Path | str, part: str, condition: str = "baseline") -> str:
+    """The run id of the candidate recommended for `part` among the local runs at the question's defaults (its
+    lowest seed): what `gluelab deploy --recommended PART` deploys. ValueError when no local candidate is
+    recommended."""
+    question = Question((part,), condition=condition, source=LOCAL_SOURCE)
+    made = decide(load_figures(store, question), question)
+    cards = [card for card in made.recommendations.values() if card is not None]
+    if not cards:
+        raise ValueError(f"no local candidate is recommended for {part} in {store}: evaluate models on it first")
+    runs = made.part_runs[part]
+    chosen = runs[runs["candidate"] == cards[0].candidate].sort_values("seed")
+    if chosen.empty:
+        raise ValueError(f"{cards[0].candidate}, recommended for {part}, has no finished run to deploy")
+    return str(chosen["run_id"].iloc[0])

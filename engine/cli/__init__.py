@@ -40,6 +40,9 @@ COMMANDS: dict[str, Command] = {
         "deployment",
         "export a finished run's model with anomalib (ONNX or OpenVINO), check its scores, time it here",
     ),
+    "inspect": Command(
+        "deployment", "score a line's frames with a deployed model, record them, and say whether the line still holds"
+    ),
     "models": Command("catalogue", "every model x backbone and whether it runs on this machine"),
     "dashboard": Command("dashboard", "open the dashboard on the results store"),
     "engineer": Command("dashboard", "who may submit and cancel evaluations on the dashboard"),

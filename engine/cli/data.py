@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from engine.cli.arguments import add_store, png_path, positive_int
+from engine.cli.arguments import add_store, non_negative_float, png_path, positive_int
 from store import DEFAULT_STORE
 
 
@@ -43,10 +43,55 @@ def add_generate(parser: argparse.ArgumentParser) -> None:
         help="instead of writing the parts, draw one row per part: a normal, an over- and an under-exposed"
         " acceptable frame, and one defect of each type with its mask outlined",
     )
+    stream = parser.add_argument_group(
+        "a line's camera (--stream): frames of one part written one at a time into --out, as a camera fills a folder"
+    )
+    stream.add_argument("--stream", action="store_true", help="write a stream of frames instead of parts")
+    stream.add_argument("--part", help="the part on the line (part1 ... part20)")
+    stream.add_argument("--frames", type=positive_int, default=400, help="frames to write (default 400)")
+    stream.add_argument(
+        "--drift", choices=["none", "brightness", "focus"], default="none", help="what changes on the line"
+    )
+    stream.add_argument("--drift-from", type=int, default=0, metavar="K", help="the first drifted frame (default 0)")
+    stream.add_argument(
+        "--rate", type=non_negative_float, default=0.0, metavar="F", help="frames per second (default 0: at once)"
+    )
+    stream.add_argument(
+        "--defect-rate", type=non_negative_float, default=0.005, help="share of defective frames (default 0.005)"
+    )
     parser.set_defaults(run=generate)
 
 
+def generate_stream(args: argparse.Namespace) -> int:
+    from engine.ingest.synthetic.stream import MANIFEST, stream_frames
+
+    if args.part is None:
+        raise ValueError("--stream needs --part: the part on the line")
+    if args.drift != "none" and not 0 < args.drift_from <= args.frames:
+        raise ValueError(f"--drift-from must lie between 1 and --frames ({args.frames}), got {args.drift_from}")
+    every = max(1, args.frames // 10)
+
+    def report(frame) -> None:
+        if (frame.index + 1) % every == 0:
+            print(f"  {frame.index + 1} of {args.frames} frames", flush=True)
+
+    frames = stream_frames(
+        args.part, args.frames, args.out, args.drift, args.drift_from, args.rate, args.seed, args.defect_rate, report
+    )
+    drifted = sum(frame.drifted for frame in frames)
+    defective = sum(frame.defective for frame in frames)
+    print(
+        f"{args.part}: {len(frames)} frames in {args.out} ({defective} defective, {drifted} drifted: {args.drift}); "
+        f"what each shows: {args.out / MANIFEST}"
+    )
+    return 0
+
+
 def generate(args: argparse.Namespace) -> int:
+    if args.stream:
+        return generate_stream(args)
+    if args.part is not None:
+        raise ValueError("--part names the part of a --stream; for parts in the MVTec AD layout use --parts")
     from engine.ingest.importer import import_dataset
     from engine.ingest.synthetic.parts import part_number
     from engine.ingest.synthetic.plant import generate_part, plan_part

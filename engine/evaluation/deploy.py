@@ -13,10 +13,15 @@ scores within `SCORE_TOLERANCE`; then it is timed like the evaluation times the 
 latency after warm-up, throughput at batch 32), and the eager model is timed again in the same session for a
 like-for-like ratio. Only when all of that succeeded is the folder moved to `--out` and the figures stored,
 in one transaction; any failure leaves the store and `--out` as they were.
+
+With it go the exported files' sha256 (`gluelab inspect` refuses a file changed since) and the operating point the
+line is scored at (`LinePoint`: `gluelab deploy` gives the run's least-cost threshold on the line, as Line stops
+chooses it, with the run's test-set false-alarm and miss rates there, from which a watch expects its alarm rate).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import uuid
@@ -52,12 +57,13 @@ from engine.models.export import (
 )
 from engine.models.feature_cache import FeatureCache, feature_cache_dir, limit_from_environment
 from store import DEFAULT_STORE
-from store.deployments import RUNTIMES, Deployment, finished_run, record_deployments, run_thresholds
+from store.deployments import RUNTIMES, Deployment, LinePoint, finished_run, record_deployments, run_thresholds
 from store.runs import run_image_scores
 
 # Exported and eager image scores may differ by this much relative to the score (absolutely for scores below 1):
 # float32 kernels of another library sum in another order. Measured: PaDiM's scores (about 500) moved by 6e-4.
 SCORE_TOLERANCE = 1e-3
+DESCRIPTION = "deployment.json"  # beside the exported file: what it takes and returns, how it was checked
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,16 @@ class DeploymentResult:
     path: Path  # the exported model file, under --out
     refit_difference: float  # largest |refitted - stored| test score
     deployments: list[Deployment]
+    point: LinePoint | None  # where the line is scored (None: at the run's F1-optimal threshold)
+
+
+def files_sha256(folder: Path) -> str:
+    """sha256 over the exported model's files in `folder` (names and contents, in name order), not its description."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.name != DESCRIPTION:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def score_differences(scores: np.ndarray, reference: np.ndarray) -> tuple[float, bool]:
@@ -148,6 +164,7 @@ def deploy_run(
     out: Path | str,
     store: Path | str = DEFAULT_STORE,
     report: Callable[[str], None] = lambda message: None,
+    point: LinePoint | None = None,
 ) -> DeploymentResult:
     """Export run `run_id`'s model as `fmt` into `out`, time it in each runtime that reads `fmt`, record it.
 
@@ -218,18 +235,19 @@ def deploy_run(
                     str(final.resolve()),
                 )
             )
-        _describe(exported.parent, run, job, fmt, image_size, resized, thresholds, deployments)
+        _describe(exported.parent, run, job, fmt, image_size, resized, thresholds, deployments, point)
+        digest = files_sha256(exported.parent)
         _move_into(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     run_environment = environment()
     run_environment["versions"].update(runtime_versions())
     try:
-        record_deployments(run_id, fmt, deployments, run_environment, store)
+        record_deployments(run_id, fmt, deployments, run_environment, store, digest, point)
     except Exception:
         shutil.rmtree(final.parent, ignore_errors=True)  # the store has no record of it: leave no file behind
         raise
-    return DeploymentResult(run_id, job.label, fmt, final, refit_difference, deployments)
+    return DeploymentResult(run_id, job.label, fmt, final, refit_difference, deployments, point)
 
 
 def _describe(
@@ -241,6 +259,7 @@ def _describe(
     resized: bool,
     thresholds: dict,
     deployments: list[Deployment],
+    point: LinePoint | None,
 ) -> None:
     """`deployment.json` beside the exported file: what it takes, what it returns and how it was checked."""
     description = {
@@ -266,10 +285,11 @@ def _describe(
             "pred_mask": "anomaly_map >= pixel_threshold (models with maps)",
         },
         "thresholds": thresholds,
+        "line": None if point is None else {"threshold": point.threshold, **point.line},
         "score_tolerance": SCORE_TOLERANCE,
         "runtimes": [deployment.__dict__ for deployment in deployments],
     }
-    (folder / "deployment.json").write_text(json.dumps(description, indent=2, default=str))
+    (folder / DESCRIPTION).write_text(json.dumps(description, indent=2, default=str))
 
 
 def _move_into(staging: Path, out: Path) -> None:

@@ -17,7 +17,7 @@ from statistics import median
 
 import pandas as pd
 
-from engine.ingest.brightness import is_over_exposed
+from engine.frame_statistics import is_over_exposed
 from engine.ingest.layouts import LAYOUTS, MANIFEST_FIELDS, Candidate, Discovery, discover
 from engine.ingest.validation import ImageFacts, check_mask, outside_root, read_image
 from engine.plant_config import read_table

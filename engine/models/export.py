@@ -221,8 +221,18 @@ def input_size(images: list[np.ndarray], model_input: tuple[int, int]) -> tuple[
 Scorer = Callable[[np.ndarray], np.ndarray]  # (B, 3, H, W) float32 in [0, 1] -> (B,) image scores
 
 
+MapScorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]  # ... -> (scores, anomaly maps or None)
+
+
 def open_runtime(path: Path, runtime: str) -> Scorer:
-    """A function scoring a batch with exported file `path` in `runtime` (`RUNTIME_NAMES`), on the CPU.
+    """A function scoring a batch with exported file `path` in `runtime` (`RUNTIME_NAMES`), on the CPU."""
+    scorer = open_runtime_with_maps(path, runtime)
+    return lambda images: scorer(images)[0]
+
+
+def open_runtime_with_maps(path: Path, runtime: str) -> MapScorer:
+    """A function giving a batch's image scores and, for a graph that has them, its anomaly maps (B, H, W), with
+    exported file `path` in `runtime`, on the CPU. The runtime runs the whole graph either way.
 
     OpenVINO computes in float32 (its CPU plugin would otherwise choose bf16 on processors that have it).
     """
@@ -230,7 +240,13 @@ def open_runtime(path: Path, runtime: str) -> Scorer:
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return lambda images: session.run(["pred_score"], {INPUT: images})[0].reshape(-1)
+        names = [name for name in ("pred_score", "anomaly_map") if name in {o.name for o in session.get_outputs()}]
+
+        def onnx_scores(images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+            found = session.run(names, {INPUT: images})
+            return found[0].reshape(-1), _maps(found[1]) if len(found) > 1 else None
+
+        return onnx_scores
     if runtime == "openvino":
         import openvino
 
@@ -239,8 +255,20 @@ def open_runtime(path: Path, runtime: str) -> Scorer:
         )
         request = compiled.create_infer_request()
         score = compiled.output("pred_score")
-        return lambda images: request.infer({INPUT: images})[score].reshape(-1)
+        has_maps = any("anomaly_map" in output.get_names() for output in compiled.outputs)
+        anomaly_map = compiled.output("anomaly_map") if has_maps else None
+
+        def openvino_scores(images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+            found = request.infer({INPUT: images})
+            return found[score].reshape(-1), None if anomaly_map is None else _maps(found[anomaly_map])
+
+        return openvino_scores
     raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIME_NAMES)}")
+
+
+def _maps(found: np.ndarray) -> np.ndarray:
+    """Anomaly maps as (B, H, W), whatever channel axis the graph keeps."""
+    return found.reshape(found.shape[0], *found.shape[-2:])
 
 
 def runtime_versions() -> dict[str, str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.ingest.brightness import is_over_exposed
+from engine.frame_statistics import is_over_exposed
 from engine.ingest.synthetic.geometry import (
     BEAD_HEIGHT_RATIO,
     GLUE_GLOSS,

@@ -1,0 +1,186 @@
+"""Is the line still the line its model was chosen on? The statistics a watch of the line's frames rests on.
+
+**Alarms, as an SPC p-chart.** At the deployed threshold the evaluation predicts a share of frames raising an
+alarm, from its test-set rates and the line's defect rate p:
+
+    p0 = (1 − p)·FPR + p·(1 − FNR)
+
+A window of n frames with x alarms is in control while x/n lies within p0 ± 3·sqrt(p0·(1 − p0)/n) (Shewhart's
+3σ limits; the lower one clipped at 0).
+
+**A frame statistic, as an EWMA chart** (mean grey level, clipped-pixel share): z_i = λ·x_i + (1 − λ)·z_{i−1},
+z_0 = μ0, against μ0 ± L·σ0·sqrt(λ/(2 − λ)·(1 − (1 − λ)^{2i})), with μ0 and σ0 those of the training frames and
+λ = 0.2, L = 3 (Montgomery, *Introduction to Statistical Quality Control*, section 9.2).
+
+**Drift.** The last `DRIFT_WINDOW` frames' values (mean grey level, sharpness, score) against the training frames', by the two-sample
+Kolmogorov–Smirnov test (`scipy.stats.ks_2samp`): drifted when its p-value is below `DRIFT_P_LIMIT`. The limit is
+strict because the test runs again at every frame: a line's frames spread a little wider than the training frames
+(its exposure swings), and a watch that cries wolf is switched off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import ks_2samp
+
+from engine.frame_statistics import sharpness
+from store import files, queries
+
+EWMA_LAMBDA = 0.2
+EWMA_L = 3.0
+DRIFT_WINDOW = 30
+DRIFT_P_LIMIT = 1e-6
+
+
+def expected_alarm_rate(false_positive_rate: float, false_negative_rate: float, defect_rate: float) -> float:
+    """p0 = (1 − p)·FPR + p·(1 − FNR): the share of frames the evaluation predicts will raise an alarm."""
+    return (1 - defect_rate) * false_positive_rate + defect_rate * (1 - false_negative_rate)
+
+
+@dataclass(frozen=True)
+class PChartLimits:
+    centre: float
+    lower: float
+    upper: float
+
+
+def p_chart_limits(expected: float, frames: int) -> PChartLimits:
+    """3σ limits of the alarm share in a window of `frames` frames around the expected share."""
+    if frames < 1 or not 0 <= expected <= 1:
+        raise ValueError(f"a p-chart needs at least one frame and a share between 0 and 1, got {frames}, {expected}")
+    sigma = np.sqrt(expected * (1 - expected) / frames)
+    return PChartLimits(expected, max(0.0, expected - 3 * sigma), min(1.0, expected + 3 * sigma))
+
+
+def ewma(values: Sequence[float], start: float, weight: float = EWMA_LAMBDA) -> np.ndarray:
+    """z_i = λ·x_i + (1 − λ)·z_{i−1} with z_0 = `start`, one per value."""
+    smoothed, level = np.empty(len(values)), start
+    for index, value in enumerate(values):
+        level = weight * value + (1 - weight) * level
+        smoothed[index] = level
+    return smoothed
+
+
+def ewma_limits(
+    centre: float, sigma: float, count: int, weight: float = EWMA_LAMBDA, width: float = EWMA_L
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper EWMA limits for the first `count` values: μ0 ± L·σ0·sqrt(λ/(2 − λ)·(1 − (1 − λ)^{2i}))."""
+    steps = np.arange(1, count + 1)
+    spread = width * sigma * np.sqrt(weight / (2 - weight) * (1 - (1 - weight) ** (2 * steps)))
+    return centre - spread, centre + spread
+
+
+@dataclass(frozen=True)
+class DriftTest:
+    p_value: float
+    statistic: float
+    drifted: bool
+    recent_mean: float
+    reference_mean: float
+
+
+def drift_test(recent: Sequence[float], reference: Sequence[float], limit: float = DRIFT_P_LIMIT) -> DriftTest:
+    """Kolmogorov–Smirnov test of `recent` values against the `reference` (training) values."""
+    if len(recent) == 0 or len(reference) == 0:
+        raise ValueError("a drift test needs recent and reference values")
+    result = ks_2samp(recent, reference)
+    p_value = float(result.pvalue)
+    return DriftTest(
+        p_value, float(result.statistic), p_value < limit, float(np.mean(recent)), float(np.mean(reference))
+    )
+
+
+def first_drift(
+    values: Sequence[float], reference: Sequence[float], window: int = DRIFT_WINDOW, limit: float = DRIFT_P_LIMIT
+) -> int | None:
+    """The index of the first frame whose window (it and the `window` − 1 before it) tests drifted, or None."""
+    for end in range(window, len(values) + 1):
+        if drift_test(values[end - window : end], reference, limit).drifted:
+            return end - 1
+    return None
+
+
+ALARM_WINDOW = 100  # frames the p-chart's latest point counts
+
+
+def training_reference(store: Path | str, part: str) -> dict[str, list[float]]:
+    """Mean grey level and sharpness of `part`'s training images: what the line looked like when the model was
+    fitted. Images no longer on disk are skipped."""
+    images = queries.part_images_summary(store, part)
+    root = queries.part_root(store, part)
+    reference: dict[str, list[float]] = {"mean_brightness": [], "sharpness": []}
+    for relative in images.loc[images["split"] == "train", "image_path"]:
+        gray = files.read_part_image(root, relative) if root else None
+        if gray is not None:
+            reference["mean_brightness"].append(float(gray.mean()))
+            reference["sharpness"].append(sharpness(gray))
+    if not reference["mean_brightness"]:
+        raise ValueError(f"none of {part}'s training images is on disk: the line cannot be compared with them")
+    return reference
+
+
+@dataclass(frozen=True)
+class Verdict:
+    in_control: bool
+    text: str  # in words, with what to do
+
+
+def verdict(frames: pd.DataFrame, reference: Mapping[str, Sequence[float]], expected_alarms: float | None) -> Verdict:
+    """Whether the line is still the one the model was chosen on, from the frames a deployment scored (in order:
+    `mean_brightness`, `sharpness`, `alarm`, `written_at`, `file`, `rejected`), the training frames' `reference`
+    values, and the alarm share the evaluation expects (`expected_alarm_rate`; None: unknown)."""
+    scored = frames[frames["rejected"].isna()].reset_index(drop=True)
+    if len(scored) < DRIFT_WINDOW:
+        return Verdict(True, f"too few frames to judge yet ({len(scored)} scored; the drift test needs {DRIFT_WINDOW})")
+    problems = []
+    brightness = first_drift(scored["mean_brightness"].tolist(), reference["mean_brightness"])
+    if brightness is not None:
+        recent = scored["mean_brightness"].iloc[-DRIFT_WINDOW:].mean()
+        if recent > max(reference["mean_brightness"]):
+            how = "brighter than any training frame"
+        elif recent < min(reference["mean_brightness"]):
+            how = "darker than any training frame"
+        else:
+            how = (
+                "brighter than the training frames"
+                if recent > np.mean(reference["mean_brightness"])
+                else "darker than the training frames"
+            )
+        problems.append(
+            f"frames are {how} since {_since(scored, brightness)}: expect false alarms like part16's; re-evaluate "
+            "with the augmented condition"
+        )
+    focus = first_drift(scored["sharpness"].tolist(), reference["sharpness"])
+    if focus is not None:
+        blurred = scored["sharpness"].iloc[-DRIFT_WINDOW:].mean() < np.mean(reference["sharpness"])
+        problems.append(
+            f"frames are {'less sharp' if blurred else 'sharper'} than the training frames since {_since(scored, focus)}: "
+            "check the camera's focus and lens; expect missed defects and false alarms"
+        )
+    if expected_alarms is not None:
+        latest = scored["alarm"].iloc[-ALARM_WINDOW:].astype(bool)
+        limits = p_chart_limits(expected_alarms, len(latest))
+        share = float(latest.mean())
+        if share > limits.upper:
+            problems.append(
+                f"alarms on {100 * share:.1f} % of the last {len(latest)} frames, above the p-chart's upper limit "
+                f"{100 * limits.upper:.1f} % (the evaluation expects {100 * expected_alarms:.1f} %): each one stops the line"
+            )
+    if not problems:
+        return Verdict(
+            True, "in control: the frames look like the training frames and the alarms are as the evaluation expects"
+        )
+    return Verdict(False, "out of control: " + "; ".join(problems))
+
+
+def _since(scored: pd.DataFrame, flagged: int) -> str:
+    """When the drift test's first flagged window began: the time its first frame was written, and its file."""
+    first = scored.iloc[max(0, flagged - DRIFT_WINDOW + 1)]
+    written = first.get("written_at")
+    when = pd.Timestamp(written).strftime("%H:%M:%S") if written is not None and not pd.isna(written) else "frame"
+    return f"{when} ({str(first['file']).rsplit('/', 1)[-1]})"

@@ -1,0 +1,119 @@
+"""The line: frames `gluelab inspect` scored with a deployment, and what a watch of them reads.
+
+A deployment is a run's exported file in one runtime (`store.deployments`). Each frame it scored is one row of
+`line_frames`, written in batches in one transaction each; a frame a deployment already scored is never recorded
+(or scored) again, so a watch restarted on the same folder picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from store.connection import DEFAULT_STORE, read_store, write_store
+
+FRAME_COLUMNS = (
+    "file",
+    "written_at",
+    "scored_at",
+    "score",
+    "threshold",
+    "alarm",
+    "mean_brightness",
+    "clipped_share",
+    "sharpness",
+    "latency_ms",
+    "rejected",
+    "heatmap_path",
+    "mask_path",
+)
+
+
+@dataclass(frozen=True)
+class DeploymentKey:
+    run_id: str
+    format: str
+    runtime: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.run_id} ({self.format} in {self.runtime})"
+
+
+def deployment_rows(store: Path | str, run_id: str) -> pd.DataFrame:
+    """Every deployment of `run_id` with its file, hash, operating point and the run's part and model."""
+    with read_store(store) as con:
+        return con.execute(
+            """SELECT d.run_id, d.format, d.runtime, d.path, d.file_sha256, d.line_threshold, d.line,
+                      r.part, r.model, r.condition, r.seed
+               FROM deployments d JOIN runs r USING (run_id) WHERE d.run_id = ?
+               ORDER BY d.format, d.runtime""",
+            [run_id],
+        ).df()
+
+
+def watched_deployments(store: Path | str = DEFAULT_STORE) -> pd.DataFrame:
+    """Deployments that scored at least one frame, with how many and when the last one was scored."""
+    with read_store(store) as con:
+        return con.execute(
+            """SELECT f.run_id, f.format, f.runtime, r.part, r.model, r.backbone, r.preset, r.seed,
+                      count(*) AS frames, max(f.scored_at) AS last_scored
+               FROM line_frames f JOIN runs r USING (run_id)
+               GROUP BY ALL ORDER BY last_scored DESC""",
+        ).df()
+
+
+def scored_files(store: Path | str, key: DeploymentKey) -> set[str]:
+    """The frame files `key` has scored or rejected."""
+    if not Path(store).exists():
+        return set()
+    with read_store(store) as con:
+        rows = con.execute(
+            "SELECT file FROM line_frames WHERE run_id = ? AND format = ? AND runtime = ?",
+            [key.run_id, key.format, key.runtime],
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+def record_frames(store: Path | str, key: DeploymentKey, frames: Sequence[dict]) -> int:
+    """Store `frames` (dicts of FRAME_COLUMNS) scored by `key` in one transaction; a file already recorded for the
+    deployment is kept as it was. Returns how many were new."""
+    if not frames:
+        return 0
+    rows = [[key.run_id, key.format, key.runtime, *(frame.get(column) for column in FRAME_COLUMNS)] for frame in frames]
+    columns = ", ".join(("run_id", "format", "runtime", *FRAME_COLUMNS))
+    marks = ", ".join("?" * (3 + len(FRAME_COLUMNS)))
+    count = "SELECT count(*) FROM line_frames"
+    with write_store(store) as con:
+        before = con.execute(count).fetchone()
+        con.executemany(f"INSERT INTO line_frames ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
+        after = con.execute(count).fetchone()
+    return int(after[0] if after else 0) - int(before[0] if before else 0)
+
+
+def line_frames(store: Path | str, key: DeploymentKey) -> pd.DataFrame:
+    """Every frame `key` scored or rejected, in the order they were scored."""
+    with read_store(store) as con:
+        return con.execute(
+            f"""SELECT frame_id, {", ".join(FRAME_COLUMNS)} FROM line_frames
+                WHERE run_id = ? AND format = ? AND runtime = ? ORDER BY frame_id""",
+            [key.run_id, key.format, key.runtime],
+        ).df()
+
+
+def line_of(row: pd.Series | dict) -> dict:
+    """A deployment row's `line` JSON as a dict ({} for a deployment from before operating points were stored)."""
+    value = row["line"]
+    return json.loads(value) if isinstance(value, str) and value else {}
+
+
+def run_map_range(store: Path | str, run_id: str) -> tuple[float, float] | None:
+    """The lowest and highest value of the run's kept heatmaps (None without any): an alarm's heatmap on the line is
+    scaled by it, so it reads like the run's own."""
+    with read_store(store) as con:
+        row = con.execute("SELECT min(map_min), max(map_max) FROM artifacts WHERE run_id = ?", [run_id]).fetchone()
+    return None if row is None or row[0] is None else (float(row[0]), float(row[1]))
