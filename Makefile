@@ -1,5 +1,5 @@
-# Two entry points for a fresh machine: `make demo` and `make test`. Both create .venv when needed (without compiling
-# every installed module up front: Python compiles the ones a command imports, the first time it imports them).
+# Two entry points for a fresh machine: `make demo` and `make test`. Both create .venv when needed (compiling every
+# installed module once: where PYTHONDONTWRITEBYTECODE is set, nothing would cache a module compiled later).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,7 +20,7 @@ CHROMIUM := /usr/bin/chromium
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --no-compile -c constraints.txt -e '.[test,ray]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,ray]'
 	touch $(STAMP)
 
 # The dashboard comes up at once on the study's published figures; the demo plant is generated and its grid

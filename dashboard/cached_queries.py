@@ -194,5 +194,11 @@ def deployment(store: str, store_stamp: str, run_id: str, fmt: str, runtime: str
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def training_reference(store: str, store_stamp: str, part: str) -> dict[str, list[float]]:
-    """Mean grey level and sharpness of the part's training images (read once per store stamp)."""
+    """Mean grey level, clipped-pixel share and sharpness of the part's training images (read once per store stamp)."""
     return line_watch.training_reference(store, part)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def acceptable_scores(store: str, store_stamp: str, run_id: str) -> list[float]:
+    """The run's scores of its part's acceptable test images."""
+    return line.run_acceptable_scores(store, run_id)

@@ -117,3 +117,13 @@ def run_map_range(store: Path | str, run_id: str) -> tuple[float, float] | None:
     with read_store(store) as con:
         row = con.execute("SELECT min(map_min), max(map_max) FROM artifacts WHERE run_id = ?", [run_id]).fetchone()
     return None if row is None or row[0] is None else (float(row[0]), float(row[1]))
+
+
+def run_acceptable_scores(store: Path | str, run_id: str) -> list[float]:
+    """The run's scores of the part's acceptable test images: what the model scored the line's good parts when it was
+    chosen."""
+    with read_store(store) as con:
+        rows = con.execute(
+            "SELECT score FROM image_scores WHERE run_id = ? AND label = 'normal' ORDER BY image_path", [run_id]
+        ).fetchall()
+    return [float(row[0]) for row in rows]

@@ -329,24 +329,38 @@ def test_a_deployment_whose_file_changed_since_deploy_is_refused_by_name(deploye
     assert "no deployment of run 'no_such_run'" in capsys.readouterr().err
 
 
-def test_a_watch_scores_each_frame_once_as_it_lands_and_says_the_line_drifted(deployed_store, tmp_path, capsys):
-    """A stream at 40 frames/s with the light doubling from frame 60: the watch scores every frame once, and its
-    verdict names the drift; a restarted watch scores none again."""
+@pytest.fixture(scope="module")
+def watched_line(deployed_store, tmp_path_factory) -> tuple[Path, list[str], str]:
+    """A camera writing 120 frames at 40 frames/s, the light doubling from frame 60, watched by `gluelab inspect
+    --watch` as it lands: the folder, the watch's command and what it printed."""
+    import contextlib
+    import io
     import threading
 
-    from engine.evaluation.line_inspection import resolve_deployment
-    from store.line import line_frames
-
-    folder = tmp_path / "camera"
-    folder.mkdir()
+    folder = tmp_path_factory.mktemp("camera")
     deployment = str(padim_deployment(deployed_store))
     command = ["inspect", deployment, "--images", str(folder), "--watch", "--idle", "4", "--store", str(deployed_store)]
-    watcher = threading.Thread(target=gluelab, args=(command,))
+    printed = io.StringIO()
+
+    def watch() -> None:
+        with contextlib.redirect_stdout(printed):
+            gluelab(command)
+
+    watcher = threading.Thread(target=watch)
     watcher.start()
     stream(folder, 120, "brightness", 60, rate=40)
     watcher.join(timeout=120)
     assert not watcher.is_alive()
-    printed = capsys.readouterr().out
+    return folder, command, printed.getvalue()
+
+
+def test_a_watch_scores_each_frame_once_as_it_lands_and_says_the_line_drifted(deployed_store, watched_line, capsys):
+    """Every frame of the watched stream scored once, the verdict naming the drift; a restarted watch scores none."""
+    from engine.evaluation.line_inspection import resolve_deployment
+    from store.line import line_frames
+
+    folder, command, printed = watched_line
+    deployment = str(padim_deployment(deployed_store))
     frames = in_folder(line_frames(deployed_store, resolve_deployment(deployment, deployed_store).key), folder)
     assert len(frames) == 120 and frames["file"].is_unique and frames["rejected"].isna().all()
     assert "verdict: out of control: frames are brighter than any training frame since" in printed, printed
@@ -354,11 +368,12 @@ def test_a_watch_scores_each_frame_once_as_it_lands_and_says_the_line_drifted(de
     assert "frames scored: 0 now" in capsys.readouterr().out
 
 
+@pytest.mark.usefixtures("watched_line")
 def test_the_line_monitor_shows_the_watched_drift_its_charts_and_alarms_and_a_viewer_cannot_queue_anything(
     deployed_store,
 ):
-    """After the watched stream above (the light doubling from its frame 60): the verdict out of control, the
-    p-chart, the grey-level chart, the alarms' gallery, and no re-evaluate button for a viewer."""
+    """On the watched stream (the light doubling from its frame 60): the verdict out of control, the p-chart, the
+    grey-level, clipped-pixel and sharpness charts, the alarms' gallery, and no re-evaluate button for a viewer."""
     from playwright.sync_api import expect, sync_playwright
 
     from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, gluelab_dashboard, settled
@@ -371,11 +386,11 @@ def test_the_line_monitor_shows_the_watched_drift_its_charts_and_alarms_and_a_vi
         expect(page.get_by_text("out of control: frames are brighter than any training frame")).to_be_visible(
             timeout=60_000
         )
-        expect(page.locator(".plotly .gtitle")).to_have_count(3, timeout=60_000)  # alarms, grey level, sharpness
+        expect(page.locator(".plotly .gtitle")).to_have_count(4, timeout=60_000)  # alarms, grey, clipped, sharpness
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=SCREENSHOTS / "line-monitor.png", full_page=True)
         titles = [title.text_content() for title in page.locator(".plotly .gtitle").all()]
-        assert "Alarms per 50 frames (p-chart)" in titles and "Mean grey level" in titles, titles
+        assert titles == ["Alarms per 50 frames (p-chart)", "Mean grey level", "Clipped pixels", "Sharpness"], titles
         assert page.locator('[data-testid="stImage"]').count() >= 1  # the latest alarms
         assert page.get_by_role("button", name="Re-evaluate with the augmented condition").count() == 0
         assert page.locator('[data-testid="stException"]').count() == 0

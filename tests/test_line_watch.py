@@ -4,9 +4,11 @@ watch's statistics (p-chart, EWMA, drift test) flag a drifted line and only a dr
 from __future__ import annotations
 
 import csv
+import re
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 from engine.analysis.line_watch import (
@@ -17,6 +19,7 @@ from engine.analysis.line_watch import (
     expected_alarm_rate,
     first_drift,
     p_chart_limits,
+    verdict,
 )
 from engine.cli import main as gluelab
 from engine.frame_statistics import clipped_share, sharpness
@@ -112,3 +115,37 @@ def test_a_line_without_drift_is_not_flagged(training_frames):
     frames = [render_frame("part1", 4, k, 0.005, "none", 0)[1] for k in range(200)]
     for statistic in ("mean_brightness", "sharpness"):
         assert first_drift([getattr(frame, statistic) for frame in frames], training_frames[statistic]) is None
+
+
+def test_the_verdict_names_what_drifted_since_when_and_says_in_control_otherwise():
+    rng = np.random.default_rng(0)
+    reference = {
+        "mean_brightness": list(rng.normal(80, 3, 60)),
+        "sharpness": list(rng.normal(0.1, 0.005, 60)),
+        "score": list(rng.normal(10, 1, 40)),
+    }
+    times = pd.date_range("2026-12-05 10:00", periods=120, freq="s")
+    frames = pd.DataFrame(
+        {
+            "file": [f"/line/frame_{k:06d}.png" for k in range(120)],
+            "written_at": times,
+            "mean_brightness": rng.normal(80, 3, 120),
+            "sharpness": rng.normal(0.1, 0.005, 120),
+            "score": np.r_[rng.normal(10, 1, 70), rng.normal(14, 1, 50)],
+            "alarm": [False] * 120,
+            "rejected": [None] * 120,
+        }
+    )
+    judged = verdict(frames, reference, expected_alarms=0.01)
+    assert not judged.in_control
+    since = re.search(
+        r"scores are higher than on the evaluation's acceptable test images since (\S+) \((\S+)\)", judged.text
+    )
+    assert since is not None, judged.text
+    assert "10:01:05" <= since.group(1) <= "10:01:15"  # the drift began with frame 70, written at 10:01:10
+    assert "brighter" not in judged.text and "sharp" not in judged.text
+
+    calm = frames.assign(score=rng.normal(10, 1, 120))
+    assert verdict(calm, reference, expected_alarms=0.01).text.startswith("in control")
+    noisy = calm.assign(alarm=[k % 4 == 0 for k in range(120)])  # 25 % of frames against an expected 1 %
+    assert "above the p-chart's upper limit" in verdict(noisy, reference, expected_alarms=0.01).text

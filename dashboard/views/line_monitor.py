@@ -95,17 +95,13 @@ def alarms(frames: pd.DataFrame, expected: float | None) -> None:
 
 def frame_statistics(frames: pd.DataFrame, reference: dict[str, list[float]]) -> None:
     st.subheader("What the camera sees")
-    left, right = st.columns(2)
-    left.plotly_chart(
-        ewma_chart(frames["mean_brightness"], reference["mean_brightness"], "Mean grey level", "grey level (0-255)")
+    charts = (
+        ("mean_brightness", "Mean grey level", "grey level (0-255)"),
+        ("clipped_share", "Clipped pixels", "share of pixels at full scale"),
+        ("sharpness", "Sharpness", "Laplacian variance / mean²"),
     )
-    right.plotly_chart(
-        ewma_chart(frames["sharpness"], reference["sharpness"], "Sharpness", "Laplacian variance / mean²")
-    )
-    st.caption(
-        f"Clipped pixels: {100 * frames['clipped_share'].iloc[-DRIFT_WINDOW:].mean():.2f} % of each of the last "
-        f"{min(DRIFT_WINDOW, len(frames))} frames on average."
-    )
+    for column, (statistic, title, label) in zip(st.columns(len(charts)), charts, strict=True):
+        column.plotly_chart(ewma_chart(frames[statistic], reference[statistic], title, label))
 
 
 def drift(frames: pd.DataFrame, reference: dict[str, list[float]]) -> None:
@@ -114,7 +110,7 @@ def drift(frames: pd.DataFrame, reference: dict[str, list[float]]) -> None:
         st.info(f"The drift test needs {DRIFT_WINDOW} frames; {len(frames)} are scored.")
         return
     rows = []
-    for column, name in (("mean_brightness", "mean grey level"), ("sharpness", "sharpness")):
+    for column, name in (("mean_brightness", "mean grey level"), ("sharpness", "sharpness"), ("score", "score")):
         test = drift_test(frames[column].iloc[-DRIFT_WINDOW:].tolist(), reference[column])
         rows.append(
             {
@@ -127,8 +123,9 @@ def drift(frames: pd.DataFrame, reference: dict[str, list[float]]) -> None:
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.caption(
-        f"The last {DRIFT_WINDOW} frames against the training frames; drifted when p < {DRIFT_P_LIMIT:g} (strict, "
-        "because the test runs again at every frame)."
+        f"The last {DRIFT_WINDOW} frames against the training frames (scores: against the run's scores of its "
+        f"acceptable test images); drifted when p < {DRIFT_P_LIMIT:g} (strict, because the test runs again at every "
+        "frame)."
     )
 
 
@@ -169,7 +166,9 @@ if ctx is not None:
         key = (str(chosen["run_id"]), str(chosen["format"]), str(chosen["runtime"]))
         frames = cached_queries.line_frames(ctx.store, ctx.stamp, *key)
         deployed = cached_queries.deployment(ctx.store, ctx.stamp, *key)
-        reference = cached_queries.training_reference(ctx.store, ctx.stamp, str(chosen["part"]))
+        reference = cached_queries.training_reference(ctx.store, ctx.stamp, str(chosen["part"])) | {
+            "score": cached_queries.acceptable_scores(ctx.store, ctx.stamp, key[0])
+        }
         expected = expected_alarms(deployed["line"])
         judged = verdict(frames, reference, expected)
         verdict_banner(judged, deployed, expected)

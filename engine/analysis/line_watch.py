@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
-from engine.frame_statistics import sharpness
+from engine.frame_statistics import clipped_share, sharpness
 from store import files, queries
 
 EWMA_LAMBDA = 0.2
@@ -109,15 +109,16 @@ ALARM_WINDOW = 100  # frames the p-chart's latest point counts
 
 
 def training_reference(store: Path | str, part: str) -> dict[str, list[float]]:
-    """Mean grey level and sharpness of `part`'s training images: what the line looked like when the model was
+    """Mean grey level, clipped-pixel share and sharpness of `part`'s training images: what the line looked like when the model was
     fitted. Images no longer on disk are skipped."""
     images = queries.part_images_summary(store, part)
     root = queries.part_root(store, part)
-    reference: dict[str, list[float]] = {"mean_brightness": [], "sharpness": []}
+    reference: dict[str, list[float]] = {"mean_brightness": [], "clipped_share": [], "sharpness": []}
     for relative in images.loc[images["split"] == "train", "image_path"]:
         gray = files.read_part_image(root, relative) if root else None
         if gray is not None:
             reference["mean_brightness"].append(float(gray.mean()))
+            reference["clipped_share"].append(clipped_share(gray))
             reference["sharpness"].append(sharpness(gray))
     if not reference["mean_brightness"]:
         raise ValueError(f"none of {part}'s training images is on disk: the line cannot be compared with them")
@@ -132,8 +133,9 @@ class Verdict:
 
 def verdict(frames: pd.DataFrame, reference: Mapping[str, Sequence[float]], expected_alarms: float | None) -> Verdict:
     """Whether the line is still the one the model was chosen on, from the frames a deployment scored (in order:
-    `mean_brightness`, `sharpness`, `alarm`, `written_at`, `file`, `rejected`), the training frames' `reference`
-    values, and the alarm share the evaluation expects (`expected_alarm_rate`; None: unknown)."""
+    `mean_brightness`, `sharpness`, `score`, `alarm`, `written_at`, `file`, `rejected`), the training frames'
+    `reference` values (and, under `score`, the run's scores of the acceptable test images), and the alarm share the
+    evaluation expects (`expected_alarm_rate`; None: unknown)."""
     scored = frames[frames["rejected"].isna()].reset_index(drop=True)
     if len(scored) < DRIFT_WINDOW:
         return Verdict(True, f"too few frames to judge yet ({len(scored)} scored; the drift test needs {DRIFT_WINDOW})")
@@ -152,16 +154,26 @@ def verdict(frames: pd.DataFrame, reference: Mapping[str, Sequence[float]], expe
                 else "darker than the training frames"
             )
         problems.append(
-            f"frames are {how} since {_since(scored, brightness)}: expect false alarms like part16's; re-evaluate "
-            "with the augmented condition"
+            f"frames are {how} since {_since(scored, 'mean_brightness', reference, brightness)}: expect false alarms "
+            "like part16's; re-evaluate with the augmented condition"
         )
     focus = first_drift(scored["sharpness"].tolist(), reference["sharpness"])
     if focus is not None:
         blurred = scored["sharpness"].iloc[-DRIFT_WINDOW:].mean() < np.mean(reference["sharpness"])
         problems.append(
-            f"frames are {'less sharp' if blurred else 'sharper'} than the training frames since {_since(scored, focus)}: "
-            "check the camera's focus and lens; expect missed defects and false alarms"
+            f"frames are {'less sharp' if blurred else 'sharper'} than the training frames since "
+            f"{_since(scored, 'sharpness', reference, focus)}: check the camera's focus and lens; expect missed defects "
+            "and false alarms"
         )
+    if "score" in reference and len(reference["score"]) > 0:
+        scores = first_drift(scored["score"].tolist(), reference["score"])
+        if scores is not None:
+            higher = scored["score"].iloc[-DRIFT_WINDOW:].median() > np.median(reference["score"])
+            problems.append(
+                f"scores are {'higher' if higher else 'lower'} than on the evaluation's acceptable test images since "
+                f"{_since(scored, 'score', reference, scores)}: the model no longer sees the line as it saw the "
+                "images it was chosen on"
+            )
     if expected_alarms is not None:
         latest = scored["alarm"].iloc[-ALARM_WINDOW:].astype(bool)
         limits = p_chart_limits(expected_alarms, len(latest))
@@ -178,9 +190,20 @@ def verdict(frames: pd.DataFrame, reference: Mapping[str, Sequence[float]], expe
     return Verdict(False, "out of control: " + "; ".join(problems))
 
 
-def _since(scored: pd.DataFrame, flagged: int) -> str:
-    """When the drift test's first flagged window began: the time its first frame was written, and its file."""
-    first = scored.iloc[max(0, flagged - DRIFT_WINDOW + 1)]
+def drift_start(values: Sequence[float], reference: Sequence[float], flagged: int, window: int = DRIFT_WINDOW) -> int:
+    """Where the drift the test flagged at frame `flagged` began, about: the flagged window's frames beyond the
+    reference's 1st-99th percentile range on the side it drifted to are taken as the drifted ones, counted back from
+    the flag (a step change puts nearly all of them at the window's end)."""
+    recent = np.asarray(values[max(0, flagged - window + 1) : flagged + 1], dtype=float)
+    low, high = np.percentile(reference, [1, 99])
+    beyond = recent > high if np.median(recent) > np.median(reference) else recent < low
+    return flagged - max(int(beyond.sum()), 1) + 1
+
+
+def _since(scored: pd.DataFrame, column: str, reference: Mapping[str, Sequence[float]], flagged: int) -> str:
+    """When the drift flagged at `flagged` began, about (`drift_start`): the time its first frame was written, and its
+    file."""
+    first = scored.iloc[drift_start(scored[column].tolist(), reference[column], flagged)]
     written = first.get("written_at")
     when = pd.Timestamp(written).strftime("%H:%M:%S") if written is not None and not pd.isna(written) else "frame"
     return f"{when} ({str(first['file']).rsplit('/', 1)[-1]})"

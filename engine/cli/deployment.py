@@ -171,7 +171,7 @@ def summary(deployed, totals, store: Path) -> str:
     """A few lines: frames scored and rejected (with reasons), alarms against what the evaluation expects, frames per
     second, and the verdict in words."""
     from engine.analysis.line_watch import expected_alarm_rate, p_chart_limits, training_reference, verdict
-    from store.line import line_frames
+    from store.line import line_frames, run_acceptable_scores
 
     frames = line_frames(store, deployed.key)
     scored = frames[frames["rejected"].isna()]
@@ -197,7 +197,8 @@ def summary(deployed, totals, store: Path) -> str:
         f"frames per second: {totals.frames_per_second:.1f} (read, pre-process, score and record; "
         f"{100 * outside:.0f} % of the time outside the model)",
     ]
-    judged = verdict(frames, training_reference(store, deployed.part), expected)
+    reference = training_reference(store, deployed.part) | {"score": run_acceptable_scores(store, deployed.key.run_id)}
+    judged = verdict(frames, reference, expected)
     return "\n".join([*lines, f"verdict: {judged.text}"])
 
 
