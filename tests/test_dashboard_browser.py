@@ -220,7 +220,7 @@ def test_model_selection_points_to_one_candidate_per_front_and_its_switches_read
         fronts = page.locator('[data-testid="stDataFrame"]').filter(
             has=page.locator('[role="columnheader"]', has_text=re.compile("^chosen$"))
         )
-        expect(fronts.first).to_be_attached(timeout=60_000)
+        expect(fronts.nth(1)).to_be_attached(timeout=60_000)  # the page draws its tables one after another
         assert fronts.count() >= 2  # a front per machine (here the study's GPU and this CPU) and image against pixel
         for index in range(fronts.count()):
             cells = fronts.nth(index).locator('[role="gridcell"]')
