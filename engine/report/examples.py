@@ -40,7 +40,7 @@ class Example:
 @dataclass(frozen=True)
 class PartExamples:
     part: str
-    run: str  # "seed 0" of the run shown
+    run: str  # the run shown in words: "seed 0, run <id>"
     acceptable: list[Example]  # highest-scoring acceptable images, highest first
     defective: list[Example]  # lowest-scoring defective images, lowest first
     missing: list[str]  # pictures that could not be shown, each with why
