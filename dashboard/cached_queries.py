@@ -202,3 +202,12 @@ def training_reference(store: str, store_stamp: str, part: str) -> dict[str, lis
 def acceptable_scores(store: str, store_stamp: str, run_id: str) -> list[float]:
     """The run's scores of its part's acceptable test images."""
     return line.run_acceptable_scores(store, run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def line_comparisons(store: str, store_stamp: str, run_id: str, fmt: str, runtime: str) -> list:
+    """Each run that scored the deployment's frames again, its alarms beside the deployed model's (`LineComparison`)."""
+    key = line.DeploymentKey(run_id, fmt, runtime)
+    return line_watch.line_comparisons(
+        store, line.line_rescores(store, key), run_id, deployment(store, store_stamp, run_id, fmt, runtime)["line"]
+    )

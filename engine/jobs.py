@@ -18,6 +18,7 @@ from engine.models.catalogue import get_model
 from engine.models.registry import ModelEntry
 from engine.plant_config import config_path, read_table
 from store import DEFAULT_STORE, dataset_parts
+from store.line import DeploymentKey, scored_frames_up_to
 from store.requests import Submitted, submit_request
 from store.runs import CONDITIONS, PRESETS
 
@@ -157,11 +158,23 @@ def load_limits(path: Path | None = None) -> RequestLimits:
 
 
 @dataclass(frozen=True)
+class LineFrames:
+    """The frames a deployment (run, format, runtime) scored on the line, up to and including frame `up_to` (its
+    `line_frames.frame_id`): what a re-evaluation requested from the Line monitor scores again with its runs."""
+
+    run_id: str
+    format: str
+    runtime: str
+    up_to: int
+
+
+@dataclass(frozen=True)
 class GridRequest:
     """What an evaluation request asks for: the grid's axes and whether its parts must give pixel metrics.
 
     `pixel_metrics` asks for pixel AUROC, F1 and AUPRO, which need every part's defect masks; without it,
-    pixel metrics are still computed where masks exist.
+    pixel metrics are still computed where masks exist. `line`: once the grid is done, each of its finished runs
+    also scores these frames of the line (the Line monitor compares its alarms there with the deployed model's).
     """
 
     parts: tuple[str, ...]
@@ -171,9 +184,13 @@ class GridRequest:
     conditions: tuple[str, ...] = (CONDITIONS[0],)
     preset: str = PRESETS[0]
     pixel_metrics: bool = False
+    line: LineFrames | None = None
 
     def as_json(self) -> dict:
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        grid = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        if grid["line"] is None:  # a grid without line frames hashes as it did before there were any
+            del grid["line"]
+        return grid
 
     @classmethod
     def from_json(cls, grid: dict) -> GridRequest:
@@ -181,6 +198,8 @@ class GridRequest:
         values: dict[str, Any] = {
             key: tuple(v) if isinstance(v, list) else v for key, v in grid.items() if key in known
         }
+        if isinstance(values.get("line"), dict):
+            values["line"] = LineFrames(**values["line"])
         return cls(**values)
 
 
@@ -229,9 +248,18 @@ def plan_request(
             f"runs: the request makes {len(jobs)} runs, more than the limit of {limits.max_runs} per request"
             " (max_runs in the config); split it"
         )
+    if request.line is not None:
+        problems += _line_problems(request.line, store)
     if problems:
         raise ValueError("the evaluation request was refused, nothing was queued:\n  " + "\n  ".join(problems))
     return jobs
+
+
+def _line_problems(line: LineFrames, store: Path | str) -> list[str]:
+    key = DeploymentKey(line.run_id, line.format, line.runtime)
+    if not Path(store).exists() or scored_frames_up_to(store, key, line.up_to) == 0:
+        return [f"line: the deployment {key.label} scored no frame up to frame {line.up_to}; nothing to score again"]
+    return []
 
 
 def submit(

@@ -2,13 +2,14 @@
 
 A deployment is a run's exported file in one runtime (`store.deployments`). Each frame it scored is one row of
 `line_frames`, written in batches in one transaction each; a frame a deployment already scored is never recorded
-(or scored) again, so a watch restarted on the same folder picks up where it stopped.
+(or scored) again, so a watch restarted on the same folder picks up where it stopped. A re-evaluation requested from
+the Line monitor scores those frames again with other runs (`line_rescores`), once per run and frame.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,3 +128,55 @@ def run_acceptable_scores(store: Path | str, run_id: str) -> list[float]:
             "SELECT score FROM image_scores WHERE run_id = ? AND label = 'normal' ORDER BY image_path", [run_id]
         ).fetchall()
     return [float(row[0]) for row in rows]
+
+
+def scored_frames_up_to(store: Path | str, key: DeploymentKey, up_to: int) -> int:
+    """How many frames `key` scored (not rejected) up to and including frame `up_to`."""
+    with read_store(store) as con:
+        row = con.execute(
+            """SELECT count(*) FROM line_frames WHERE run_id = ? AND format = ? AND runtime = ? AND frame_id <= ?
+               AND rejected IS NULL""",
+            [key.run_id, key.format, key.runtime, up_to],
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def frames_to_rescore(store: Path | str, key: DeploymentKey, up_to: int, run_id: str) -> pd.DataFrame:
+    """`frame_id` and `file` of the frames `key` scored up to frame `up_to` that `run_id` has not scored again yet."""
+    with read_store(store) as con:
+        return con.execute(
+            """SELECT f.frame_id, f.file FROM line_frames f
+               WHERE f.run_id = ? AND f.format = ? AND f.runtime = ? AND f.frame_id <= ? AND f.rejected IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM line_rescores s WHERE s.run_id = ? AND s.frame_id = f.frame_id)
+               ORDER BY f.frame_id""",
+            [key.run_id, key.format, key.runtime, up_to, run_id],
+        ).df()
+
+
+def record_rescores(
+    store: Path | str, run_id: str, request_id: int | None, frame_ids: Sequence[int], scores: Iterable[float]
+) -> None:
+    """Store `run_id`'s scores of the line's frames `frame_ids` in one transaction (a frame it scored before is kept)."""
+    rows = [[run_id, int(frame), request_id, float(score)] for frame, score in zip(frame_ids, scores, strict=True)]
+    if rows:
+        with write_store(store) as con:
+            con.executemany(
+                """INSERT INTO line_rescores (run_id, frame_id, request_id, score, scored_at)
+                   VALUES (?, ?, ?, ?, now()) ON CONFLICT DO NOTHING""",
+                rows,
+            )
+
+
+def line_rescores(store: Path | str, key: DeploymentKey) -> pd.DataFrame:
+    """Every other run's score of a frame `key` scored, beside the deployment's own: `run_id` (the other run), its
+    `model`, `condition` and `seed`, `request_id`, `frame_id`, `written_at`, `score`, and the deployment's
+    `deployed_score` and `deployed_alarm`."""
+    with read_store(store) as con:
+        return con.execute(
+            """SELECT s.run_id, r.model, r.condition, r.seed, s.request_id, s.frame_id, f.written_at, s.score,
+                      f.score AS deployed_score, f.alarm AS deployed_alarm
+               FROM line_rescores s JOIN line_frames f USING (frame_id) JOIN runs r ON r.run_id = s.run_id
+               WHERE f.run_id = ? AND f.format = ? AND f.runtime = ?
+               ORDER BY s.run_id, s.frame_id""",
+            [key.run_id, key.format, key.runtime],
+        ).df()

@@ -204,6 +204,19 @@ MIGRATIONS: list[str] = [
         UNIQUE (run_id, format, runtime, file)  -- a frame is scored once by a deployment, whatever restarts
     );
     """,
+    # 10: a re-evaluation on the line. The Line monitor's re-evaluate request scores the frames a deployment scored
+    # so far again with each run it evaluated (e.g. the same model trained in the augmented condition), so the page
+    # can set that run's alarms on the line beside the deployed model's.
+    """
+    CREATE TABLE line_rescores (
+        run_id VARCHAR NOT NULL,  -- the run that scored the frame again
+        frame_id BIGINT NOT NULL,  -- the frame, as a deployment scored it (line_frames)
+        request_id BIGINT,  -- the request that asked for it
+        score DOUBLE NOT NULL,
+        scored_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (run_id, frame_id)
+    );
+    """,
 ]
 
 

@@ -14,6 +14,7 @@ import openvino
 import pandas as pd
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 from torchvision.transforms.v2.functional import resize
 
 from engine.analysis.deployment import EAGER, deployed_time_rows, latency_per_run
@@ -26,7 +27,7 @@ from engine.models.export import BandResize, images_to_input
 from engine.models.training import TrainingClock
 from store.deployments import Deployment, deployments, record_deployments
 from store.runs import claim_run, end_run, finish_run, run_image_scores, runs
-from tests.conftest import file_digest, generated_store, open_page, run_key, write_finished_run
+from tests.conftest import DASHBOARD_APP, file_digest, generated_store, open_page, run_key, write_finished_run
 from tests.test_models import tiny_presets  # noqa: F401  (fixture)
 
 # Models whose exported file is checked here on tiny presets, besides PaDiM at its cpu preset: the ones
@@ -395,3 +396,91 @@ def test_the_line_monitor_shows_the_watched_drift_its_charts_and_alarms_and_a_vi
         assert page.get_by_role("button", name="Re-evaluate with the augmented condition").count() == 0
         assert page.locator('[data-testid="stException"]').count() == 0
         browser.close()
+
+
+def deployed_key(store: Path):
+    from engine.evaluation.line_inspection import resolve_deployment
+
+    return resolve_deployment(str(padim_deployment(store)), store).key
+
+
+@pytest.mark.usefixtures("watched_line")
+def test_the_deployed_run_scoring_the_line_again_gives_the_deployment_s_scores(deployed_store):
+    """Scoring the line's frames again refits the run as `deploy` does: the deployed run itself, fitted again and
+    eager, gives each frame the score the deployment gave it in ONNX Runtime (within the export tolerance), once."""
+    from engine.evaluation.line_rescoring import rescore_line
+    from engine.jobs import LineFrames
+    from store.line import line_frames, line_rescores
+
+    key = deployed_key(deployed_store)
+    frames = line_frames(deployed_store, key)
+    scored = frames[frames["rejected"].isna()]
+    up_to = int(scored["frame_id"].iloc[len(scored) // 2])
+    line = LineFrames(key.run_id, key.format, key.runtime, up_to)
+    assert (
+        rescore_line(line, [key.run_id], deployed_store, report=lambda _: None) == (scored["frame_id"] <= up_to).sum()
+    )
+    again = line_rescores(deployed_store, key)
+    assert sorted(again["frame_id"]) == sorted(scored.loc[scored["frame_id"] <= up_to, "frame_id"])
+    assert np.abs(again["score"] - again["deployed_score"]).max() <= SCORE_TOLERANCE * max(
+        1.0, again["score"].abs().max()
+    )
+    assert rescore_line(line, [key.run_id], deployed_store, report=lambda _: None) == 0  # none scored twice
+
+
+@pytest.mark.usefixtures("watched_line")
+def test_an_engineer_s_re_evaluation_from_the_line_monitor_scores_the_frames_collected_so_far(
+    deployed_store, monkeypatch
+):
+    """Signed in on the Line monitor of the drifted line, an engineer queues the augmented re-evaluation; the worker
+    evaluates it and its run scores every frame collected up to the click; the page then states that run's alarm
+    share on those frames at its own least-cost threshold beside the deployed model's."""
+    from engine.analysis.line_stops import Line, least_cost_point
+    from store.line import deployment_rows, line_frames, line_of, line_rescores
+    from store.requests import requests_table
+    from tests.test_roles import WITH_PASSPHRASE, checked, sign_in
+
+    key = deployed_key(deployed_store)
+    monkeypatch.setenv("GLUELAB_STORE", str(deployed_store))
+    app = AppTest.from_file(str(DASHBOARD_APP), default_timeout=120)
+    app.secrets = WITH_PASSPHRASE
+    app.switch_page("views/line_monitor.py")
+    app = sign_in(checked(app.run()))
+    app.selectbox(key="monitor_deployment").select_index(0)  # the deployment watched last, the only one
+    collected = line_frames(deployed_store, key)
+    checked(app.button(key="monitor_reevaluate").click().run())
+    assert any(message.value.startswith("Queued as request") for message in app.success), [e.value for e in app.error]
+    request = requests_table(deployed_store).iloc[0]  # newest first
+    assert json.loads(request["grid"])["line"] == {
+        "run_id": key.run_id,
+        "format": key.format,
+        "runtime": key.runtime,
+        "up_to": int(collected["frame_id"].max()),
+    }
+
+    assert gluelab(["worker", "--once", "--store", str(deployed_store)]) == 0
+    again = line_rescores(deployed_store, key)
+    scored = collected[collected["rejected"].isna()]
+    assert set(again["condition"]) == {"augmented"} and set(again["model"]) == {"padim"}
+    assert sorted(again["frame_id"]) == sorted(scored["frame_id"])
+    ended = requests_table(deployed_store).iloc[0]
+    assert ended["state"] == "finished" and f"{len(scored)} line frames scored again" in ended["message"]
+
+    line = line_of(deployment_rows(deployed_store, key.run_id).set_index("runtime").loc[key.runtime])
+    augmented = run_image_scores(again["run_id"].iloc[0], deployed_store)
+    threshold = least_cost_point(
+        augmented["label"] == "anomalous", augmented["score"],
+        Line(line["defect_rate"], line["miss_cost"], line["max_escape_rate"]),
+    ).threshold  # fmt: skip
+    share = (again["score"] >= threshold).mean()
+    deployed_share = again["deployed_alarm"].astype(bool).mean()
+    checked(app.run())
+    shown = [message.value for message in [*app.success, *app.warning] if "augmented condition" in message.value]
+    assert len(shown) == 1, shown
+    assert (
+        f"PaDiM in the augmented condition (seed 0) raises alarms on {100 * share:.1f} % of the {len(scored)} "
+        f"frames scored up to" in shown[0]
+    ), shown
+    assert f"the deployed model on {100 * deployed_share:.1f} % of them" in shown[0], shown
+    checked(app.radio(key="monitor_per").set_value("hour").run())  # the p-chart per hour the frames were written
+    assert len(app.get("plotly_chart")) >= 4

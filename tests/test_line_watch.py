@@ -13,6 +13,7 @@ import pytest
 
 from engine.analysis.line_watch import (
     DRIFT_WINDOW,
+    alarm_windows,
     drift_test,
     ewma,
     ewma_limits,
@@ -87,6 +88,20 @@ def test_the_p_chart_limits_and_the_expected_alarm_rate_equal_a_hand_computation
     assert (wide.lower, wide.upper) == pytest.approx((0.1055778, 0.4944222), abs=1e-6)
     with pytest.raises(ValueError, match="at least one frame"):
         p_chart_limits(0.1, 0)
+
+
+def test_the_p_chart_counts_alarms_per_n_frames_or_per_hour_the_frames_were_written():
+    written = pd.to_datetime(["2026-12-05 09:58", "2026-12-05 09:59", "2026-12-05 10:00", "2026-12-05 10:42",
+                              "2026-12-05 10:59", "2026-12-05 11:01", None])  # fmt: skip
+    frames = pd.DataFrame({"alarm": [True, False, False, True, True, False, True], "written_at": written})
+    per_three = alarm_windows(frames, 3)
+    assert per_three["start"].tolist() == [1, 4, 7]
+    assert per_three["share"].tolist() == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert per_three["frames"].tolist() == [3, 3, 1]
+    per_hour = alarm_windows(frames)  # the frame without a time is left out
+    assert per_hour["start"].dt.hour.tolist() == [9, 10, 11]
+    assert per_hour["share"].tolist() == pytest.approx([0.5, 2 / 3, 0.0])
+    assert per_hour["frames"].tolist() == [2, 3, 1]
 
 
 def test_the_ewma_and_its_limits_equal_a_hand_computation():

@@ -15,9 +15,18 @@ import streamlit as st
 
 from dashboard import cached_queries, roles, widgets
 from engine.analysis.charts import ewma_chart, p_chart
-from engine.analysis.line_watch import DRIFT_P_LIMIT, DRIFT_WINDOW, Verdict, drift_test, expected_alarm_rate, verdict
+from engine.analysis.line_watch import (
+    DRIFT_P_LIMIT,
+    DRIFT_WINDOW,
+    LineComparison,
+    Verdict,
+    alarm_windows,
+    drift_test,
+    expected_alarm_rate,
+    verdict,
+)
 from engine.analysis.pictures import heat_overlay
-from engine.jobs import GridRequest, load_limits, submit
+from engine.jobs import GridRequest, LineFrames, load_limits, submit
 from store import files
 from store.runs import artifacts_dir
 
@@ -60,17 +69,30 @@ def verdict_banner(judged: Verdict, deployed: dict, expected: float | None) -> N
         )
 
 
-def reevaluate(ctx: widgets.StoreContext, watched: pd.Series, judged: Verdict) -> None:
-    """Engineers queue the model's evaluation in the augmented condition (lighting, blur, noise) on its part."""
-    if judged.in_control or roles.engineer() is None:
+def reevaluate(ctx: widgets.StoreContext, watched: pd.Series, frames: pd.DataFrame, judged: Verdict) -> None:
+    """Engineers queue the model's evaluation in the augmented condition (lighting, blur, noise) on its part, its run
+    then scoring the frames collected so far."""
+    if judged.in_control:
         return
+    roles.sign_in_box(ctx.store)
+    if roles.engineer() is None:
+        return
+    st.caption(
+        f"Trains {watched['model']} again with the study's lighting, blur and noise augmentations, evaluates it on "
+        f"{watched['part']}'s test images and scores the {int(frames['rejected'].isna().sum())} frames collected so "
+        "far with it: its alarms are then shown beside the deployed model's."
+    )
     if st.button("Re-evaluate with the augmented condition", key="monitor_reevaluate"):
         request = GridRequest(
             parts=(str(watched["part"]),),
             models=(str(watched["model"]),),
+            backbones=(str(watched["backbone"]),),
             seeds=1,
             conditions=("augmented",),
             preset=str(watched["preset"]),
+            line=LineFrames(
+                str(watched["run_id"]), str(watched["format"]), str(watched["runtime"]), int(frames["frame_id"].max())
+            ),
         )
         name = roles.engineer()
         if name is None:  # the role is checked again in the handler
@@ -89,8 +111,13 @@ def reevaluate(ctx: widgets.StoreContext, watched: pd.Series, judged: Verdict) -
 
 def alarms(frames: pd.DataFrame, expected: float | None) -> None:
     st.subheader("Alarms")
-    window = st.number_input("Frames per point", min_value=10, value=50, step=10, key="monitor_window")
-    st.plotly_chart(p_chart(frames["alarm"], expected, int(window)))
+    left, right = st.columns([1, 2])
+    per = left.radio("One point per", ("frames", "hour"), horizontal=True, key="monitor_per")
+    if per == "hour":
+        st.plotly_chart(p_chart(alarm_windows(frames), expected, "hour"))
+    else:
+        window = int(right.number_input("Frames per point", min_value=10, value=50, step=10, key="monitor_window"))
+        st.plotly_chart(p_chart(alarm_windows(frames, window), expected, f"{window} frames"))
 
 
 def frame_statistics(frames: pd.DataFrame, reference: dict[str, list[float]]) -> None:
@@ -126,6 +153,20 @@ def drift(frames: pd.DataFrame, reference: dict[str, list[float]]) -> None:
         f"The last {DRIFT_WINDOW} frames against the training frames (scores: against the run's scores of its "
         f"acceptable test images); drifted when p < {DRIFT_P_LIMIT:g} (strict, because the test runs again at every "
         "frame)."
+    )
+
+
+def on_the_line_again(comparisons: list[LineComparison]) -> None:
+    if not comparisons:
+        return
+    st.subheader("Re-evaluated on these frames")
+    for compared in comparisons:
+        better = compared.alarms < compared.deployed_alarms
+        (st.success if better else st.warning)(compared.text + ".")
+    st.caption(
+        "Each run's alarms are counted at its own operating point, chosen as the deployment's was (least expected cost "
+        "on the same line, or F1-optimal where the deployment has none). Frames carry no labels: fewer alarms on a "
+        "drifted line means fewer false alarms only while the line makes few defective parts."
     )
 
 
@@ -172,7 +213,8 @@ if ctx is not None:
         expected = expected_alarms(deployed["line"])
         judged = verdict(frames, reference, expected)
         verdict_banner(judged, deployed, expected)
-        reevaluate(ctx, chosen, judged)
+        reevaluate(ctx, chosen, frames, judged)
+        on_the_line_again(cached_queries.line_comparisons(ctx.store, ctx.stamp, *key))
         scored = frames[frames["rejected"].isna()].reset_index(drop=True)
         rejected = frames[frames["rejected"].notna()]
         if not rejected.empty:

@@ -148,32 +148,33 @@ def line_stops_chart(table: pd.DataFrame, labels: dict[str, str], shift: Shift) 
     return figure
 
 
-def p_chart(alarms: pd.Series, expected: float | None, window: int) -> go.Figure:
-    """The share of frames raising an alarm per window of `window` frames (in scoring order), with the p-chart's
-    centre and 3σ limits around the share the evaluation `expected` (`line_watch.p_chart_limits`)."""
-    flags = alarms.astype(float).to_numpy()
-    starts = np.arange(0, len(flags), window)
-    shares = [flags[start : start + window].mean() for start in starts]
-    counts = [len(flags[start : start + window]) for start in starts]
+def p_chart(windows: pd.DataFrame, expected: float | None, per: str) -> go.Figure:
+    """The share of frames raising an alarm per window (`line_watch.alarm_windows`: `start`, `share`, `frames`), with
+    the p-chart's centre and 3σ limits around the share the evaluation `expected` (`line_watch.p_chart_limits`, each
+    window's limits for its own count of frames); `per` names the window, e.g. "50 frames" or "hour"."""
+    by_hour = per == "hour"
     figure = go.Figure()
     figure.add_scatter(
-        x=starts + 1,
-        y=shares,
+        x=windows["start"],
+        y=windows["share"],
+        customdata=windows["frames"],
         mode="lines+markers",
         name="alarm share",
-        hovertemplate="from frame %{x}: %{y:.1%}<extra></extra>",
+        hovertemplate=f"from {'%{x|%H:%M}' if by_hour else 'frame %{x}'}: %{{y:.1%}} of %{{customdata}} frames<extra></extra>",
     )
     if expected is not None:
-        limits = [p_chart_limits(expected, count) for count in counts]
+        limits = [p_chart_limits(expected, int(count)) for count in windows["frames"]]
         for name, values, dash in (
             ("upper limit (3σ)", [limit.upper for limit in limits], "dash"),
             ("expected", [expected] * len(limits), "dot"),
             ("lower limit (3σ)", [limit.lower for limit in limits], "dash"),
         ):
-            figure.add_scatter(x=starts + 1, y=values, mode="lines", name=name, line={"dash": dash, "shape": "hv"})
+            figure.add_scatter(
+                x=windows["start"], y=values, mode="lines", name=name, line={"dash": dash, "shape": "hv"}
+            )
     figure.update_layout(
-        title=f"Alarms per {window} frames (p-chart)",
-        xaxis={"title": "frame"},
+        title=f"Alarms per {per} (p-chart)",
+        xaxis={"title": "hour the frames were written" if by_hour else "frame"},
         yaxis={"title": "share of frames raising an alarm", "tickformat": ".0%"},
         legend={"orientation": "h", "y": -0.25},
     )

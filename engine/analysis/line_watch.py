@@ -16,6 +16,12 @@ z_0 = μ0, against μ0 ± L·σ0·sqrt(λ/(2 − λ)·(1 − (1 − λ)^{2i})), 
 Kolmogorov–Smirnov test (`scipy.stats.ks_2samp`): drifted when its p-value is below `DRIFT_P_LIMIT`. The limit is
 strict because the test runs again at every frame: a line's frames spread a little wider than the training frames
 (its exposure swings), and a watch that cries wolf is switched off.
+
+**Re-evaluation on the line.** A run that scored the line's frames again (`store.line.line_rescores`: the deployed
+model evaluated in the augmented condition, requested from the Line monitor) raises an alarm on a frame at its own
+operating point, chosen as the deployment's was: its least-cost threshold on the deployment's line (defect rate, miss
+cost, escape limit) over its own test scores, or its F1-optimal threshold where the deployment has no line. Its alarm
+share on those frames is set beside the deployed model's on the same frames, with both runs' image AUROC.
 """
 
 from __future__ import annotations
@@ -28,8 +34,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
+from engine.analysis.labels import model_name
+from engine.analysis.line_stops import Line, least_cost_point
 from engine.frame_statistics import clipped_share, sharpness
 from store import files, queries
+from store.deployments import run_thresholds
+from store.runs import run_image_scores, run_metrics
 
 EWMA_LAMBDA = 0.2
 EWMA_L = 3.0
@@ -73,6 +83,22 @@ def ewma_limits(
     steps = np.arange(1, count + 1)
     spread = width * sigma * np.sqrt(weight / (2 - weight) * (1 - (1 - weight) ** (2 * steps)))
     return centre - spread, centre + spread
+
+
+def alarm_windows(frames: pd.DataFrame, window: int | None = None) -> pd.DataFrame:
+    """The p-chart's points from scored frames (`alarm`, `written_at`, in scoring order): per `window` frames, or per
+    hour the frames were written when `window` is None. Columns `start` (first frame's number, or the hour), `share`
+    of frames raising an alarm and `frames` counted."""
+    alarms = frames["alarm"].fillna(False).astype(bool).to_numpy()
+    if window is None:
+        hours = pd.to_datetime(frames["written_at"]).dt.floor("h").to_numpy()
+        grouped = pd.DataFrame({"start": hours, "alarm": alarms}).dropna().groupby("start", sort=True)["alarm"]
+    else:
+        if window < 1:
+            raise ValueError(f"a p-chart window needs at least one frame, got {window}")
+        numbers = np.arange(len(alarms))
+        grouped = pd.DataFrame({"start": numbers - numbers % window + 1, "alarm": alarms}).groupby("start")["alarm"]
+    return grouped.agg(share="mean", frames="size").reset_index()
 
 
 @dataclass(frozen=True)
@@ -207,3 +233,82 @@ def _since(scored: pd.DataFrame, column: str, reference: Mapping[str, Sequence[f
     written = first.get("written_at")
     when = pd.Timestamp(written).strftime("%H:%M:%S") if written is not None and not pd.isna(written) else "frame"
     return f"{when} ({str(first['file']).rsplit('/', 1)[-1]})"
+
+
+@dataclass(frozen=True)
+class LineComparison:
+    """A run's alarms on frames the deployment scored, beside the deployed model's on the same frames."""
+
+    run_id: str
+    model: str
+    condition: str
+    seed: int
+    frames: int
+    last_written: pd.Timestamp | None  # when the last of those frames was written
+    threshold: float
+    alarms: float  # share of the frames at or above `threshold`
+    deployed_alarms: float  # the deployed model's share on the same frames
+    image_auroc: float | None  # on the part's test images
+    deployed_image_auroc: float | None
+
+    @property
+    def text(self) -> str:
+        until = f" up to {self.last_written:%H:%M:%S}" if self.last_written is not None else ""
+        accuracy = (
+            f"; image AUROC on the part's test images {self.image_auroc:.3f} (deployed run "
+            f"{self.deployed_image_auroc:.3f})"
+            if self.image_auroc is not None and self.deployed_image_auroc is not None
+            else ""
+        )
+        return (
+            f"{model_name(self.model)} in the {self.condition} condition (seed {self.seed}) raises alarms on "
+            f"{100 * self.alarms:.1f} % of the {self.frames} frames scored{until}; the deployed model on "
+            f"{100 * self.deployed_alarms:.1f} % of them{accuracy}"
+        )
+
+
+def line_threshold(store: Path | str, run_id: str, deployed_line: Mapping[str, float]) -> float:
+    """`run_id`'s operating point chosen as the deployment's was: least cost on its line, else F1-optimal."""
+    if deployed_line.get("policy") == "cost":
+        scores = run_image_scores(run_id, store)
+        line = Line(deployed_line["defect_rate"], deployed_line["miss_cost"], deployed_line["max_escape_rate"])
+        return least_cost_point(scores["label"] == "anomalous", scores["score"], line).threshold
+    threshold = run_thresholds(run_id, store)["image_threshold"]
+    if threshold is None:
+        raise ValueError(f"run {run_id!r} has no image threshold in {store}")
+    return threshold
+
+
+def line_comparisons(
+    store: Path | str, rescores: pd.DataFrame, deployed_run: str, deployed_line: Mapping[str, float]
+) -> list[LineComparison]:
+    """One comparison per run in `rescores` (`store.line.line_rescores` of one deployment)."""
+    if rescores.empty:
+        return []
+    aurocs = run_metrics(store)
+    aurocs = aurocs[aurocs["metric"] == "image_auroc"].set_index("run_id")["value"]
+
+    def auroc(run_id: str) -> float | None:
+        return float(aurocs[run_id]) if run_id in aurocs.index and not pd.isna(aurocs[run_id]) else None
+
+    compared = []
+    for run_id, frames in rescores.groupby("run_id", sort=False):
+        threshold = line_threshold(store, str(run_id), deployed_line)
+        written = frames["written_at"].max()
+        first = frames.iloc[0]
+        compared.append(
+            LineComparison(
+                str(run_id),
+                str(first["model"]),
+                str(first["condition"]),
+                int(first["seed"]),
+                len(frames),
+                None if pd.isna(written) else pd.Timestamp(written),
+                threshold,
+                float((frames["score"] >= threshold).mean()),
+                float(frames["deployed_alarm"].astype(bool).mean()),
+                auroc(str(run_id)),
+                auroc(deployed_run),
+            )
+        )
+    return compared

@@ -120,6 +120,21 @@ def refit(run: dict, data: PartData, store: Path | str) -> AnomalibDetector:
     return detector
 
 
+def refit_as_evaluated(run: dict, data: PartData, store: Path | str) -> tuple[AnomalibDetector, np.ndarray, float]:
+    """`refit`, confirmed: the refitted model, its scores of the part's test images and their largest difference from
+    the run's stored scores, which must be within `SCORE_TOLERANCE` (`score_differences`); ExportError naming the run
+    otherwise."""
+    detector = refit(run, data, store)
+    eager = detector.predict(data.test, batch_size=THROUGHPUT_BATCH).scores
+    difference, same = score_differences(eager, _stored_scores(run["run_id"], data, store))
+    if not same:
+        raise ExportError(
+            f"{run['model']}: refitting run {run['run_id']} from its config and seed did not reproduce its stored test "
+            f"scores (largest difference {difference:.3g}); re-run the job (`gluelab evaluate --force`) and use that run"
+        )
+    return detector, eager, difference
+
+
 def _stored_scores(run_id: str, data: PartData, store: Path | str) -> np.ndarray:
     stored = run_image_scores(run_id, store).set_index("image_path")["score"]
     return stored.reindex(data.test_info["image_path"]).to_numpy(np.float64)
@@ -179,14 +194,7 @@ def deploy_run(
         raise ValueError(f"run {run_id!r} has no image threshold in {store}")
     data = load_part(job.part, store)
     report(f"refitting {job.label} from its stored config and seed")
-    detector = refit(run, data, store)
-    eager = detector.predict(data.test, batch_size=THROUGHPUT_BATCH).scores
-    refit_difference, same = score_differences(eager, _stored_scores(run_id, data, store))
-    if not same:
-        raise ExportError(
-            f"{job.model}: refitting run {run_id} from its config and seed did not reproduce its stored test scores "
-            f"(largest difference {refit_difference:.3g}); re-run the job (`gluelab evaluate --force`) and deploy that run"
-        )
+    detector, eager, refit_difference = refit_as_evaluated(run, data, store)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     staging = out / f".deploy-{uuid.uuid4().hex[:8]}"

@@ -11,6 +11,9 @@ Cancelling: a cancel mark on the running request (`store.requests.cancel_request
 records it `cancelled` exactly as for Ctrl-C, and the worker ends the request `cancelled` and goes on to the
 next one. A SIGTERM or Ctrl-C from outside stops the worker instead; its request goes back to `queued` and the
 next worker resumes it.
+
+A request with line frames (the Line monitor's re-evaluation) has its finished runs score those frames once its grid is
+done (`engine.evaluation.line_rescoring`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 from engine.evaluation.grid import run_grid
 from engine.evaluation.job_process import describe
+from engine.evaluation.line_rescoring import rescore_line
 from engine.jobs import GridRequest, plan_grid
 from store import DEFAULT_STORE
 from store.requests import Request, end_request, next_request, start_request, worker_lock
@@ -159,5 +163,17 @@ class Worker:
         self._stop_watching()
         counts = (summary.finished, summary.failed, summary.skipped)
         message = f"{summary.finished} runs finished, {summary.failed} failed, {summary.skipped} already done"
+        if grid.line is not None:
+            try:
+                rescored = rescore_line(
+                    grid.line, [job.run_id for job in jobs], self.store, request.request_id, self.report
+                )
+            except Exception as error:  # noqa: BLE001 - the runs are kept; the request says why the line was not scored
+                end_request(
+                    request.request_id, "failed", f"{message}; the line's frames: {describe(error)}", self.store, counts
+                )
+                self.report(f"{label}: {message}; scoring the line's frames failed: {describe(error)}")
+                return
+            message += f"; {rescored} line frames scored again"
         end_request(request.request_id, "finished", message, self.store, counts)
         self.report(f"{label}: {message}")
