@@ -16,7 +16,7 @@ from engine.analysis import candidates, line_stops, line_watch
 from engine.analysis.candidates import PUBLISHED_SOURCE_LABEL as PUBLISHED_SOURCE_LABEL
 from engine.analysis.candidates import with_candidates as with_candidates
 from engine.analysis.results_table import LOCAL_SOURCE
-from store import dataset_parts, line, queries
+from store import dataset_parts, line, queries, stages
 from store.connection import default_store
 from store.requests import requests_table
 from store.runs import run_training_losses
@@ -211,3 +211,9 @@ def line_comparisons(store: str, store_stamp: str, run_id: str, fmt: str, runtim
     return line_watch.line_comparisons(
         store, line.line_rescores(store, key), run_id, deployment(store, store_stamp, run_id, fmt, runtime)["line"]
     )
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def run_stages(store: str, store_stamp: str, run_ids: tuple[str, ...]) -> pd.DataFrame:
+    """Seconds per stage of each of `run_ids` that recorded them."""
+    return stages.run_stages(store, list(run_ids))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -106,6 +107,9 @@ class RunOutcome:
     training: Training | None = None  # None for models fitted in one pass
     device: str = "cpu"  # what the model computed on: cpu or cuda:N (engine.devices)
     device_name: str | None = None  # the processor's or the GPU's model name
+    stages: dict[str, float] = field(
+        default_factory=dict
+    )  # seconds per `store.stages.STAGES` stage, store writes aside
 
 
 def artifacts_dir(store: Path | str) -> Path:
@@ -160,6 +164,7 @@ def finish_run(run_id: str, key: dict, outcome: RunOutcome, store: Path | str = 
     """
     host, pid = _this_process()
     training = outcome.training
+    started = time.perf_counter()
     with write_store(store) as con:
         before = _example_folders(con, run_id)
         claimed = con.execute(
@@ -215,6 +220,10 @@ def finish_run(run_id: str, key: dict, outcome: RunOutcome, store: Path | str = 
             )
             insert_frame(con, "training_losses", losses)
         con.execute("DELETE FROM run_claims WHERE run_id = ? AND host = ? AND pid = ?", [run_id, host, pid])
+        stages = {**outcome.stages, "store": time.perf_counter() - started}  # all but the commit
+        con.executemany(
+            "INSERT INTO run_stages VALUES (?, ?, ?)", [[run_id, name, seconds] for name, seconds in stages.items()]
+        )
         after = _example_folders(con, run_id)
     return sorted(before - after)
 
@@ -435,7 +444,7 @@ def _holder_alive(host: str, pid: int) -> bool:
 
 
 def _delete_run(con, run_id: str) -> None:
-    for table in ("deployments", "training_losses", "artifacts", "image_scores", "metrics", "runs"):
+    for table in ("deployments", "training_losses", "artifacts", "image_scores", "metrics", "run_stages", "runs"):
         con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
 
 

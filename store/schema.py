@@ -217,6 +217,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, frame_id)
     );
     """,
+    # 11: where a run's time went, by stage (`store.stages.STAGES`); runs from before have no rows.
+    """
+    CREATE TABLE run_stages (
+        run_id VARCHAR NOT NULL,
+        stage VARCHAR NOT NULL,
+        seconds DOUBLE NOT NULL,
+        PRIMARY KEY (run_id, stage)
+    );
+    """,
 ]
 
 

@@ -21,6 +21,7 @@ from engine.models.base import Detector, Prediction
 from engine.models.catalogue import MODELS
 from engine.models.registry import ModelEntry
 from store.runs import artifacts_dir, run_artifacts, run_image_scores, run_metrics, runs
+from store.stages import STAGES, run_stages
 from tests.conftest import file_digest, generated_store
 
 
@@ -62,6 +63,24 @@ def test_a_run_records_metrics_scores_examples_and_its_setup(small_store):
         assert config["job"] == job.key() and isinstance(config["deviations"], list)
     padim_config = json.loads(table.loc[jobs[1].run_id].config)
     assert any("EfficientNet-Lite" in d for d in padim_config["deviations"])
+
+
+def test_a_run_s_time_is_stored_by_stage_and_the_stages_add_up_to_its_wall_time(small_store):
+    """The runs of the test above: every stage one of the registry's, none negative, together within 5 % of the run's
+    wall time from its claim to its store write; PaDiM's frozen backbone timed apart over training and test images."""
+    jobs = plan_grid(["part1"], ["legacy", "padim"], None, 1, ["baseline"], "cpu", small_store)
+    table = runs(small_store).set_index("run_id")
+    stages = run_stages(small_store, [job.run_id for job in jobs])
+    for job in jobs:
+        seconds = stages[stages.run_id == job.run_id].set_index("stage")["seconds"]
+        assert set(seconds.index) <= set(STAGES) and (seconds >= 0).all(), seconds.to_dict()
+        every_run = {"hand_over", "build", "fit", "timing", "image_metrics", "pixel_metrics", "aupro", "heatmaps"}
+        assert every_run | {"store"} <= set(seconds.index), seconds.to_dict()
+        run = table.loc[job.run_id]
+        wall = (run.finished_at - run.started_at).total_seconds()
+        assert abs(seconds.sum() - wall) <= 0.05 * wall, (seconds.to_dict(), wall)
+    padim = stages[stages.run_id == jobs[1].run_id].set_index("stage")["seconds"]
+    assert padim["backbone_train"] > 0 and padim["backbone_test"] > 0
 
 
 def test_the_same_job_twice_gives_the_same_metrics(small_store):

@@ -1,5 +1,6 @@
 """Evaluations of this store: engineers submit them, everyone follows the queue of requests the store's worker
-runs, the runs per status, the latest runs with their errors and how they trained, and a finished run's loss curve."""
+runs, the runs per status, the latest runs with their errors and how they trained, where their time went, and a
+finished run's loss curve."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import streamlit as st
 
 from dashboard import cached_queries, request_queue, roles, widgets
 from engine.analysis import training
+from engine.analysis.charts import stage_chart
 from engine.analysis.labels import model_choices
 from engine.analysis.results_table import LOCAL_SOURCE
 from store.requests import running_worker
 from store.runs import CONDITIONS, PRESETS
+from store.stages import STAGES
 
 REFRESH_SECONDS = 3
+STAGE_RUNS = 12  # latest finished runs whose time is split by stage
 RUN_COLUMNS = {
     "input_size": st.column_config.TextColumn(
         "Input size", help="Width x height every image was resized to before the model read it"
@@ -117,7 +121,29 @@ def progress(store: str) -> None:
         recent = recent[recent["status"].isin(["failed", "cancelled"])]
     shown = training.runs_in_words(recent).drop(columns=["epoch_cap", "budget_minutes"])
     st.dataframe(shown, hide_index=True, column_config=RUN_COLUMNS)
+    time_by_stage(store, stamp, recent)
     run_training(store, stamp, recent)
+
+
+def time_by_stage(store: str, stamp: str, recent: pd.DataFrame) -> None:
+    """The latest finished runs' wall time split by stage, and which stage took the most of it."""
+    finished = cached_queries.with_candidates(recent[recent["status"] == "finished"].head(STAGE_RUNS), LOCAL_SOURCE)
+    timed = cached_queries.run_stages(store, stamp, tuple(finished["run_id"]))
+    if timed.empty:
+        return
+    st.subheader("Where the time went")
+    names = {
+        row.run_id: f"{row.part} · {row.candidate} · seed {row.seed} · {row.condition}" for row in finished.itertuples()
+    }
+    timed = timed.assign(run=timed["run_id"].map(names))
+    st.plotly_chart(stage_chart(timed, STAGES))
+    totals = timed.groupby("stage")["seconds"].sum()
+    largest = str(totals.idxmax())
+    st.caption(
+        f"Over these {timed['run_id'].nunique()} runs, {STAGES[largest]} took the most time: "
+        f"{100 * totals[largest] / totals.sum():.0f} % of {totals.sum():.0f} s. The frozen backbone's passes are "
+        "counted apart from the stage that made them (with the feature cache: its reads and writes)."
+    )
 
 
 def run_training(store: str, stamp: str, recent: pd.DataFrame) -> None:

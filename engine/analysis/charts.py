@@ -200,3 +200,26 @@ def ewma_chart(values: pd.Series, reference: list[float], title: str, label: str
         title=title, xaxis={"title": "frame"}, yaxis={"title": label}, legend={"orientation": "h", "y": -0.25}
     )
     return figure
+
+
+def stage_chart(stages: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
+    """Where each run's time went: one horizontal bar per run (`run`, its name), stacked by `stage` in the order of
+    `labels` (stage -> words, `store.stages.STAGES`), in seconds."""
+    figure = px.bar(
+        stages.assign(what=stages["stage"].map(labels)),
+        x="seconds",
+        y="run",
+        color="what",
+        orientation="h",
+        category_orders={"what": [labels[name] for name in labels if name in set(stages["stage"])]},
+        custom_data=["what"],
+    )
+    figure.update_traces(hovertemplate="%{customdata[0]}: %{x:.2f} s<extra></extra>")
+    figure.update_layout(
+        title="Where each run's time went",
+        xaxis={"title": "seconds, from the run's claim to its results stored"},
+        yaxis={"title": None, "autorange": "reversed"},
+        legend={"title": "stage", "orientation": "h", "y": -0.2},
+        height=160 + 28 * stages["run"].nunique(),
+    )
+    return figure

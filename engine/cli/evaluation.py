@@ -78,7 +78,24 @@ def evaluate(args: argparse.Namespace) -> int:
     for part in dict.fromkeys(args.parts):
         print(f"\n{part}")
         print_results(args.store, part, None, "table")
+    print(time_by_stage(args.store, [job.run_id for job in jobs]))
     return 1 if summary.failed else 0
+
+
+def time_by_stage(store: str, run_ids: list[str]) -> str:
+    """Where the grid's finished runs spent their time, stage by stage, largest first."""
+    from store.stages import STAGES, run_stages
+
+    timed = run_stages(store, run_ids)
+    if timed.empty:
+        return ""
+    totals = timed.groupby("stage")["seconds"].sum().sort_values(ascending=False)
+    lines = [f"\ntime by stage over {timed['run_id'].nunique()} runs ({totals.sum():.1f} s):"]
+    lines += [
+        f"  {seconds:8.2f} s  {100 * seconds / totals.sum():4.1f} %  {STAGES[stage]}"
+        for stage, seconds in totals.items()
+    ]
+    return "\n".join(lines)
 
 
 def retime(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from lightning.pytorch import seed_everything
 
 from engine.devices import cpu_model, device_name, synchronize
 from engine.evaluation.metrics import image_metrics, pixel_metrics
+from engine.evaluation.stage_clock import StageClock, backbone_passes
 from engine.evaluation.timing import TimingWindow
 from engine.ingest.part_data import PartData, study_augmentation
 from engine.jobs import Job
@@ -228,31 +229,44 @@ def evaluate_job(
     The model computes on `device` (`cpu` or `cuda:N`, see `engine.devices`) where it can; the run records
     the device it used; cached features come back on that device.
     """
-    detector, augment = build_job_model(job, settings)
-    device = detector.to(device)
+    clock = StageClock()
+    with clock.stage("build"):
+        detector, augment = build_job_model(job, settings)
+        device = detector.to(device)
     detector.report = lambda progress: print(f"  {job.label}: {progress}", file=sys.stderr, flush=True)
     with PeakMemory() as memory:
         start = time.perf_counter()
-        with detector.cached_features(feature_cache):
+        with (
+            clock.stage("fit"),
+            detector.cached_features(feature_cache),
+            backbone_passes(clock, detector.frozen_modules(), "backbone_train"),  # the cache's wrappers, if any
+        ):
             detector.fit(data.train, augment)
         train_seconds = time.perf_counter() - start
-        timing, first = time_inference(detector, data.test, device)
+        with clock.stage("timing"), backbone_passes(clock, detector.frozen_modules(), "backbone_test"):
+            timing, first = time_inference(detector, data.test, device)
         prediction, rest = (
             first,
             data.test[THROUGHPUT_IMAGES:],
         )  # the timed images' results are kept, not computed again
         if rest:
-            with detector.cached_features(feature_cache):
+            with (
+                clock.stage("scoring"),
+                detector.cached_features(feature_cache),
+                backbone_passes(clock, detector.frozen_modules(), "backbone_test"),
+            ):
                 prediction = first.followed_by(detector.predict(rest, batch_size=SCORING_BATCH))
     has_maps = prediction.maps is not None
     if not (np.isfinite(prediction.scores).all() and (prediction.maps is None or np.isfinite(prediction.maps).all())):
         raise NonFiniteScores(f"{job.model} produced NaN or infinite anomaly scores")
 
-    image_level = image_metrics(data.test_labels, prediction.scores)
+    with clock.stage("image_metrics"):
+        image_level = image_metrics(data.test_labels, prediction.scores)
     image_threshold = image_level["image_threshold"]
     metrics: dict[str, float | None] = {**image_level}
-    masks = None if data.test_masks is None or not has_maps else detector.resize_masks(data.test_masks)
-    metrics |= pixel_metrics(masks, prediction.maps)
+    with clock.stage("pixel_metrics"):
+        masks = None if data.test_masks is None or not has_maps else detector.resize_masks(data.test_masks)
+    metrics |= pixel_metrics(masks, prediction.maps, clock)
     pixel_threshold = metrics["pixel_threshold"] if masks is not None else None
     if pixel_threshold is None:  # without masks the example masks use the image threshold
         pixel_threshold = image_threshold
@@ -264,6 +278,10 @@ def evaluate_job(
             "predicted_anomalous": prediction.scores >= image_threshold,
         }
     )
+    with clock.stage("heatmaps"):
+        artifacts = _save_examples(
+            prediction, data, pixel_threshold, artifacts_root / (examples_folder or job.run_id), artifacts_root
+        )
     return RunOutcome(
         metrics=metrics,
         train_seconds=train_seconds,
@@ -283,9 +301,8 @@ def evaluate_job(
         device_name=device_name(device),
         image_scores=scores,
         training=detector.training,
-        artifacts=_save_examples(
-            prediction, data, pixel_threshold, artifacts_root / (examples_folder or job.run_id), artifacts_root
-        ),
+        artifacts=artifacts,
+        stages=clock.seconds,
     )
 
 

@@ -21,6 +21,7 @@ stores, fails and cancels every run through the same `RunRecord` (`records`).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from engine.cores import SlotHolder, job_slot
 from engine.devices import resolve_device
 from engine.evaluation.job_process import JobFailed, describe, memory_budget_bytes, run_job_in_child
 from engine.evaluation.records import GridSummary, RunRecord, interrupts_handled, settled
+from engine.evaluation.stage_clock import with_parent_stages
 from engine.ingest.part_data import PartData, load_part
 from engine.jobs import Job
 from engine.models.catalogue import get_model
@@ -133,9 +135,13 @@ class _JobRunner:
     def _evaluate_and_store(self, parts: dict[str, PartData], state: ClaimState, folder: str) -> str:
         record, job = self.record, self.record.job
         try:
+            read = None
             if job.part not in parts:
+                started = time.perf_counter()
                 parts[job.part] = load_part(job.part, record.store)
+                read = time.perf_counter() - started
             settings = get_model(job.model).presets[job.preset]
+            started = time.perf_counter()
             outcome = run_job_in_child(
                 job,
                 parts[job.part],
@@ -146,6 +152,7 @@ class _JobRunner:
                 self.cache,
                 self.device,
             )
+            in_child = time.perf_counter() - started
         except Exception as error:  # noqa: BLE001 - any failure of one job is recorded and the grid goes on
             return record.fail(state, folder, str(error) if isinstance(error, JobFailed) else describe(error))
-        return record.store_outcome(outcome, state, folder)
+        return record.store_outcome(with_parent_stages(outcome, read, in_child), state, folder)

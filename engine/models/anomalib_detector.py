@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from anomalib.data import ImageBatch, ImageItem
 from anomalib.models.components import AnomalibModule, MemoryBankMixin
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import Compose, Resize
@@ -212,6 +213,9 @@ class AnomalibDetector(Detector):
 
     def cached_features(self, cache: FeatureCache | None) -> AbstractContextManager[None]:
         return cached_submodules(self.module.model, self.frozen_features, cache)
+
+    def frozen_modules(self) -> list[nn.Module]:
+        return [self.module.model.get_submodule(path) for path in self.frozen_features]
 
     def fit(self, train: list[np.ndarray], augment: A.Compose | None) -> None:
         memory_bank = isinstance(self.module, MemoryBankMixin)

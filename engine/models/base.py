@@ -37,6 +37,11 @@ class Detector(ABC):
         """A block in which the model's frozen feature extractors read and fill `cache` (none by default)."""
         return nullcontext()
 
+    def frozen_modules(self) -> list:
+        """The frozen feature modules (torch) whose forward passes are the backbone's share of a run's time, as they
+        are now (inside `cached_features`: the cache's wrappers); none by default."""
+        return []
+
     def to(self, device: str) -> str:
         """Compute on `device` (`cpu` or `cuda:N`) where this model can; returns the device it will use.
         Models without torch run on the CPU whatever is asked."""
