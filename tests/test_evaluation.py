@@ -67,7 +67,7 @@ def test_a_run_records_metrics_scores_examples_and_its_setup(small_store):
 
 def test_a_run_s_time_is_stored_by_stage_and_the_stages_add_up_to_its_wall_time(small_store):
     """The runs of the test above: every stage one of the registry's, none negative, together within 5 % of the run's
-    wall time from its claim to its store write; PaDiM's frozen backbone timed apart over training and test images."""
+    wall time from its claim to its store write; PaDiM's frozen backbone timed apart from the rest of its fit."""
     jobs = plan_grid(["part1"], ["legacy", "padim"], None, 1, ["baseline"], "cpu", small_store)
     table = runs(small_store).set_index("run_id")
     stages = run_stages(small_store, [job.run_id for job in jobs])
@@ -80,7 +80,9 @@ def test_a_run_s_time_is_stored_by_stage_and_the_stages_add_up_to_its_wall_time(
         wall = (run.finished_at - run.started_at).total_seconds()
         assert abs(seconds.sum() - wall) <= 0.05 * wall, (seconds.to_dict(), wall)
     padim = stages[stages.run_id == jobs[1].run_id].set_index("stage")["seconds"]
-    assert padim["backbone_train"] > 0 and padim["backbone_test"] > 0
+    assert padim["backbone_train"] > 0  # apart from the rest of the fit
+    assert "scoring" not in padim and "backbone_test" not in padim  # its 10 test images are all the timing windows'
+    assert stages.loc[stages.run_id == jobs[0].run_id, "stage"].iloc[0] == "read"  # the grid's first job read the part
 
 
 def test_the_same_job_twice_gives_the_same_metrics(small_store):
