@@ -217,3 +217,9 @@ def line_comparisons(store: str, store_stamp: str, run_id: str, fmt: str, runtim
 def run_stages(store: str, store_stamp: str, run_ids: tuple[str, ...]) -> pd.DataFrame:
     """Seconds per stage of each of `run_ids` that recorded them."""
     return stages.run_stages(store, list(run_ids))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def learning_curve_runs(store: str, store_stamp: str, part: str, condition: str) -> pd.DataFrame:
+    """The part's finished runs on all or fewer of its training images, labelled by candidate."""
+    return with_candidates(queries.learning_curve_runs(store, part, condition), LOCAL_SOURCE)

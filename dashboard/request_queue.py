@@ -4,6 +4,7 @@ the queue as a table."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,7 @@ FORM_KEYS = {
     "conditions": "submit_conditions",
     "preset": "submit_preset",
     "pixel_metrics": "submit_pixel_metrics",
+    "train_sizes": "submit_train_sizes",
 }
 SUBMIT_OUTCOME = "submit_outcome"
 CANCEL_OUTCOME = "cancel_outcome"
@@ -45,6 +47,16 @@ def form_request(values: Mapping[str, Any]) -> GridRequest:
         conditions=listed("conditions"),
         preset=str(values.get(FORM_KEYS["preset"]) or "cpu"),
         pixel_metrics=bool(values.get(FORM_KEYS["pixel_metrics"], False)),
+        train_sizes=train_sizes(str(values.get(FORM_KEYS["train_sizes"]) or "all")),
+    )
+
+
+def train_sizes(text: str) -> tuple[Any, ...]:
+    """`10 25 50 all` as (10, 25, 50, None); a word that is neither a number nor `all` is kept as it was typed, for
+    the request's check to name."""
+    sizes = [token for token in re.split(r"[\s,]+", text.strip()) if token]
+    return tuple(None if token.lower() == "all" else int(token) if token.isdigit() else token for token in sizes) or (
+        None,
     )
 
 
@@ -60,6 +72,11 @@ def grid_summary(grid: Mapping[str, Any]) -> str:
         ", ".join(grid.get("conditions", [])),
         str(grid.get("preset", "")),
     ]
+    sizes = grid.get("train_sizes")
+    if sizes:
+        pieces.append("training images " + ", ".join("all" if size is None else str(size) for size in sizes))
+    if grid.get("line"):
+        pieces.append("and the line's frames")
     return " · ".join(pieces) + (" · pixel metrics" if grid.get("pixel_metrics") else "")
 
 

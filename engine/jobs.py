@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from engine.models.catalogue import get_model
 from engine.models.registry import ModelEntry
 from engine.plant_config import config_path, read_table
-from store import DEFAULT_STORE, dataset_parts
+from store import DEFAULT_STORE, dataset_parts, training_split_sizes
 from store.line import DeploymentKey, scored_frames_up_to
 from store.requests import Submitted, submit_request
 from store.runs import CONDITIONS, PRESETS
@@ -34,19 +34,26 @@ class Job:
     preset: str
     seed: int
     condition: str
+    train_size: int | None = None  # training images drawn by the seed (nested: `PartData.training_subset`); None: all
 
     @property
     def run_id(self) -> str:
-        """Stable id of this job's run, so re-running the grid finds and skips finished work."""
-        return hashlib.sha1("|".join(map(str, asdict(self).values())).encode()).hexdigest()[:16]
+        """Stable id of this job's run, so re-running the grid finds and skips finished work. A run on all the
+        training images keeps the id it had before runs could take fewer."""
+        return hashlib.sha1("|".join(map(str, self.key().values())).encode()).hexdigest()[:16]
 
     @property
     def label(self) -> str:
         backbone = f"/{self.backbone}" if self.backbone else ""
-        return f"{self.part} {self.model}{backbone} seed {self.seed} {self.condition}"
+        size = f" on {self.train_size} training images" if self.train_size is not None else ""
+        return f"{self.part} {self.model}{backbone} seed {self.seed} {self.condition}{size}"
 
     def key(self) -> dict:
-        return asdict(self)
+        """The run's identity: its six key columns, and its training size when it does not take every image."""
+        key = asdict(self)
+        if self.train_size is None:
+            del key["train_size"]
+        return key
 
 
 def unique(values: Iterable[T]) -> list[T]:
@@ -97,8 +104,12 @@ def plan_grid(
     conditions: list[str],
     preset: str,
     store: Path | str = DEFAULT_STORE,
+    train_sizes: Sequence[int | None] = (None,),
 ) -> list[Job]:
-    """All jobs of the grid, each once; raises ValueError naming every bad value (nothing has run yet)."""
+    """All jobs of the grid, each once; raises ValueError naming every bad value (nothing has run yet).
+
+    `train_sizes`: how many of each part's training images each job fits on (None: all of them); a size larger than
+    a part's training split, or below a model's `min_train_images`, is refused naming the split or the model."""
     parts, models, conditions = unique(parts), unique(models), unique(conditions)
     backbones = unique(backbones) if backbones else None
     problems: list[str] = []
@@ -121,12 +132,44 @@ def plan_grid(
         for part in parts
         if part not in registered
     ]
+    sizes = unique(train_sizes) or [None]
+    problems += _size_problems(sizes, entries, [part for part in parts if part in registered], store)
     if problems:
         raise ValueError("the evaluation request was refused, nothing was run:\n  " + "\n  ".join(problems))
     return [
-        Job(part, model, backbone, preset, seed, condition)
-        for part, (model, backbone), condition, seed in product(parts, pairs, conditions, seed_list)
+        Job(part, model, backbone, preset, seed, condition, size)
+        for part, (model, backbone), condition, size, seed in product(parts, pairs, conditions, sizes, seed_list)
     ]
+
+
+def _size_problems(
+    sizes: list[int | None], entries: dict[str, ModelEntry], parts: list[str], store: Path | str
+) -> list[str]:
+    """Training sizes that are not whole numbers, exceed a part's training split or fall below a model's minimum."""
+    given = [size for size in sizes if size is not None]
+    problems = [
+        f"training size {size!r}: give a whole number of images of at least 1, or all"
+        for size in given
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1
+    ]
+    given = [size for size in given if isinstance(size, int) and not isinstance(size, bool) and size >= 1]
+    if not given:
+        return problems
+    splits = training_split_sizes(store) if Path(store).exists() else {}
+    for part in parts:
+        problems += [
+            f"training size {size}: part {part!r} has only {splits.get(part, 0)} training images; choose at most "
+            f"{splits.get(part, 0)}, or all"
+            for size in given
+            if size > splits.get(part, 0)
+        ]
+    for entry in entries.values():
+        problems += [
+            f"training size {size}: {entry.paper_name} fits on at least {entry.min_train_images} training images"
+            for size in given
+            if size < entry.min_train_images
+        ]
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -185,11 +228,13 @@ class GridRequest:
     preset: str = PRESETS[0]
     pixel_metrics: bool = False
     line: LineFrames | None = None
+    train_sizes: tuple[int | None, ...] = (None,)  # None: all the part's training images
 
     def as_json(self) -> dict:
         grid = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
-        if grid["line"] is None:  # a grid without line frames hashes as it did before there were any
-            del grid["line"]
+        for name, default in (("line", None), ("train_sizes", [None])):
+            if grid[name] == default:  # a grid without them hashes as it did before requests could hold them
+                del grid[name]
         return grid
 
     @classmethod
@@ -240,6 +285,7 @@ def plan_request(
             list(request.conditions),
             request.preset,
             store,
+            list(request.train_sizes),
         )
     except ValueError as error:
         problems += [line.strip() for line in str(error).splitlines()[1:]]

@@ -7,7 +7,14 @@ DuckDB admits one writing process or many readers, never both at once.
 """
 
 from store.connection import DEFAULT_STORE, StoreError, StoreLockedError, read_store, write_store
-from store.datasets import DatasetRecord, ImageRecord, dataset_parts, part_images, register_dataset
+from store.datasets import (
+    DatasetRecord,
+    ImageRecord,
+    dataset_parts,
+    part_images,
+    register_dataset,
+    training_split_sizes,
+)
 
 __all__ = [
     "DEFAULT_STORE",
@@ -19,5 +26,6 @@ __all__ = [
     "part_images",
     "read_store",
     "register_dataset",
+    "training_split_sizes",
     "write_store",
 ]

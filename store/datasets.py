@@ -70,6 +70,13 @@ def dataset_parts(store: Path | str = DEFAULT_STORE) -> pd.DataFrame:
         return con.execute("SELECT * FROM datasets ORDER BY part").df()
 
 
+def training_split_sizes(store: Path | str = DEFAULT_STORE) -> dict[str, int]:
+    """How many training images each registered part has."""
+    with read_store(store) as con:
+        rows = con.execute("SELECT part, count(*) FROM images WHERE split = 'train' GROUP BY part").fetchall()
+    return {part: int(count) for part, count in rows}
+
+
 def part_images(part: str, store: Path | str = DEFAULT_STORE) -> pd.DataFrame:
     """Every image of `part` with its manifest fields, paths made absolute."""
     with read_store(store) as con:

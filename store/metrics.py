@@ -80,6 +80,9 @@ METRICS: dict[str, Metric] = {
         Metric("throughput_fps", "Throughput (images/s)", "runtime", "higher", "images/s", 2, "throughput_fps"),
         Metric("image_threshold", "Image threshold (F1-optimal)", "image", None, "score", 4, shown=False),
         Metric("pixel_threshold", "Pixel threshold (F1-optimal)", "pixel", None, "score", 4, shown=False),
+        # The 95 % interval of image AUROC over the test images (bootstrap): how far one test split pins it down.
+        Metric("image_auroc_low", "Image AUROC, 95 % interval low", "image", None, shown=False),
+        Metric("image_auroc_high", "Image AUROC, 95 % interval high", "image", None, shown=False),
     )
 }
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from store.connection import read_store
-from store.runs import HARDWARE_EXPRESSIONS
+from store.runs import COMPARED, HARDWARE_EXPRESSIONS
 
 
 def store_stamp(store: Path | str) -> str | None:
@@ -53,7 +53,8 @@ def recent_runs(store: Path | str, limit: int = 200) -> pd.DataFrame:
             f"""SELECT run_id, part, model, backbone, preset,
                       json_extract_string(config, '$.input_size[1]') || 'x' || json_extract_string(config, '$.input_size[0]')
                           AS input_size,
-                      seed, condition, status, error, started_at, finished_at,
+                      seed, condition, coalesce(CAST(train_size AS VARCHAR), 'all') AS train_size, status, error,
+                      started_at, finished_at,
                       epochs, stop_reason, under_trained, timing_contended, {TRAINING_LIMITS}
                FROM (SELECT * FROM runs ORDER BY started_at DESC LIMIT ?)  -- configs are read for these rows only
                ORDER BY started_at DESC""",
@@ -67,7 +68,7 @@ def runtime_table(store: Path | str, part: str) -> pd.DataFrame:
     load (NULL: the run recorded no load)."""
     with read_store(store) as con:
         return con.execute(
-            """SELECT run_id, part, condition, model, backbone, preset, seed, device, train_seconds, inference_ms,
+            f"""SELECT run_id, part, condition, model, backbone, preset, seed, device, train_seconds, inference_ms,
                       throughput_fps, CAST(hardware[5] AS INTEGER) AS throughput_batch, peak_memory_mb, n_train, n_test,
                       timing_contended, timing_note, retimed_at, hardware[1] AS processor,
                       CAST(hardware[2] AS INTEGER) AS cpu_count, CAST(hardware[3] AS INTEGER) AS torch_threads,
@@ -78,7 +79,7 @@ def runtime_table(store: Path | str, part: str) -> pd.DataFrame:
                        ['$.hardware.processor', '$.hardware.cpu_count', '$.hardware.torch_threads', '$.hardware.gpu',
                         '$.timing.throughput_batch']
                    ) AS hardware
-                   FROM runs WHERE status = 'finished' AND part = ?
+                   FROM runs WHERE {COMPARED} AND part = ?
                )""",
             [part],
         ).df()
@@ -88,9 +89,9 @@ def run_deviations(store: Path | str, part: str) -> pd.DataFrame:
     """How each model/backbone/preset of `part`'s finished runs departs from the study's setup (one row each)."""
     with read_store(store) as con:
         return con.execute(
-            """SELECT model, backbone, preset,
+            f"""SELECT model, backbone, preset,
                       any_value(CAST(json_extract(config, '$.deviations') AS VARCHAR[])) AS deviations
-               FROM runs WHERE part = ? AND status = 'finished' GROUP BY ALL ORDER BY model, backbone, preset""",
+               FROM runs WHERE part = ? AND {COMPARED} GROUP BY ALL ORDER BY model, backbone, preset""",
             [part],
         ).df()
 
@@ -103,8 +104,8 @@ def operating_points(store: Path | str, parts: list[str]) -> pd.DataFrame:
     """
     with read_store(store) as con:
         return con.execute(
-            """
-            WITH chosen AS (SELECT * FROM runs WHERE status = 'finished' AND list_contains(?, part)),
+            f"""
+            WITH chosen AS (SELECT * FROM runs WHERE {COMPARED} AND list_contains(?, part)),
             lowest_anomalous AS (
                 SELECT run_id, min(score) AS zero_escape_threshold FROM image_scores
                 WHERE label = 'anomalous' AND run_id IN (SELECT run_id FROM chosen) GROUP BY run_id
@@ -127,7 +128,7 @@ def finished_run_scores(store: Path | str, parts: list[str], condition: str) -> 
     with read_store(store) as con:
         return con.execute(
             """SELECT s.run_id, s.label, s.score FROM image_scores s JOIN runs r USING (run_id)
-               WHERE r.status = 'finished' AND list_contains(?, r.part) AND r.condition = ?
+               WHERE r.status = 'finished' AND r.train_size IS NULL AND list_contains(?, r.part) AND r.condition = ?
                ORDER BY s.run_id, s.image_path""",
             [parts, condition],
         ).df()
@@ -170,7 +171,7 @@ def part_examples(store: Path | str, part: str, condition: str) -> pd.DataFrame:
     with read_store(store) as con:
         return con.execute(
             f"""WITH chosen AS (
-                   SELECT * FROM runs WHERE part = ? AND condition = ? AND status = 'finished'
+                   SELECT * FROM runs WHERE part = ? AND condition = ? AND {COMPARED}
                    QUALIFY seed = min(seed) OVER (PARTITION BY model, backbone, preset)
                )
                SELECT {EXAMPLE_COLUMNS}
@@ -216,7 +217,7 @@ def part_training(store: Path | str, part: str) -> pd.DataFrame:
         return con.execute(
             f"""SELECT run_id, part, condition, model, backbone, preset, seed, train_seconds,
                        epochs, stop_reason, under_trained, {TRAINING_LIMITS}
-                FROM runs WHERE part = ? AND status = 'finished'
+                FROM runs WHERE part = ? AND {COMPARED}
                 ORDER BY condition, model, backbone, preset, seed""",
             [part],
         ).df()
@@ -235,7 +236,7 @@ def flagged_runs(store: Path | str, parts: list[str]) -> pd.DataFrame:
         return con.execute(
             f"""WITH chosen AS (
                    SELECT *, count(*) OVER (PARTITION BY part, condition, model, backbone, preset) AS n_seeds
-                   FROM runs WHERE status = 'finished' AND list_contains(?, part)
+                   FROM runs WHERE {COMPARED} AND list_contains(?, part)
                )
                SELECT run_id, part, condition, model, backbone, preset, seed, n_seeds, {HARDWARE_EXPRESSIONS},
                       epochs, stop_reason, under_trained, {TRAINING_LIMITS}, timing_contended, timing_note
@@ -252,7 +253,22 @@ def finished_runs_on(store: Path | str, parts: list[str], condition: str) -> pd.
         return con.execute(
             f"""SELECT run_id, part, model, backbone, preset, seed, {HARDWARE_EXPRESSIONS},
                        TRY_CAST(json_extract_string(environment, '$.hardware.memory_gb') AS DOUBLE) AS memory_gb
-                FROM runs WHERE status = 'finished' AND list_contains(?, part) AND condition = ?
+                FROM runs WHERE {COMPARED} AND list_contains(?, part) AND condition = ?
                 ORDER BY run_id""",
             [parts, condition],
+        ).df()
+
+
+def learning_curve_runs(store: Path | str, part: str, condition: str) -> pd.DataFrame:
+    """Every finished run of `part` in `condition`, on all its training images or fewer, with the number it fitted
+    on (`n_train`), `train_size` (NULL: all) and its image and pixel AUROC (NULL without masks)."""
+    with read_store(store) as con:
+        return con.execute(
+            """SELECT r.run_id, r.model, r.backbone, r.preset, r.seed, r.train_size, r.n_train,
+                      max(m.value) FILTER (WHERE m.metric = 'image_auroc') AS image_auroc,
+                      max(m.value) FILTER (WHERE m.metric = 'pixel_auroc') AS pixel_auroc
+               FROM runs r JOIN metrics m USING (run_id)
+               WHERE r.part = ? AND r.condition = ? AND r.status = 'finished'
+               GROUP BY ALL ORDER BY r.model, r.backbone, r.preset, r.n_train, r.seed""",
+            [part, condition],
         ).df()

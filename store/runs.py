@@ -25,6 +25,9 @@ from store.connection import DEFAULT_STORE, insert_frame, read_store, write_stor
 from store.metrics import runtime_sources
 
 RUN_KEY = ("part", "model", "backbone", "preset", "seed", "condition")
+# The runs candidates are compared by (leaderboards, fronts, line stops, examples): finished, on all their part's
+# training images. A run on fewer (a learning curve's point, `runs.train_size`) is read only where sizes are shown.
+COMPARED = "status = 'finished' AND train_size IS NULL"
 # The values a run key's preset and condition take: `paper` follows the study's Table B.8, `cpu` fits this
 # kind of machine; `augmented` trains with the study's Table 3 augmentations, `baseline` without.
 PRESETS = ("cpu", "paper")
@@ -149,9 +152,9 @@ def claim_run(run_id: str, key: dict, store: Path | str = DEFAULT_STORE, force: 
             return "rerun"
         _delete_run(con, run_id)
         con.execute(
-            f"INSERT INTO runs (run_id, {', '.join(RUN_KEY)}, status, host, pid, started_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, now())",
-            [run_id, *(key[k] for k in RUN_KEY), host, pid],
+            f"INSERT INTO runs (run_id, {', '.join(RUN_KEY)}, train_size, status, host, pid, started_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, now())",
+            [run_id, *(key[k] for k in RUN_KEY), key.get("train_size"), host, pid],
         )
         return "new"
 
@@ -172,14 +175,15 @@ def finish_run(run_id: str, key: dict, outcome: RunOutcome, store: Path | str = 
         ).fetchone()
         _delete_run(con, run_id)
         con.execute(
-            f"""INSERT INTO runs (run_id, {", ".join(RUN_KEY)}, status, host, pid, started_at, finished_at,
+            f"""INSERT INTO runs (run_id, {", ".join(RUN_KEY)}, train_size, status, host, pid, started_at, finished_at,
                    train_seconds, inference_ms, throughput_fps, peak_memory_mb, n_train, n_test, config, environment,
                    epochs, stop_reason, under_trained, timing_contended, timing_note, device, device_name)
-               VALUES (?, ?, ?, ?, ?, ?, ?, 'finished', ?, ?, coalesce(?, now()), now(), ?, ?, ?, ?, ?, ?, ?, ?,
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'finished', ?, ?, coalesce(?, now()), now(), ?, ?, ?, ?, ?, ?, ?, ?,
                        ?, ?, ?, ?, ?, ?, ?)""",
             [
                 run_id,
                 *(key[k] for k in RUN_KEY),
+                key.get("train_size"),
                 host,
                 pid,
                 claimed[0] if claimed else None,
@@ -362,7 +366,7 @@ def run_metrics(store: Path | str = DEFAULT_STORE, part: str | None = None) -> p
     """Finished runs in long form: run key, metric, value."""
     with read_store(store) as con:
         return con.execute(
-            f"""SELECT r.run_id, {", ".join("r." + k for k in RUN_KEY)}, m.metric, m.value
+            f"""SELECT r.run_id, {", ".join("r." + k for k in RUN_KEY)}, r.train_size, m.metric, m.value
                 FROM runs r JOIN metrics m USING (run_id)
                 WHERE r.status = 'finished' AND (? IS NULL OR r.part = ?)""",
             [part, part],
@@ -395,7 +399,7 @@ def leaderboard(
             f"""
             WITH finished AS (
                 SELECT * REPLACE (coalesce(device, 'cpu') AS device){extracted}
-                FROM runs WHERE status = 'finished' AND (? IS NULL OR part = ?)
+                FROM runs WHERE {COMPARED} AND (? IS NULL OR part = ?)
             ),
             long AS (
                 SELECT {", ".join("f." + key for key in keys.split(", "))}, f.seed, m.metric, m.value

@@ -226,6 +226,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, stage)
     );
     """,
+    # 12: a run may fit on fewer of its part's training images than all (a learning curve's point): how many. NULL,
+    # as for every run before, is all of them; only such runs are compared across candidates.
+    """
+    ALTER TABLE runs ADD COLUMN train_size INTEGER;
+    """,
 ]
 
 

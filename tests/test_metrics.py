@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import bootstrap
 from sklearn.metrics import f1_score, precision_recall_curve, roc_auc_score
 
-from engine.evaluation.metrics import PIXEL_METRICS, image_metrics, pixel_metrics
+from engine.evaluation.metrics import AUROC_RESAMPLES, AUROC_SEED, PIXEL_METRICS, image_metrics, pixel_metrics
 
 
 def best_f1_and_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
@@ -36,6 +37,34 @@ def image_case() -> tuple[np.ndarray, np.ndarray]:
 def test_image_auroc_equals_scikit_learns(image_case):
     labels, scores = image_case
     assert image_metrics(labels, scores)["image_auroc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-6)
+
+
+def test_image_auroc_s_interval_equals_a_bootstrap_of_scikit_learn_s_auroc_resampling_each_label_apart(image_case):
+    """The reference: scipy's bootstrap with the same resamples and seed over scikit-learn's AUROC of each resample
+    (one at a time); a wrong statistic, level or resampling (both labels pooled) gives other bounds."""
+    labels, scores = image_case
+    anomalous, normal = scores[labels == 1], scores[labels == 0]
+
+    def auroc(defective: np.ndarray, good: np.ndarray) -> float:
+        return roc_auc_score(np.r_[np.ones(len(defective)), np.zeros(len(good))], np.r_[defective, good])
+
+    reference = bootstrap(
+        (anomalous, normal),
+        auroc,
+        n_resamples=AUROC_RESAMPLES,
+        confidence_level=0.95,
+        method="percentile",
+        vectorized=False,
+        random_state=np.random.default_rng(AUROC_SEED),
+    ).confidence_interval
+    figures = image_metrics(labels, scores)
+    assert (figures["image_auroc_low"], figures["image_auroc_high"]) == pytest.approx(
+        (reference.low, reference.high), abs=1e-9
+    )
+    assert figures["image_auroc_low"] < figures["image_auroc"] < figures["image_auroc_high"]
+    assert figures["image_auroc_high"] - figures["image_auroc_low"] > 0.1  # 20 defects pin an AUROC down loosely
+    separated = image_metrics(labels, 1000.0 * labels + np.arange(50))
+    assert (separated["image_auroc_low"], separated["image_auroc_high"]) == (1.0, 1.0)
 
 
 def test_image_f1_is_the_maximum_over_the_precision_recall_curve(image_case):

@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from dashboard import cached_queries, widgets
-from engine.analysis.results_table import METRIC_ORDER
+from engine.analysis.adequacy import error_bars, separation_note
+from engine.analysis.results_table import LOCAL_SOURCE, METRIC_ORDER
+
+
+def separation(ctx: widgets.StoreContext, part: str, bars: pd.DataFrame, metric: str) -> None:
+    """Whether the part's test split tells its two best local candidates apart on image AUROC."""
+    local = bars[(bars["source"] == LOCAL_SOURCE) & bars["plus"].notna()]
+    if metric != "image_auroc" or len(local) < 2:
+        return
+    images = cached_queries.part_images(ctx.store, ctx.stamp, part)
+    defective = int(((images["split"] == "test") & (images["label"] == "anomalous")).sum())
+    figures = {
+        row.candidate: (row.mean, row.mean - row.minus, row.mean + row.plus) for row in local.head(2).itertuples()
+    }
+    first, second = list(figures)
+    note = separation_note(first, second, figures, defective) if defective else None
+    if note:
+        st.warning(note[0].upper() + note[1:] + ".", icon=":material/straighten:")
+
 
 st.title("Overview")
 ctx = widgets.store_context()
@@ -52,13 +71,19 @@ if ctx is not None:
         metric = str(
             st.selectbox("Compare on", offered, format_func=widgets.METRIC_LABELS.__getitem__, key="overview_metric")
         )
-        bars = chosen[chosen["metric"] == metric].sort_values("mean", ascending=False)
+        bars = error_bars(chosen, metric).sort_values("mean", ascending=False)
         figure = px.bar(
             bars,
             x="candidate",
             y="mean",
-            error_y="std",
+            error_y="plus",
+            error_y_minus="minus",
             color="source",
-            labels={"mean": widgets.METRIC_LABELS[metric], "candidate": ""},
+            hover_data={"bar": True, "plus": False, "minus": False},
+            labels={"mean": widgets.METRIC_LABELS[metric], "candidate": "", "bar": "error bar"},
         )
         st.plotly_chart(figure)
+        kinds = sorted({kind for kind in bars["bar"] if kind})
+        if kinds:
+            st.caption(f"Error bars: {'; '.join(kinds)}.")
+        separation(ctx, filters.part, bars, metric)

@@ -1,4 +1,5 @@
-"""One part in depth: its images, each model's metrics and training, and a segmentation gallery with models side by side."""
+"""One part in depth: its images, each model's metrics, how many training images it needs, its training, and a
+segmentation gallery with models side by side."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import cached_queries, widgets
-from engine.analysis import training
+from engine.analysis import learning_curves, training
+from engine.analysis.charts import learning_curve_chart
 from engine.analysis.image_sizes import size_counts, sizes_in_words
 from engine.analysis.results_table import LOCAL_SOURCE, METRIC_ORDER
 from store.runs import artifacts_dir
@@ -51,6 +53,32 @@ def training_section(ctx: widgets.StoreContext, filters: widgets.Filters) -> Non
         )
     run = widgets.choose_run(runs, "Run", key="training_run")
     widgets.training_panel(run, cached_queries.training_losses(ctx.store, ctx.stamp, run["run_id"]))
+
+
+def how_many_images(ctx: widgets.StoreContext, filters: widgets.Filters) -> None:
+    """Learning curves: each candidate's AUROC against the training images it fitted on, and where it reaches 95 %."""
+    st.subheader("How many images?")
+    table = learning_curves.curves(
+        cached_queries.learning_curve_runs(ctx.store, ctx.stamp, filters.part, filters.condition)
+    )
+    if table.empty:
+        st.info(
+            f"No learning curve for {filters.part} ({filters.condition}) yet: evaluate models on fewer training images, "
+            f"e.g. `gluelab evaluate --parts {filters.part} --models padim patchcore --train-sizes 10 25 50 all "
+            "--seeds 3`, or queue a sweep from the Runs page."
+        )
+        return
+    marks = {
+        str(candidate): learning_curves.smallest_reaching(curve) for candidate, curve in table.groupby("candidate")
+    }
+    st.plotly_chart(learning_curve_chart(table, marks))
+    for sentence in learning_curves.sentences(table):
+        st.markdown(f"- {sentence}.")
+    st.caption(
+        "Each size's images are drawn by the seed from the part's training images and nested (a seed's 10 are among "
+        "its 25); every run is tested on the full test split. A point is the mean over seeds, its bar the standard "
+        "deviation; the ring marks the fewest images reaching 95 % of the candidate's image AUROC on all of them."
+    )
 
 
 def image_sizes(images: pd.DataFrame) -> None:
@@ -110,6 +138,7 @@ if ctx is not None:
         )
 
         metrics_per_model(ctx, filters)
+        how_many_images(ctx, filters)
         training_section(ctx, filters)
 
         st.subheader("Segmentation gallery")

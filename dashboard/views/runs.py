@@ -25,6 +25,10 @@ RUN_COLUMNS = {
     "input_size": st.column_config.TextColumn(
         "Input size", help="Width x height every image was resized to before the model read it"
     ),
+    "train_size": st.column_config.TextColumn(
+        "Training images",
+        help="How many of the part's training images the run fitted on: all, or a learning curve's point",
+    ),
     "epochs": st.column_config.NumberColumn("Epochs", format="%d"),
     "stop_reason": st.column_config.TextColumn("Stop reason"),
     "under_trained": st.column_config.CheckboxColumn("Under-trained"),
@@ -56,6 +60,13 @@ def submit_section(ctx: widgets.StoreContext) -> None:
         left.number_input("Seeds", min_value=1, value=1, step=1, key=keys["seeds"])
         middle.multiselect("Conditions", list(CONDITIONS), default=[CONDITIONS[0]], key=keys["conditions"])
         right.radio("Preset", list(PRESETS), horizontal=True, key=keys["preset"])
+        st.text_input(
+            "Training images",
+            value="all",
+            key=keys["train_sizes"],
+            help="all, or several sizes for a learning curve, e.g. 10 25 50 100 all: each run fits on that many of "
+            "the part's training images, drawn by its seed and nested; Part drill-down then shows how many a part needs",
+        )
         st.checkbox("Pixel metrics required (every part needs defect masks)", key=keys["pixel_metrics"])
         st.form_submit_button(
             "Submit", key="submit_request", on_click=request_queue.submit_from_form, args=(ctx.store,)

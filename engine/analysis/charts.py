@@ -13,10 +13,17 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from engine.analysis.line_stops import Shift
 from engine.analysis.line_watch import ewma, ewma_limits, p_chart_limits
-from engine.analysis.selection import Criterion, SelectionResult, front_ranking, mean_column, std_column
+from engine.analysis.selection import (
+    Criterion,
+    SelectionResult,
+    error_bar,
+    front_ranking,
+    mean_column,
+)
 from engine.analysis.selection import chosen as chosen_candidate
 from store.metrics import METRIC_LABELS
 
@@ -24,7 +31,7 @@ LABEL_OFFSET = 30  # pixels between a front point and its number
 
 
 def trade_off_chart(result: SelectionResult, x: Criterion, y: Criterion, log_x: bool, prefer: Criterion) -> go.Figure:
-    """Feasible candidates with seed error bars, the Pareto front as a line, and the knee or preferred point marked
+    """Feasible candidates with error bars (std over seeds; with one seed, image AUROC's interval over the test images), the Pareto front as a line, and the knee or preferred point marked
     (one: `selection.chosen`, ties to the best on `prefer`).
 
     Front points carry their rank in `front_ranking` (listed with names beside the chart); every name is in
@@ -49,8 +56,8 @@ def trade_off_chart(result: SelectionResult, x: Criterion, y: Criterion, log_x: 
             mode="markers",
             name=name,
             marker={"symbol": symbol, "size": size},
-            error_x={"array": members[std_column(x.metric)].fillna(0)},
-            error_y={"array": members[std_column(y.metric)].fillna(0)},
+            error_x=error_bar(members, x.metric),
+            error_y=error_bar(members, y.metric),
             hovertemplate=hover,
         )
     rest = feasible[~feasible["on_front"] & ~feasible["near_front"]]
@@ -222,4 +229,49 @@ def stage_chart(stages: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
         legend={"title": "stage", "orientation": "h", "y": -0.2},
         height=160 + 28 * stages["run"].nunique(),
     )
+    return figure
+
+
+def learning_curve_chart(table: pd.DataFrame, marks: dict[str, int | None]) -> go.Figure:
+    """Image and pixel AUROC (mean ± std over seeds) against training images, log-scaled, one line per candidate
+    (`learning_curves.curves`), each candidate's smallest size reaching 95 % of its full figure (`marks`) ringed."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Image AUROC", "Pixel AUROC"), shared_xaxes=True)
+    colours = px.colors.qualitative.Plotly
+    for index, (candidate, curve) in enumerate(table.groupby("candidate", sort=False)):
+        colour = colours[index % len(colours)]
+        for column, figure_name in enumerate(("image_auroc", "pixel_auroc"), start=1):
+            figure.add_scatter(
+                x=curve["n_train"],
+                y=curve[f"{figure_name}_mean"],
+                error_y={"array": curve[f"{figure_name}_std"].fillna(0)},
+                mode="lines+markers",
+                name=str(candidate),
+                legendgroup=str(candidate),
+                showlegend=column == 1,
+                line={"color": colour},
+                customdata=curve["seeds"],
+                hovertemplate="%{x} training images: %{y:.3f} (%{customdata} seeds)<extra>"
+                + str(candidate)
+                + "</extra>",
+                row=1,
+                col=column,
+            )
+        size = marks.get(str(candidate))
+        if size is not None:
+            point = curve[curve["n_train"] == size].iloc[0]
+            figure.add_scatter(
+                x=[size],
+                y=[point["image_auroc_mean"]],
+                mode="markers",
+                marker={"size": 16, "symbol": "circle-open", "color": colour, "line": {"width": 2}},
+                name=f"{candidate}: 95 % of its image AUROC",
+                legendgroup=str(candidate),
+                showlegend=False,
+                hovertemplate=f"{candidate} reaches 95 % of its image AUROC with {size} images<extra></extra>",
+                row=1,
+                col=1,
+            )
+    figure.update_xaxes(type="log", title="training images (log scale)")
+    figure.update_yaxes(title="AUROC (mean ± std over seeds)", col=1)
+    figure.update_layout(title="How many training images?", legend={"orientation": "h", "y": -0.25}, height=420)
     return figure

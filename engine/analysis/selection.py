@@ -113,6 +113,26 @@ def std_column(metric: str) -> str:
     return f"{metric}_std"
 
 
+# A metric whose runs store its 95 % interval over the test images keeps it as `<metric>_low` and `<metric>_high`
+# (image AUROC: `engine.evaluation.metrics.auroc_interval`); with one seed it is the figure's error bar.
+INTERVAL_ENDS = ("low", "high")
+
+
+def error_bar(points: pd.DataFrame, metric: str) -> dict:
+    """Plotly error bar of `metric` for `points` (candidate rows): the std over seeds, or where a candidate has one
+    seed and the metric's interval was stored, that interval (asymmetric)."""
+    std = points[std_column(metric)]
+    low, high = (mean_column(f"{metric}_{end}") for end in INTERVAL_ENDS)
+    if low not in points or high not in points:
+        return {"array": std.fillna(0)}
+    mean = points[mean_column(metric)]
+    single = std.isna() & points[low].notna()
+    return {
+        "array": std.mask(single, points[high] - mean).fillna(0),
+        "arrayminus": std.mask(single, mean - points[low]).fillna(0),
+    }
+
+
 def candidate_table(long: pd.DataFrame, key_columns: Sequence[str] = CANDIDATE_KEY) -> pd.DataFrame:
     """One row per candidate with `<metric>_mean` and `<metric>_std` columns, from long rows (keys, metric, mean, std).
 
@@ -247,7 +267,8 @@ def worst_case_across_parts(
     if not parts:
         raise ValueError("choose at least one part")
     metrics = [criterion.metric for criterion in criteria]
-    per_part = candidate_table(long[long["part"].isin(parts) & long["metric"].isin(metrics)], [*keys, "part"])
+    bounds = [f"{metric}_{end}" for metric in metrics for end in INTERVAL_ENDS]  # one seed's error bar, where stored
+    per_part = candidate_table(long[long["part"].isin(parts) & long["metric"].isin(metrics + bounds)], [*keys, "part"])
 
     chosen, excluded = [], []
     for key, figures in per_part.groupby(keys, sort=False):
@@ -266,6 +287,10 @@ def worst_case_across_parts(
             row[mean_column(criterion.metric)] = means[worst]
             row[std_column(criterion.metric)] = figures.at[worst, std_column(criterion.metric)]
             row[f"{criterion.metric}_worst_part"] = figures.at[worst, "part"]
+            for end in INTERVAL_ENDS:
+                bound = mean_column(f"{criterion.metric}_{end}")
+                if bound in figures:
+                    row[bound] = figures.at[worst, bound]
         chosen.append(row)
     return pd.DataFrame(chosen), pd.DataFrame(excluded, columns=[*keys, "reason"])
 

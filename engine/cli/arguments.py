@@ -23,6 +23,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def train_size(text: str) -> int | None:
+    """A number of training images, or `all` (None)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a whole number of images or all (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 image, or all (got {value})")
+    return value
+
+
 def _number(text: str, allowed, must: str) -> float:
     try:
         value = float(text)

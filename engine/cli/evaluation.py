@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.cli.arguments import add_grid_flags, add_store, grid_options
+from engine.cli.arguments import add_grid_flags, add_store, grid_options, train_size
 from engine.cli.results import print_results
 from store.runs import CONDITIONS, PRESETS
 
@@ -24,6 +24,15 @@ def add_evaluate(parser: argparse.ArgumentParser) -> None:
         "--preset",
         default=PRESETS[0],
         help=f"one of {', '.join(PRESETS)}: cpu is sized for this machine, paper follows Table B.8 (default {PRESETS[0]})",
+    )
+    parser.add_argument(
+        "--train-sizes",
+        nargs="+",
+        type=train_size,
+        default=[None],
+        metavar="N|all",
+        help="fit each job on N of the part's training images, drawn by the seed and nested (the 25 contain the 10),"
+        " testing on the full test split: a learning curve (default: all)",
     )
     parser.add_argument(
         "--force",
@@ -68,7 +77,9 @@ def evaluate(args: argparse.Namespace) -> int:
     from engine.jobs import plan_grid
 
     options = grid_options(args)
-    jobs = plan_grid(args.parts, args.models, args.backbones, args.seeds, args.conditions, args.preset, args.store)
+    jobs = plan_grid(
+        args.parts, args.models, args.backbones, args.seeds, args.conditions, args.preset, args.store, args.train_sizes
+    )
     summary = run_grid(jobs, args.store, force=args.force, **options)
     print(
         f"{summary.finished} runs finished, {summary.failed} failed, {summary.skipped} already done"
@@ -77,9 +88,37 @@ def evaluate(args: argparse.Namespace) -> int:
     )
     for part in dict.fromkeys(args.parts):
         print(f"\n{part}")
-        print_results(args.store, part, None, "table")
+        if None in args.train_sizes:
+            print_results(args.store, part, None, "table")
+        if any(size is not None for size in args.train_sizes):
+            for condition in dict.fromkeys(args.conditions):
+                print(learning_curve_table(args.store, part, condition))
     print(time_by_stage(args.store, [job.run_id for job in jobs]))
     return 1 if summary.failed else 0
+
+
+def learning_curve_table(store: str, part: str, condition: str) -> str:
+    """The part's learning curves in `condition`: AUROC by training images per candidate, and where each reaches 95 %."""
+    from engine.analysis import learning_curves
+    from engine.analysis.candidates import with_candidates
+    from engine.analysis.results_table import LOCAL_SOURCE
+    from store.queries import learning_curve_runs
+
+    table = learning_curves.curves(with_candidates(learning_curve_runs(store, part, condition), LOCAL_SOURCE))
+    if table.empty:
+        return f"no learning curve for {part} ({condition}): a candidate needs runs at two training sizes"
+    lines = [f"learning curves ({condition}): candidate, training images, image AUROC, pixel AUROC (mean ± std, seeds)"]
+    for row in table.itertuples():
+        figures = [
+            "n/a" if row_mean != row_mean else f"{row_mean:.3f}" + ("" if row_std != row_std else f" ± {row_std:.3f}")
+            for row_mean, row_std in (
+                (row.image_auroc_mean, row.image_auroc_std),
+                (row.pixel_auroc_mean, row.pixel_auroc_std),
+            )
+        ]
+        lines.append(f"  {row.candidate:<36}{row.n_train:>6}  {figures[0]:>15}  {figures[1]:>15}  {row.seeds}")
+    lines += [f"  {sentence}." for sentence in learning_curves.sentences(table)]
+    return "\n".join(lines)
 
 
 def time_by_stage(store: str, run_ids: list[str]) -> str:

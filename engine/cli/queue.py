@@ -40,6 +40,7 @@ def submit(args: argparse.Namespace) -> int:
         tuple(args.conditions),
         args.preset,
         args.pixel_metrics,
+        train_sizes=tuple(args.train_sizes),
     )
     submitted = submit_request(request, getpass.getuser(), f"{socket.gethostname()} (shell)", args.store)
     if submitted.queued:

@@ -116,7 +116,7 @@ def refit(run: dict, data: PartData, store: Path | str) -> AnomalibDetector:
     limit = limit_from_environment()
     cache = FeatureCache(feature_cache_dir(store), limit) if limit > 0 else None
     with detector.cached_features(cache):
-        detector.fit(data.train, augment)
+        detector.fit(data.training_subset(job.train_size, job.seed).train, augment)
     return detector
 
 

@@ -229,6 +229,7 @@ def evaluate_job(
     The model computes on `device` (`cpu` or `cuda:N`, see `engine.devices`) where it can; the run records
     the device it used; cached features come back on that device.
     """
+    data = data.training_subset(job.train_size, job.seed)
     clock = StageClock()
     with clock.stage("build"):
         detector, augment = build_job_model(job, settings)
@@ -322,5 +323,5 @@ def retime_job(
     detector, augment = build_job_model(job, settings)
     device = detector.to(device)
     with detector.cached_features(feature_cache):
-        detector.fit(data.train, augment)
+        detector.fit(data.training_subset(job.train_size, job.seed).train, augment)
     return time_inference(detector, data.test, device)[0]

@@ -2,7 +2,8 @@
 
 Image level: AUROC, F1 at the F1-optimal threshold (and that threshold), and the false-positive
 rate at zero escapes (the share of good images flagged at the highest threshold that still flags
-every defective image: the false alarms a plant must accept to miss nothing). Pixel level, when the
+every defective image: the false alarms a plant must accept to miss nothing), and image AUROC's 95 % interval over
+the test images (`auroc_interval`: how far the test split pins the figure down). Pixel level, when the
 dataset has masks: AUROC, F1 at the F1-optimal threshold (and that threshold), AUPRO (FPR limit 0.3).
 Names, labels and directions are defined in `store.metrics`; the computations are here.
 """
@@ -14,6 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 from anomalib.metrics import AUPRO, AUROC, F1Max
+from scipy.stats import bootstrap, mannwhitneyu
 
 from engine.evaluation.stage_clock import StageClock
 from store.metrics import names
@@ -52,6 +54,35 @@ def _raw_threshold(raw: torch.Tensor, unit: torch.Tensor, threshold: float) -> f
     return float(raw[unit >= threshold].min())
 
 
+AUROC_RESAMPLES = 2000  # bootstrap resamples of the test images behind image AUROC's interval
+AUROC_CONFIDENCE = 0.95
+AUROC_SEED = 0  # the interval of one score set is the same every time it is computed
+
+
+def auroc_interval(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """The 95 % percentile-bootstrap interval of image AUROC over the test images (`scipy.stats.bootstrap`,
+    `AUROC_RESAMPLES` resamples, seeded): the defective and the acceptable images are resampled apart, so each
+    resample keeps the split's counts of both, and each resample's AUROC is the Mann-Whitney U of the defective
+    scores against the acceptable ones over their pairs (`scipy.stats.mannwhitneyu`; ties count a half, as AUROC
+    counts them)."""
+    anomalous, normal = np.asarray(scores[labels == 1], float), np.asarray(scores[labels == 0], float)
+
+    def auroc(defective: np.ndarray, good: np.ndarray, axis: int = -1) -> np.ndarray:
+        pairs = defective.shape[axis] * good.shape[axis]
+        return mannwhitneyu(defective, good, axis=axis, method="asymptotic").statistic / pairs
+
+    result = bootstrap(
+        (anomalous, normal),
+        auroc,
+        n_resamples=AUROC_RESAMPLES,
+        confidence_level=AUROC_CONFIDENCE,
+        method="percentile",
+        vectorized=True,
+        random_state=np.random.default_rng(AUROC_SEED),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def image_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """Image-level metrics; `labels` 1 = anomalous."""
     if len(set(labels.tolist())) < 2:
@@ -60,11 +91,14 @@ def image_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     unit, _, _ = _unit_range(raw)
     fields = {"pred_score": unit, "gt_label": torch.as_tensor(labels)}
     f1, threshold = _f1_max(fields)
+    low, high = auroc_interval(labels, scores)
     return {
         "image_auroc": _compute(AUROC(fields=list(fields)), **fields),
         "image_f1": f1,
         "image_threshold": _raw_threshold(raw, unit, threshold),
         "fpr_at_full_recall": float((scores[labels == 0] >= scores[labels == 1].min()).mean()),
+        "image_auroc_low": low,
+        "image_auroc_high": high,
     }
 
 

@@ -131,6 +131,7 @@ class Worker:
                 list(grid.conditions),
                 grid.preset,
                 self.store,
+                list(grid.train_sizes),
             )
         except (ValueError, TypeError) as error:
             end_request(request.request_id, "failed", f"cannot be run: {error}", self.store)

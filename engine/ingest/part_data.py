@@ -7,7 +7,7 @@ images only (albumentations Defocus, RandomBrightnessContrast, ISONoise, each wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import albumentations as A
@@ -27,6 +27,22 @@ class PartData:
     test_labels: np.ndarray  # 1 = anomalous
     test_masks: list[np.ndarray] | None  # bool (H, W) per test image; None when the dataset has no masks
     test_info: pd.DataFrame  # one row per test image: image_path, label, defect_type, region, mean_brightness, ...
+
+    def training_subset(self, size: int | None, seed: int) -> PartData:
+        """The part with `size` of its training images (None: all), drawn by `seed`: the first `size` of one seeded
+        permutation, kept in their stored order, so for one seed the images of a smaller size are among those of a
+        larger one (a learning curve adds images, it does not swap them). The test split is untouched."""
+        if size is None:
+            return self
+        if not 1 <= size <= len(self.train):
+            raise ValueError(f"{self.part} has {len(self.train)} training images; a size of {size} cannot be drawn")
+        chosen = sorted(training_order(len(self.train), seed)[:size])
+        return replace(self, train=[self.train[index] for index in chosen])
+
+
+def training_order(count: int, seed: int) -> list[int]:
+    """The order in which a seed draws `count` training images into nested subsets."""
+    return [int(index) for index in np.random.default_rng(seed).permutation(count)]
 
 
 def _read_gray(path: Path) -> np.ndarray:

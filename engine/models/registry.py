@@ -56,6 +56,9 @@ class ModelEntry:
     # of the preset settings giving them); their outputs come from the feature cache while the model fits and
     # scores (engine.models.feature_cache).
     frozen_features: tuple[str, ...] | Callable[[dict], tuple[str, ...]] = ()
+    # The fewest training images the model fits on (a covariance needs two, a PCA as many as its components): a
+    # training-size sweep below it is refused before anything runs.
+    min_train_images: int = 2
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):

@@ -10,11 +10,13 @@ from engine.models.registry import ModelEntry, register
 if TYPE_CHECKING:
     from anomalib.models.components import AnomalibModule
 
+PCA_COMPONENTS = 16
+
 
 def _dfkde(backbone: str, s: dict) -> AnomalibModule:
     from anomalib.models import Dfkde
 
-    return Dfkde(backbone=backbone, layers=[LAST_STAGE[backbone]], n_pca_components=16, **lean(backbone, s))
+    return Dfkde(backbone=backbone, layers=[LAST_STAGE[backbone]], n_pca_components=PCA_COMPONENTS, **lean(backbone, s))
 
 
 ENTRY = register(
@@ -25,5 +27,6 @@ ENTRY = register(
         {"cpu": {**IMAGE_256}, "paper": {**IMAGE_256}},
         CNN_BACKBONES,
         frozen_features=("feature_extractor",),
+        min_train_images=PCA_COMPONENTS,  # its PCA takes at least one image per component
     )
 )

@@ -1,0 +1,42 @@
+"""Whether a test split tells candidates apart: error bars from seeds or, with one seed, from image AUROC's interval,
+and how many more defective images two overlapping candidates need."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from engine.analysis.adequacy import error_bars, more_defects_needed, separation_note
+
+
+def test_one_seed_s_error_bar_is_its_interval_and_several_seeds_keep_their_standard_deviation():
+    rows = pd.DataFrame(
+        [
+            ("local", "PaDiM", "image_auroc", 0.90, None, 1),
+            ("local", "PaDiM", "image_auroc_low", 0.82, None, 1),
+            ("local", "PaDiM", "image_auroc_high", 0.95, None, 1),
+            ("local", "DFM", "image_auroc", 0.85, 0.02, 3),
+            ("local", "DFM", "image_auroc_low", 0.75, 0.03, 3),
+            ("local", "DFM", "image_auroc_high", 0.93, 0.01, 3),
+            ("local", "DFM", "image_f1", 0.80, 0.05, 3),
+        ],
+        columns=["source", "candidate", "metric", "mean", "std", "n_seeds"],
+    )
+    bars = error_bars(rows, "image_auroc").set_index("candidate")
+    assert (bars.loc["PaDiM", "minus"], bars.loc["PaDiM", "plus"]) == pytest.approx((0.08, 0.05))
+    assert bars.loc["PaDiM", "bar"] == "95 % interval over the test images"
+    assert (bars.loc["DFM", "minus"], bars.loc["DFM", "plus"], bars.loc["DFM", "bar"]) == (0.02, 0.02, "std over seeds")
+    f1 = error_bars(rows, "image_f1").set_index("candidate")
+    assert (f1.loc["DFM", "plus"], f1.loc["DFM", "minus"]) == (0.05, 0.05)
+
+
+def test_overlapping_intervals_ask_for_the_defective_images_that_would_separate_them():
+    # half-widths 0.08 + 0.06 around figures 0.04 apart, on 20 defective images: 20 x (0.14 / 0.04)^2 = 245, so 225 more
+    assert more_defects_needed((0.90, 0.82, 0.96), (0.86, 0.80, 0.92), 20) == 225
+    assert more_defects_needed((0.99, 0.97, 1.0), (0.80, 0.70, 0.88), 20) == 0  # apart already
+    assert more_defects_needed((0.9, 0.8, 0.95), (0.9, 0.85, 0.97), 20) is None  # equal figures
+    note = separation_note("PaDiM", "DFM", {"PaDiM": (0.90, 0.82, 0.96), "DFM": (0.86, 0.80, 0.92)}, 20)
+    assert note == (
+        "the image AUROC intervals of PaDiM and DFM overlap on these 20 defective test images: collect at least 225 "
+        "more defective images to separate them"
+    )
