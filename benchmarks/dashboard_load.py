@@ -71,6 +71,7 @@ METRIC_RANGES = {
     "pixel_threshold": (0.2, 5.0),
     "aupro": (0.3, 1.0),
 }
+INTERVAL_METRICS = ("image_auroc_low", "image_auroc_high")
 # engine.evaluation.evaluate keeps the heatmaps of every defective image and of the 10 highest-scoring good ones
 NORMAL_EXAMPLES = 10
 ENVIRONMENT = {  # the shape of engine.evaluation.evaluate.environment()
@@ -186,6 +187,9 @@ def write_run_batch(store: Path, runs: pd.DataFrame, test_images: pd.DataFrame, 
     drawn = {"image_threshold": thresholds} | {
         name: rng.uniform(low, high, n) for name, (low, high) in METRIC_RANGES.items()
     }
+    low, high = INTERVAL_METRICS  # image AUROC's 95 % interval over the test images, drawn around it
+    drawn[low] = np.clip(drawn["image_auroc"] - rng.uniform(0.02, 0.15, n), 0.0, 1.0)
+    drawn[high] = np.minimum(drawn["image_auroc"] + rng.uniform(0.01, 0.1, n), 1.0)
     metrics = pd.DataFrame(
         {
             "run_id": np.repeat(run_ids, len(drawn)),

@@ -40,3 +40,23 @@ def test_overlapping_intervals_ask_for_the_defective_images_that_would_separate_
         "the image AUROC intervals of PaDiM and DFM overlap on these 20 defective test images: collect at least 225 "
         "more defective images to separate them"
     )
+
+
+def test_the_trade_off_chart_s_error_bar_is_the_interval_for_one_seed_and_the_std_for_several():
+    from engine.analysis.selection import error_bar
+
+    points = pd.DataFrame(
+        {
+            "image_auroc_mean": [0.90, 0.85],
+            "image_auroc_std": [None, 0.02],
+            "image_auroc_low_mean": [0.82, 0.75],
+            "image_auroc_high_mean": [0.95, 0.93],
+            "inference_ms_mean": [20.0, 30.0],
+            "inference_ms_std": [None, 1.5],
+        }
+    )
+    bar = error_bar(points, "image_auroc")
+    assert bar["array"].tolist() == pytest.approx([0.05, 0.02]) and bar["arrayminus"].tolist() == pytest.approx(
+        [0.08, 0.02]
+    )
+    assert error_bar(points, "inference_ms")["array"].tolist() == [0.0, 1.5]  # no interval stored: std, 0 for one seed

@@ -13,7 +13,8 @@ from engine.jobs import Job
 
 
 def test_benchmark_draws_every_metric_the_engine_records():
-    drawn = {"image_threshold", *dashboard_load.METRIC_RANGES}  # the threshold is drawn with each run's scores
+    drawn = {"image_threshold", *dashboard_load.INTERVAL_METRICS, *dashboard_load.METRIC_RANGES}  # the threshold and
+    # the interval are drawn with each run's scores and AUROC
     assert drawn == set(IMAGE_METRICS + PIXEL_METRICS)
 
 
