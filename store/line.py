@@ -180,3 +180,13 @@ def line_rescores(store: Path | str, key: DeploymentKey) -> pd.DataFrame:
                ORDER BY s.run_id, s.frame_id""",
             [key.run_id, key.format, key.runtime],
         ).df()
+
+
+def image_aurocs(store: Path | str, run_ids: Sequence[str]) -> dict[str, float]:
+    """Image AUROC of each of `run_ids` that has one."""
+    with read_store(store) as con:
+        rows = con.execute(
+            "SELECT run_id, value FROM metrics WHERE metric = 'image_auroc' AND list_contains(?, run_id)",
+            [list(run_ids)],
+        ).fetchall()
+    return {str(run_id): float(value) for run_id, value in rows if value is not None}

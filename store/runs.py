@@ -110,9 +110,8 @@ class RunOutcome:
     training: Training | None = None  # None for models fitted in one pass
     device: str = "cpu"  # what the model computed on: cpu or cuda:N (engine.devices)
     device_name: str | None = None  # the processor's or the GPU's model name
-    stages: dict[str, float] = field(
-        default_factory=dict
-    )  # seconds per `store.stages.STAGES` stage, store writes aside
+    # seconds per `store.stages.STAGES` stage, all but the store writes (`finish_run` times those)
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 def artifacts_dir(store: Path | str) -> Path:

@@ -60,3 +60,27 @@ def test_the_trade_off_chart_s_error_bar_is_the_interval_for_one_seed_and_the_st
         [0.08, 0.02]
     )
     assert error_bar(points, "inference_ms")["array"].tolist() == [0.0, 1.5]  # no interval stored: std, 0 for one seed
+
+
+def test_a_learning_curve_names_where_it_reaches_95_percent_and_says_when_it_falls():
+    from engine.analysis.learning_curves import curves, sentences, smallest_reaching
+
+    runs = pd.DataFrame(
+        [
+            (candidate, "padim", size, seed, auroc + 0.002 * seed, 0.98)
+            for candidate, points in (
+                ("Rising", [(10, 0.80), (25, 0.88), (50, 0.93), (120, 0.95)]),
+                ("Falling", [(10, 0.95), (25, 0.94), (50, 0.93), (120, 0.90)]),
+            )
+            for size, auroc in points
+            for seed in (0, 1)
+        ],
+        columns=["candidate", "model", "n_train", "seed", "image_auroc", "pixel_auroc"],
+    )
+    table = curves(runs)
+    rising = table[table["candidate"] == "Rising"]
+    assert smallest_reaching(rising) == 50  # 0.931 >= 0.95 x 0.951; 0.881 is not
+    said = sentences(table)
+    assert said[1] == "Rising reaches 95 % of its image AUROC (0.951 with 120 images) with 50 images"
+    assert said[0].startswith("Falling reaches 95 % of its image AUROC (0.901 with 120 images) with 10 images; it is")
+    assert "highest with 10 (0.951) and falls as images are added" in said[0]

@@ -100,9 +100,8 @@ def test_part_drill_down_shows_how_many_images_a_part_needs_in_chromium(store):
     table = learning_curves.curves(with_candidates(learning_curve_runs(store, "part1", "baseline"), LOCAL_SOURCE))
     assert table["n_train"].tolist() == [5, 10, 15]
     (sentence,) = learning_curves.sentences(table)
-    assert sentence.startswith(
-        "PaDiM / EfficientNet-Lite0 (cpu) reaches 95 % of its image AUROC"
-    ) and sentence.endswith(f"with {learning_curves.smallest_reaching(table)} images")
+    assert sentence.startswith("PaDiM / EfficientNet-Lite0 (cpu) reaches 95 % of its image AUROC")
+    assert f"with {learning_curves.smallest_reaching(table)} images" in sentence
     with gluelab_dashboard(store) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 3000})

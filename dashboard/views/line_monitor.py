@@ -15,6 +15,7 @@ import streamlit as st
 
 from dashboard import cached_queries, roles, widgets
 from engine.analysis.charts import ewma_chart, p_chart
+from engine.analysis.labels import model_name
 from engine.analysis.line_watch import (
     DRIFT_P_LIMIT,
     DRIFT_WINDOW,
@@ -78,7 +79,7 @@ def reevaluate(ctx: widgets.StoreContext, watched: pd.Series, frames: pd.DataFra
     if roles.engineer() is None:
         return
     st.caption(
-        f"Trains {watched['model']} again with the study's lighting, blur and noise augmentations, evaluates it on "
+        f"Trains {model_name(str(watched['model']))} again with the study's lighting, blur and noise augmentations, evaluates it on "
         f"{watched['part']}'s test images and scores the {int(frames['rejected'].isna().sum())} frames collected so "
         "far with it: its alarms are then shown beside the deployed model's."
     )

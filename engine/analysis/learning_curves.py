@@ -4,7 +4,9 @@ images (`gluelab evaluate --train-sizes`), each candidate's figure against the n
 A candidate's curve is the mean and standard deviation over seeds of its image and pixel AUROC at each number of
 training images (`n_train`; a run on all of them is the curve's last point). The smallest number reaching
 `SHARE` (95 %) of the candidate's figure on all its images is the size the page marks and names: where adding images
-has stopped paying. A candidate needs runs at two sizes at least to have a curve.
+has stopped paying. A curve can also fall (a density model's acceptance widens with each new kind of normal image it
+sees); the sentence says so when its best size beats its full-data figure by more than `FALLING_MARGIN` and the
+best size's spread over seeds. A candidate needs runs at two sizes at least to have a curve.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import pandas as pd
 
 SHARE = 0.95
+FALLING_MARGIN = 0.01  # a curve whose best size beats its full-data figure by more (and by more than its std) falls
 FIGURES = ("image_auroc", "pixel_auroc")
 
 
@@ -45,9 +48,17 @@ def sentences(table: pd.DataFrame, figure: str = "image_auroc") -> list[str]:
         size = smallest_reaching(curve, figure)
         if size is None:
             continue
-        full = curve.iloc[-1]
-        said.append(
-            f"{candidate} reaches {100 * SHARE:.0f} % of its {figure.replace('_', ' ').replace('auroc', 'AUROC')} "
-            f"({full[f'{figure}_mean']:.3f} with {int(full['n_train'])} images) with {size} images"
+        full, name = curve.iloc[-1], figure.replace("_", " ").replace("auroc", "AUROC")
+        sentence = (
+            f"{candidate} reaches {100 * SHARE:.0f} % of its {name} ({full[f'{figure}_mean']:.3f} with "
+            f"{int(full['n_train'])} images) with {size} images"
         )
+        best = curve.loc[curve[f"{figure}_mean"].idxmax()]
+        spread = max(float(best[f"{figure}_std"]) if pd.notna(best[f"{figure}_std"]) else 0.0, FALLING_MARGIN)
+        if best[f"{figure}_mean"] - full[f"{figure}_mean"] > spread:
+            sentence += (
+                f"; it is highest with {int(best['n_train'])} ({best[f'{figure}_mean']:.3f}) and falls as images are "
+                "added: more of this part's normal variation widens what the model accepts as normal"
+            )
+        said.append(sentence)
     return said

@@ -39,7 +39,8 @@ from engine.analysis.line_stops import Line, least_cost_point
 from engine.frame_statistics import clipped_share, sharpness
 from store import files, queries
 from store.deployments import run_thresholds
-from store.runs import run_image_scores, run_metrics
+from store.line import image_aurocs
+from store.runs import run_image_scores
 
 EWMA_LAMBDA = 0.2
 EWMA_L = 3.0
@@ -285,11 +286,7 @@ def line_comparisons(
     """One comparison per run in `rescores` (`store.line.line_rescores` of one deployment)."""
     if rescores.empty:
         return []
-    aurocs = run_metrics(store)
-    aurocs = aurocs[aurocs["metric"] == "image_auroc"].set_index("run_id")["value"]
-
-    def auroc(run_id: str) -> float | None:
-        return float(aurocs[run_id]) if run_id in aurocs.index and not pd.isna(aurocs[run_id]) else None
+    aurocs = image_aurocs(store, [deployed_run, *rescores["run_id"].unique()])
 
     compared = []
     for run_id, frames in rescores.groupby("run_id", sort=False):
@@ -307,8 +304,8 @@ def line_comparisons(
                 threshold,
                 float((frames["score"] >= threshold).mean()),
                 float(frames["deployed_alarm"].astype(bool).mean()),
-                auroc(str(run_id)),
-                auroc(deployed_run),
+                aurocs.get(str(run_id)),
+                aurocs.get(deployed_run),
             )
         )
     return compared

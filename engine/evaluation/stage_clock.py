@@ -47,10 +47,6 @@ class StageClock:
         finally:
             self.leave()
 
-    def add(self, name: str, seconds: float) -> None:
-        """Time measured elsewhere (e.g. by the process that started this one)."""
-        self.seconds[name] = self.seconds.get(name, 0.0) + max(seconds, 0.0)
-
 
 @contextmanager
 def backbone_passes(clock: StageClock, modules: Sequence[Any], name: str) -> Iterator[None]:
