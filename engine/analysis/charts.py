@@ -219,6 +219,7 @@ def stage_chart(stages: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
         color="what",
         orientation="h",
         category_orders={"what": [labels[name] for name in labels if name in set(stages["stage"])]},
+        color_discrete_sequence=px.colors.qualitative.Dark24,  # a colour per stage: the default ten repeat
         custom_data=["what"],
     )
     figure.update_traces(hovertemplate="%{customdata[0]}: %{x:.2f} s<extra></extra>")
@@ -226,8 +227,9 @@ def stage_chart(stages: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
         title="Where each run's time went",
         xaxis={"title": "seconds, from the run's claim to its results stored"},
         yaxis={"title": None, "autorange": "reversed"},
-        legend={"title": "stage", "orientation": "h", "y": -0.2},
-        height=160 + 28 * stages["run"].nunique(),
+        legend={"title": "stage", "orientation": "h", "yanchor": "top", "y": -0.12 - 1.6 / stages["run"].nunique()},
+        margin={"b": 260},
+        height=360 + 28 * stages["run"].nunique(),
     )
     return figure
 
