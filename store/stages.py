@@ -4,7 +4,8 @@ store's reads of them.
 A stage a run did not go through (no masks: no pixel metrics; a part already read by the grid's previous job: no
 reading) has no row. The frozen backbone's passes are counted apart from the stage that made them, over the training
 images while the model fits and over the test images it scores after the timing windows (the windows' passes,
-backbone included, are all `timing`: their last pass gives the first test images' results); with the feature cache
+backbone included, are all `timing`: each of their passes scores test images of its own, the first ~190, whose results
+are kept); with the feature cache
 they are the cache's reads and writes.
 """
 
@@ -25,7 +26,7 @@ STAGES: dict[str, str] = {
     "backbone_train": "frozen backbone over the training images",
     "fit": "fit: pre-processing, augmentation and the model's own fit or training",
     "backbone_test": "frozen backbone over the test images",
-    "timing": "timing windows: batch-1 latency and throughput passes (the first 64 test images' results kept)",
+    "timing": "timing windows: batch-1 latency and throughput passes, each scoring test images of its own",
     "scoring": "score the remaining test images and their anomaly maps",
     "image_metrics": "image metrics (AUROC, F1, threshold)",
     "pixel_metrics": "pixel metrics (AUROC, F1, threshold)",

@@ -85,13 +85,15 @@ def test_a_grayscale_frame_is_resized_once_and_gives_the_same_pixels(transform):
     torch.testing.assert_close(gray_input(made)(gray), made(to_tensor(gray)), rtol=0, atol=0)
 
 
-def test_streaming_padim_fits_the_gaussian_anomalib_fits_from_kept_embeddings():
+@pytest.mark.parametrize("batches", [3, 30])  # 15 images: added at the fit; 150: added every 64 images and at the fit
+def test_streaming_padim_fits_the_gaussian_anomalib_fits_from_kept_embeddings(batches):
     from anomalib.models.components.stats import MultiVariateGaussian
 
-    from engine.models.padim.model import StreamingPadimModel
+    from engine.models.padim.model import SUMS_EVERY, StreamingPadimModel
 
     torch.manual_seed(0)
-    embeddings = [torch.randn(5, 12, 4, 6) * 3 + 1 for _ in range(3)]  # three batches of 5 images
+    embeddings = [torch.randn(5, 12, 4, 6) * 3 + 1 for _ in range(batches)]  # batches of 5 images
+    assert (5 * batches > SUMS_EVERY) == (batches == 30)
     expected_mean, expected_inverse = MultiVariateGaussian().fit(torch.vstack(embeddings))
     model = StreamingPadimModel(backbone=BACKBONE, layers=["blocks.1"], pre_trained=False, n_features=12)
     for embedding in embeddings:

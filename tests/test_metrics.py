@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from anomalib.metrics import AUPRO
 from scipy.stats import bootstrap
 from sklearn.metrics import f1_score, precision_recall_curve, roc_auc_score
 
-from engine.evaluation.metrics import AUROC_RESAMPLES, AUROC_SEED, PIXEL_METRICS, image_metrics, pixel_metrics
+from engine.evaluation.metrics import (
+    AUROC_RESAMPLES,
+    AUROC_SEED,
+    PIXEL_METRICS,
+    _anomalib_pixel_metrics,
+    image_metrics,
+    pixel_metrics,
+)
+from engine.evaluation.pixel_curves import PixelOrder, pixel_figures
 
 
 def best_f1_and_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
@@ -136,3 +146,50 @@ def test_without_masks_every_pixel_metric_is_none(pixel_case):
     _, maps = pixel_case
     assert pixel_metrics(None, maps) == dict.fromkeys(PIXEL_METRICS)
     assert set(PIXEL_METRICS) == {"pixel_auroc", "pixel_f1", "pixel_threshold", "aupro"}
+
+
+@pytest.fixture
+def anomaly_maps() -> tuple[np.ndarray, np.ndarray]:
+    """Twelve 64x64 maps as a model draws them (smooth, defects scored higher but overlapping the acceptable
+    pixels), eight of them with one to three defect regions of different sizes, and a share of maps rounded to a
+    coarse step so that many pixels tie, defective and acceptable alike."""
+    rng = np.random.default_rng(3)
+    masks = np.zeros((12, 64, 64), dtype=bool)
+    for index in range(8):
+        for _ in range(1 + index % 3):
+            row, column, size = rng.integers(2, 50), rng.integers(2, 50), rng.integers(2, 14)
+            masks[index, row : row + size, column : column + size // 2 + 1] = True
+    noise = rng.gamma(2, 1, size=masks.shape)
+    smooth = (noise + np.roll(noise, 1, 1) + np.roll(noise, 1, 2) + np.roll(noise, -1, 2)) / 4
+    maps = (17.5 + smooth + 1.2 * masks * rng.random(masks.shape)).astype(np.float32)
+    maps[::3] = np.round(maps[::3] * 4) / 4
+    return masks, maps
+
+
+def test_the_pixel_metrics_from_one_sort_equal_anomalib_s_auroc_f1_max_and_aupro(anomaly_maps):
+    masks, maps = anomaly_maps
+    ours, anomalib = pixel_metrics(masks, maps), _anomalib_pixel_metrics(masks, maps)
+    for name in ("pixel_auroc", "pixel_f1", "aupro"):
+        assert ours[name] == pytest.approx(anomalib[name], abs=1e-4), name
+    assert 0.2 < ours["aupro"] < 0.95 and 0.6 < ours["pixel_auroc"] < 0.95  # neither figure at an end of its range
+    # The same pixels flagged at either threshold: the F1-optimal cut falls between the same two scores.
+    assert ((maps >= ours["pixel_threshold"]) == (maps >= anomalib["pixel_threshold"])).all()
+
+
+@pytest.mark.parametrize("fpr_limit", [0.05, 0.3, 0.8])
+def test_aupro_from_one_sort_equals_anomalib_s_at_any_fpr_limit(anomaly_maps, fpr_limit):
+    masks, maps = anomaly_maps
+    metric = AUPRO(fields=["anomaly_map", "gt_mask"], fpr_limit=fpr_limit)
+    metric.update(
+        type("Batch", (), {"anomaly_map": torch.from_numpy(maps), "gt_mask": torch.from_numpy(masks).long()})()
+    )
+    order = PixelOrder.of(masks, maps)
+    assert order is not None
+    assert order.aupro(masks, fpr_limit) == pytest.approx(float(metric.compute()), abs=1e-4)
+
+
+def test_masks_with_one_kind_of_pixel_keep_anomalib_s_own_answer(anomaly_maps):
+    _, maps = anomaly_maps
+    for masks in (np.zeros(maps.shape, dtype=bool), np.ones(maps.shape, dtype=bool)):
+        assert pixel_figures(masks, maps) is None
+        np.testing.assert_equal(pixel_metrics(masks, maps), _anomalib_pixel_metrics(masks, maps))

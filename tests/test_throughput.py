@@ -62,6 +62,28 @@ def test_where_no_batch_beats_one_image_at_a_time_throughput_is_the_batch1_rate(
     assert timing.throughput_fps == pytest.approx(1000 / timing.inference_ms)
 
 
+class Marker(Sleeper):
+    """Scores each image by its first pixel, at once."""
+
+    def __init__(self):
+        super().__init__(call=0.0, per_image=0.0, crowding=1e9)
+
+    def predict(self, images: list[np.ndarray], batch_size: int) -> Prediction:
+        return Prediction(np.array([float(image[0, 0]) for image in images]), np.stack(images).astype(np.float32))
+
+
+@pytest.mark.parametrize("test_images", [250, 100])
+def test_every_timing_pass_scores_test_images_of_its_own_and_keeps_each_image_s_first_result(test_images):
+    """Warm-ups, batch-1 passes and throughput windows take the test images in order, so no image is scored twice
+    while another waits; a part with fewer test images than the passes goes round again and keeps the first result."""
+    images = [np.full((4, 4), index % 256, np.uint8) for index in range(test_images)]
+    _, scored = time_inference(Marker(), images)
+    windows = 3 + 20 + sum(size + THROUGHPUT_IMAGES for size in THROUGHPUT_BATCHES)
+    assert len(scored.scores) == min(windows, test_images)
+    assert scored.scores.tolist() == [float(index % 256) for index in range(len(scored.scores))]
+    assert scored.maps is not None and (scored.maps[:, 0, 0] == scored.scores).all()
+
+
 class Recorder(Sleeper):
     """A `Sleeper` that notes the size of every batch it forms."""
 

@@ -44,7 +44,7 @@ THROUGHPUT_BATCHES = (8, 32)
 # The test images after the throughput window are scored in batches of 8: on 2 CPU cores a batch of 32 256 x 256
 # images overflows the caches and costs PaDiM about 95 ms per image, a batch of 8 about 60 ms.
 SCORING_BATCH = 8
-THROUGHPUT_IMAGES = 64  # throughput is timed on (at most) the first 64 test images, without the feature cache
+THROUGHPUT_IMAGES = 64  # throughput is timed on (at most) 64 test images, without the feature cache
 LATENCY_WARMUP = 3
 LATENCY_IMAGES = 20
 NORMAL_EXAMPLES = 10  # highest-scoring normal images whose heatmaps are kept, besides every anomalous one
@@ -115,30 +115,65 @@ class Timing:
 
 
 def time_inference(detector: Detector, test: list[np.ndarray], device: str = "cpu") -> tuple[Timing, Prediction]:
-    """Median batch-1 latency after warm-up, then throughput on the first test images at the batch size that serves
-    `device` best, on the plain model, while `TimingWindow` watches what else runs on the machine. The clock is read
-    only once `device` has finished its queued work (`engine.devices.synchronize`).
+    """Median batch-1 latency after warm-up, then throughput at the batch size that serves `device` best, on the plain
+    model, while `TimingWindow` watches what else runs on the machine. The clock is read only once `device` has
+    finished its queued work (`engine.devices.synchronize`).
 
-    Throughput is timed at each of `throughput_batches` (`THROUGHPUT_BATCHES` that the timed images fill), each after one un-timed batch of its size (the first pass at
-    a new size pays for its allocations and kernel choices), and the highest rate is kept with its batch size; where
-    none beats the batch-1 rate, throughput is that rate at batch 1. Batch-1 latency stays a real batch-1 pass.
-    Returns the timing and the results of the last throughput pass (the run's results for those test images).
+    Throughput is timed over `THROUGHPUT_IMAGES` test images (or all, where there are fewer) at each of
+    `throughput_batches` (`THROUGHPUT_BATCHES` that the timed images fill), each after one un-timed batch of its size
+    (the first pass at a new size pays for its allocations and kernel choices), and the highest rate is kept with its
+    batch size; where none beats the batch-1 rate, throughput is that rate at batch 1. Batch-1 latency stays a real
+    batch-1 pass from raw image to verdict.
+
+    Every pass, warm-ups included, scores test images of its own (`_TestImages`): the windows take the test images in
+    order, so the first ~190 are scored while they are timed and not again after. Returns the timing and the results
+    of the test images the windows scored, `test[:n]`.
     """
+    images = _TestImages(test)
     with TimingWindow(torch_threads()) as window:
-        inference_ms = _batch1_latency_ms(detector, test, device)
+        inference_ms = _batch1_latency_ms(detector, images, device)
         throughput, batch = 1000 / inference_ms, 1
-        timed = test[:THROUGHPUT_IMAGES]
-        for size in throughput_batches(len(timed)):
-            detector.predict(timed[:size], batch_size=size)
-            synchronize(device)
-            start = time.perf_counter()
-            first = detector.predict(timed, batch_size=size)
-            synchronize(device)
-            rate = len(timed) / (time.perf_counter() - start)
+        timed = min(THROUGHPUT_IMAGES, len(test))
+        for size in throughput_batches(timed):
+            images.timed_pass(detector, size, size, device)
+            rate = timed / images.timed_pass(detector, timed, size, device)
             if rate > throughput:
                 throughput, batch = rate, size
     assert window.load is not None
-    return Timing(inference_ms, throughput, {**window.load.record(), "throughput_batch": batch}), first
+    return Timing(inference_ms, throughput, {**window.load.record(), "throughput_batch": batch}), images.scored()
+
+
+class _TestImages:
+    """The test images as the timing windows take them: in order, each pass the next ones, round again once all are
+    taken (a part with fewer test images than the windows' passes); the first result of each image is kept."""
+
+    def __init__(self, test: list[np.ndarray]) -> None:
+        self.test, self.taken = test, 0
+        self.scores: list[float] = []
+        self.maps: list[np.ndarray] | None = []
+
+    def timed_pass(self, detector: Detector, count: int, batch_size: int, device: str) -> float:
+        """Score the next `count` test images at `batch_size`; the seconds it took, the device synchronised."""
+        indices = [(self.taken + offset) % len(self.test) for offset in range(count)]
+        images = [self.test[index] for index in indices]
+        synchronize(device)
+        start = time.perf_counter()
+        prediction = detector.predict(images, batch_size=batch_size)
+        synchronize(device)
+        seconds = time.perf_counter() - start
+        new = max(len(self.test) - self.taken, 0)  # the images of this pass not scored before
+        self.scores.extend(prediction.scores[:new].tolist())
+        if prediction.maps is None:
+            self.maps = None
+        elif self.maps is not None:
+            self.maps.extend(prediction.maps[:new])
+        self.taken += count
+        return seconds
+
+    def scored(self) -> Prediction:
+        """The results of `test[:n]`, the n test images scored so far."""
+        maps = None if not self.maps else np.stack(self.maps)
+        return Prediction(np.asarray(self.scores), maps)
 
 
 def throughput_batches(images: int) -> list[int]:
@@ -147,16 +182,10 @@ def throughput_batches(images: int) -> list[int]:
     return [size for size in THROUGHPUT_BATCHES if size <= images] or [images]
 
 
-def _batch1_latency_ms(detector: Detector, images: list[np.ndarray], device: str) -> float:
-    for image in images[:LATENCY_WARMUP]:
-        detector.predict([image], batch_size=1)
-    times = []
-    for image in images[:LATENCY_IMAGES]:
-        synchronize(device)
-        start = time.perf_counter()
-        detector.predict([image], batch_size=1)
-        synchronize(device)
-        times.append(time.perf_counter() - start)
+def _batch1_latency_ms(detector: Detector, images: _TestImages, device: str) -> float:
+    for _ in range(LATENCY_WARMUP):
+        images.timed_pass(detector, 1, 1, device)
+    times = [images.timed_pass(detector, 1, 1, device) for _ in range(LATENCY_IMAGES)]
     return 1000 * median(times)
 
 
@@ -246,10 +275,7 @@ def evaluate_job(
         train_seconds = time.perf_counter() - start
         with clock.stage("timing"):  # every pass of the windows, the backbone's included, the kept one too
             timing, first = time_inference(detector, data.test, device)
-        prediction, rest = (
-            first,
-            data.test[THROUGHPUT_IMAGES:],
-        )  # the timed images' results are kept, not computed again
+        prediction, rest = first, data.test[len(first.scores) :]  # the timed images' results, not computed again
         if rest:
             with (
                 clock.stage("scoring"),

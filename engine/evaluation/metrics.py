@@ -1,10 +1,12 @@
-"""Run metrics, computed with anomalib's own metric classes so figures match anomalib's evaluation.
+"""Run metrics, as anomalib evaluates them: image figures by its own metric classes, pixel figures from one sort of
+the pixels (`engine.evaluation.pixel_curves`), equal to its classes' within float32 rounding.
 
 Image level: AUROC, F1 at the F1-optimal threshold (and that threshold), and the false-positive
 rate at zero escapes (the share of good images flagged at the highest threshold that still flags
 every defective image: the false alarms a plant must accept to miss nothing), and image AUROC's 95 % interval over
 the test images (`auroc_interval`: how far the test split pins the figure down). Pixel level, when the
-dataset has masks: AUROC, F1 at the F1-optimal threshold (and that threshold), AUPRO (FPR limit 0.3).
+dataset has masks: AUROC, F1 at the F1-optimal threshold (and that threshold), AUPRO (FPR limit 0.3), all from one sort
+of the pixels (`engine.evaluation.pixel_curves`, equal to anomalib's classes within float32 rounding).
 Names, labels and directions are defined in `store.metrics`; the computations are here.
 """
 
@@ -17,12 +19,14 @@ import torch
 from anomalib.metrics import AUPRO, AUROC, F1Max
 from scipy.stats import bootstrap, mannwhitneyu
 
+from engine.evaluation.pixel_curves import PixelOrder
 from engine.evaluation.stage_clock import StageClock
 from store.metrics import names
 
 # What each function below returns, as the metric registry lists them (its one definition of each metric).
 IMAGE_METRICS = names("image")
 PIXEL_METRICS = names("pixel")
+AUPRO_FPR_LIMIT = 0.3
 
 
 def _compute(metric, **fields) -> float:
@@ -111,14 +115,25 @@ def pixel_metrics(
         return dict.fromkeys(PIXEL_METRICS)
     clock = clock or StageClock()
     with clock.stage("pixel_metrics"):
-        raw = torch.as_tensor(maps, dtype=torch.float32)
-        unit, _, _ = _unit_range(raw)
-        fields = {"anomaly_map": unit, "gt_mask": torch.as_tensor(masks).to(torch.int64)}
-        f1, threshold = _f1_max(fields)
-        figures: dict[str, float | None] = {
-            "pixel_auroc": _compute(AUROC(fields=list(fields)), **fields),
-            "pixel_f1": f1,
-            "pixel_threshold": _raw_threshold(raw, unit, threshold),
-        }
+        order = PixelOrder.of(masks, maps)
+        if order is None:  # one kind of pixel only: anomalib's own answer for such a set
+            return _anomalib_pixel_metrics(masks, maps)
+        f1, threshold = order.f1_max()
+        figures: dict[str, float | None] = {"pixel_auroc": order.auroc(), "pixel_f1": f1, "pixel_threshold": threshold}
     with clock.stage("aupro"):
-        return figures | {"aupro": _compute(AUPRO(fields=list(fields), fpr_limit=0.3), **fields)}
+        return figures | {"aupro": order.aupro(masks, AUPRO_FPR_LIMIT)}
+
+
+def _anomalib_pixel_metrics(masks: np.ndarray, maps: np.ndarray) -> dict[str, float | None]:
+    """The pixel metrics by anomalib's metric classes, each sorting every pixel again (`engine.evaluation.pixel_curves`
+    computes the same figures from one sort)."""
+    raw = torch.as_tensor(maps, dtype=torch.float32)
+    unit, _, _ = _unit_range(raw)
+    fields = {"anomaly_map": unit, "gt_mask": torch.as_tensor(masks).to(torch.int64)}
+    f1, threshold = _f1_max(fields)
+    return {
+        "pixel_auroc": _compute(AUROC(fields=list(fields)), **fields),
+        "pixel_f1": f1,
+        "pixel_threshold": _raw_threshold(raw, unit, threshold),
+        "aupro": _compute(AUPRO(fields=list(fields), fpr_limit=AUPRO_FPR_LIMIT), **fields),
+    }

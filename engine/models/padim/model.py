@@ -2,9 +2,9 @@
 
 anomalib keeps every training image's embedding (100 features x 4,096 positions, 1.6 MB each) and stacks them
 before fitting, so a 760-image part held 1.2 GB of embeddings twice over, 4 GB at its peak. `StreamingPadimModel`
-adds each batch to per-position sums of x and x x' in float64 instead, 330 MB whatever the part's size, and fits
-from them: the mean and the unbiased covariance anomalib computes, with its regularisation (0.01 I, then
-1e-5 I) and the same float32 inverse.
+adds every 64 images' embeddings to per-position sums of x and x x' in float64 instead, 330 MB whatever the part's
+size (and 100 MB of embeddings waiting), and fits from them: the mean and the unbiased covariance anomalib computes,
+with its regularisation (0.01 I, then 1e-5 I) and the same float32 inverse.
 
 anomalib computes each position's distance `delta' S delta` with `torch.matmul` on `delta` permuted to
 (positions, batch, features), a view that is not contiguous: torch then copies and multiplies position by
@@ -20,6 +20,8 @@ import torch
 from anomalib.models import Padim
 from anomalib.models.image.padim.anomaly_map import AnomalyMapGenerator
 from anomalib.models.image.padim.torch_model import PadimModel
+
+SUMS_EVERY = 64  # training images whose embeddings (1.6 MB each at 256 x 256) are kept between additions to the sums
 
 
 class BatchedMahalanobis(AnomalyMapGenerator):
@@ -44,22 +46,32 @@ class StreamingPadimModel(PadimModel):
 
     def _add(self, embedding: torch.Tensor) -> None:
         batch, channel, height, width = embedding.shape
-        vectors = embedding.reshape(batch, channel, height * width).permute(2, 0, 1).contiguous()  # (P, B, C)
         if getattr(self, "_count", 0) == 0:
             self._sum = torch.zeros(height * width, channel, dtype=torch.float64, device=embedding.device)
             self._outer = torch.zeros(height * width, channel, channel, dtype=torch.float64, device=embedding.device)
-            self._count = 0
-        # A batch's products in float32 (one batched product; float64 runs them one position at a time), their
-        # running sums in float64.
+            self._count, self._pending = 0, []
+        self._pending.append(embedding.reshape(batch, channel, height * width))
+        self._count += batch
+        if sum(len(pending) for pending in self._pending) >= SUMS_EVERY:
+            self._add_pending()
+
+    def _add_pending(self) -> None:
+        """Add the kept embeddings' products to the sums: one batched product over all of them in float32, its sum
+        in float64. Each addition reads and writes the 330 MB float64 sums, so they are added to every
+        `SUMS_EVERY` images, not every batch (per batch of 8 this cost more than the backbone's passes)."""
+        if not self._pending:
+            return
+        vectors = torch.cat(self._pending).permute(2, 0, 1).contiguous()  # (positions, images, features)
+        self._pending = []
         self._sum += vectors.sum(dim=1, dtype=torch.float64)
         self._outer += torch.bmm(vectors.transpose(1, 2), vectors)
-        self._count += batch
 
     def fit(self) -> None:
         """The Gaussian of every position from the sums, as `MultiVariateGaussian.fit` computes it."""
         count = getattr(self, "_count", 0)
         if count < 2:
             raise ValueError(f"PaDiM needs at least 2 training images to fit a covariance (got {count})")
+        self._add_pending()
         mean = self._sum / count
         covariance = (self._outer - count * mean[:, :, None] * mean[:, None, :]) / (count - 1)
         del self._sum, self._outer
