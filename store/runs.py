@@ -96,8 +96,8 @@ class RunOutcome:
 
     metrics: dict[str, float | None]
     train_seconds: float
-    inference_ms: float
-    throughput_fps: float
+    inference_ms: float | None  # None: not timed (a learning-curve run, fitted on fewer than all training images)
+    throughput_fps: float | None
     peak_memory_mb: float
     n_train: int
     n_test: int

@@ -101,3 +101,23 @@ def test_streaming_padim_fits_the_gaussian_anomalib_fits_from_kept_embeddings(ba
     model.fit()
     torch.testing.assert_close(model.gaussian.mean, expected_mean, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(model.gaussian.inv_covariance, expected_inverse, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("n_features", [100, 3])  # 3 of 176: a layer may give none
+def test_padim_s_embedding_picks_its_features_before_upsampling_and_equals_anomalib_s(n_features):
+    from anomalib.models.image.padim.torch_model import PadimModel
+
+    from engine.models.padim.model import StreamingPadimModel
+
+    torch.manual_seed(n_features)
+    model = StreamingPadimModel(
+        backbone=BACKBONE, layers=["blocks.1", "blocks.2", "blocks.4"], pre_trained=False, n_features=n_features
+    )
+    assert model.idx.tolist() != sorted(model.idx.tolist())  # anomalib draws the features in no order
+    model.pick_features()
+    features = {
+        "blocks.1": torch.randn(2, 24, 16, 16),
+        "blocks.2": torch.randn(2, 40, 8, 8),
+        "blocks.4": torch.randn(2, 112, 4, 4),
+    }
+    assert torch.equal(model.generate_embedding(features), PadimModel.generate_embedding(model, features))

@@ -15,6 +15,7 @@ from engine.ingest.part_data import load_part
 from engine.jobs import Job, plan_grid
 from store import training_split_sizes
 from store.runs import leaderboard, runs
+from store.stages import run_stages
 from tests.conftest import file_digest, generated_store
 
 
@@ -60,6 +61,12 @@ def test_a_sweep_and_a_full_run_are_separate_runs_and_only_the_full_run_is_compa
     assert "part1 padim/tf_efficientnet_lite0 seed 0 baseline on 5 training images" in capsys.readouterr().err
     compared = leaderboard(store, "part1")
     assert set(compared.loc[compared.metric == "image_auroc", "n_seeds"]) == {1}  # the sweep is not averaged in
+    # The sweep's runs are there for their accuracy: not timed (their speed is the full run's), every test image scored.
+    assert table.loc[[*sized.values()], ["inference_ms", "throughput_fps"]].isna().all().all()
+    assert table.loc[full.run_id, "inference_ms"] > 0 and table.loc[full.run_id, "throughput_fps"] > 0
+    stages = run_stages(store, [full.run_id, *sized.values()]).groupby("run_id")["stage"].apply(set)
+    assert "timing" in stages[full.run_id] and all("timing" not in stages[run] for run in sized.values())
+    assert (table.loc[[full.run_id, *sized.values()], "n_test"] == table.loc[full.run_id, "n_test"]).all()
 
 
 @pytest.mark.parametrize(

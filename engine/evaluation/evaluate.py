@@ -254,8 +254,11 @@ def evaluate_job(
     by default they are read from the registry here. With `feature_cache`, the model's frozen backbone
     features come from it while the model fits and while it scores the test set; batch-1 latency and
     throughput are always timed on the plain model (whose results for the timed images are the run's results for
-    them), and the load they were timed under goes to the run's `environment.timing` (`time_inference`).
-    The model computes on `device` (`cpu` or `cuda:N`, see `engine.devices`) where it can; the run records
+    them), and the load they were timed under goes to the run's `environment.timing` (`time_inference`). A
+    learning-curve job (`job.train_size`: fitted on fewer than all training images) is not timed: it is there to
+    say how accurate the model is with that many images, its speed is the full run's, and the windows would cost
+    each size of a sweep as much as the full run (its latency and throughput are None, `gluelab evaluate --retime`
+    times it if wanted). The model computes on `device` (`cpu` or `cuda:N`, see `engine.devices`) where it can; the run records
     the device it used; cached features come back on that device.
     """
     data = data.training_subset(job.train_size, job.seed)
@@ -273,16 +276,20 @@ def evaluate_job(
         ):
             detector.fit(data.train, augment)
         train_seconds = time.perf_counter() - start
-        with clock.stage("timing"):  # every pass of the windows, the backbone's included, the kept one too
-            timing, first = time_inference(detector, data.test, device)
-        prediction, rest = first, data.test[len(first.scores) :]  # the timed images' results, not computed again
+        timing, prediction = None, None
+        if job.train_size is None:  # a learning-curve run is there for its accuracy: its speed is the full run's
+            with clock.stage("timing"):  # every pass of the windows, the backbone's included
+                timing, prediction = time_inference(detector, data.test, device)
+        rest = data.test[0 if prediction is None else len(prediction.scores) :]  # the timed images are not scored again
         if rest:
             with (
                 clock.stage("scoring"),
                 detector.cached_features(feature_cache),
                 backbone_passes(clock, detector.frozen_modules(), "backbone_test"),
             ):
-                prediction = first.followed_by(detector.predict(rest, batch_size=SCORING_BATCH))
+                later = detector.predict(rest, batch_size=SCORING_BATCH)
+            prediction = later if prediction is None else prediction.followed_by(later)
+    assert prediction is not None
     has_maps = prediction.maps is not None
     if not (np.isfinite(prediction.scores).all() and (prediction.maps is None or np.isfinite(prediction.maps).all())):
         raise NonFiniteScores(f"{job.model} produced NaN or infinite anomaly scores")
@@ -312,8 +319,8 @@ def evaluate_job(
     return RunOutcome(
         metrics=metrics,
         train_seconds=train_seconds,
-        inference_ms=timing.inference_ms,
-        throughput_fps=timing.throughput_fps,
+        inference_ms=None if timing is None else timing.inference_ms,
+        throughput_fps=None if timing is None else timing.throughput_fps,
         peak_memory_mb=memory.peak_bytes / 2**20,
         n_train=len(data.train),
         n_test=len(data.test),
@@ -323,7 +330,7 @@ def evaluate_job(
             **_with_augmentation(detector.config, job),
             "pixel_metrics_size": None if masks is None else list(masks.shape[1:]),
         },
-        environment={**environment(device), "timing": timing.load},
+        environment=environment(device) | ({} if timing is None else {"timing": timing.load}),
         device=device,
         device_name=device_name(device),
         image_scores=scores,

@@ -30,7 +30,13 @@ from tqdm import tqdm
 
 from engine.cores import SlotHolder, job_slot
 from engine.devices import resolve_device
-from engine.evaluation.job_process import JobFailed, describe, memory_budget_bytes, run_job_in_child
+from engine.evaluation.job_process import (
+    JobFailed,
+    describe,
+    memory_budget_bytes,
+    run_job_in_child,
+    start_job_server,
+)
 from engine.evaluation.records import GridSummary, RunRecord, interrupts_handled, settled
 from engine.evaluation.stage_clock import with_parent_stages
 from engine.ingest.part_data import PartData, load_part
@@ -82,6 +88,8 @@ def run_grid(
     todo = [job for job in jobs if force or job.run_id not in done]
     counts: Counter[str] = Counter()
     parts: dict[str, PartData] = {}
+    if todo:
+        start_job_server()  # it imports the models while the first job's part is read
     with interrupts_handled() as interrupts:
         progress = tqdm(todo, desc="evaluating", unit="run", disable=not show_progress)
         for job in progress:

@@ -21,6 +21,7 @@ import ctypes
 import importlib
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import traceback
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.cores import name_this_process_a_job, threads_per_job
+from engine.heap import keep_freed_memory
 
 if TYPE_CHECKING:
     from engine.evaluation.evaluate import Timing
@@ -119,9 +121,21 @@ def retime_in_child(
     return _run_in_child("retime", (job, data, settings, feature_cache, device), job, budget_bytes)
 
 
-def _run_in_child(task: str, arguments: tuple, job: Job, budget_bytes: int) -> Any:
+def start_job_server() -> None:
+    """Start the server that job processes are forked from, if it is not running: it imports torch and the models
+    (seconds), meanwhile this process can read the part the first job needs."""
+    _job_context()
+    multiprocessing.forkserver.ensure_running()
+
+
+def _job_context() -> Any:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__, JOB_MODELS])
+    return context
+
+
+def _run_in_child(task: str, arguments: tuple, job: Job, budget_bytes: int) -> Any:
+    context = _job_context()
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
         target=_child_main,
@@ -199,6 +213,7 @@ def _child_main(
     _die_with_parent()
     name_this_process_a_job()
     torch.set_num_threads(threads_per_job())  # the one definition every job's process follows (engine.cores)
+    keep_freed_memory()  # every forward pass reuses the memory the last one freed (engine.heap)
     # The fork server kept the environment it started with; the job sees the grid's as it is now
     # (GLUELAB_HOME, where imported weights live, may have been set since).
     os.environ.clear()

@@ -92,9 +92,11 @@ def evaluate_on_node(
     from engine.cores import name_this_process_a_job
     from engine.evaluation.evaluate import evaluate_job
     from engine.evaluation.job_process import silence_progress_bars
+    from engine.heap import keep_freed_memory
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(int(cpus), 1))
+    keep_freed_memory()  # as in a local job's process (engine.heap)
     name_this_process_a_job()  # other jobs' timing on this node sees it; Ray names the worker again afterwards
     silence_progress_bars()
     try:

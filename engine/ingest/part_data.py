@@ -7,6 +7,7 @@ images only (albumentations Defocus, RandomBrightnessContrast, ISONoise, each wi
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from engine.cores import usable_cores
 from engine.ingest.validation import gray8, mask_pixels
 from store import DEFAULT_STORE, part_images
 
@@ -68,17 +70,24 @@ def read_part(part: str, images: pd.DataFrame) -> PartData:
     root = Path(images["root"].iloc[0])
     train_rows = images[images["split"] == "train"]
     test_rows = images[images["split"] == "test"].reset_index(drop=True)
-    test = [_read_gray(root / path) for path in test_rows["image_path"]]
-    has_masks = test_rows.loc[test_rows["label"] == "anomalous", "mask_path"].notna().all()
-    masks = None
-    if has_masks:
-        masks = [
-            np.zeros(image.shape, bool) if pd.isna(mask_path) else _read_mask(root / mask_path)
-            for image, mask_path in zip(test, test_rows["mask_path"], strict=True)
-        ]
+    # Pillow decodes without the GIL, so one thread per core reads the images that many times faster.
+    with ThreadPoolExecutor(usable_cores()) as pool:
+        train = list(pool.map(lambda path: _read_gray(root / path), train_rows["image_path"]))
+        test = list(pool.map(lambda path: _read_gray(root / path), test_rows["image_path"]))
+        masks = None
+        if test_rows.loc[test_rows["label"] == "anomalous", "mask_path"].notna().all():
+            masks = list(
+                pool.map(
+                    lambda image, mask_path: (
+                        np.zeros(image.shape, bool) if pd.isna(mask_path) else _read_mask(root / mask_path)
+                    ),
+                    test,
+                    test_rows["mask_path"],
+                )
+            )
     return PartData(
         part=part,
-        train=[_read_gray(root / path) for path in train_rows["image_path"]],
+        train=train,
         test=test,
         test_labels=(test_rows["label"] == "anomalous").to_numpy().astype(np.int64),
         test_masks=masks,

@@ -17,6 +17,7 @@ the same, and so are the distances.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from anomalib.models import Padim
 from anomalib.models.image.padim.anomaly_map import AnomalyMapGenerator
 from anomalib.models.image.padim.torch_model import PadimModel
@@ -36,7 +37,28 @@ class BatchedMahalanobis(AnomalyMapGenerator):
 
 
 class StreamingPadimModel(PadimModel):
-    """anomalib's PaDiM whose training pass adds to the Gaussian's sums instead of keeping the embeddings."""
+    """anomalib's PaDiM whose training pass adds to the Gaussian's sums instead of keeping the embeddings, and whose
+    embedding picks its features before upsampling them."""
+
+    def generate_embedding(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """anomalib's embedding, the same tensor: the features `idx` picks from the layers' concatenation, each
+        upsampled (nearest) to the first layer's size, in `idx`'s order. anomalib upsamples and concatenates every
+        feature of the layers, then keeps `idx`'s (100 of EfficientNet-Lite0's 176); picking each layer's share first
+        upsamples and copies only those kept."""
+        size = features[self.layers[0]].shape[-2:]
+        picks, order = self._picks  # worked out from `idx` beforehand: an exported graph cannot read a buffer's values
+        pieces = []
+        for layer, pick in zip(self.layers, picks, strict=True):
+            if not pick:
+                continue
+            chosen = torch.index_select(features[layer], 1, torch.tensor(pick, device=features[layer].device))
+            pieces.append(chosen if chosen.shape[-2:] == size else F.interpolate(chosen, size=size, mode="nearest"))
+        embedding = torch.cat(pieces, 1)  # the picked features, layer by layer
+        return torch.index_select(embedding, 1, torch.tensor(order, device=embedding.device))
+
+    def pick_features(self) -> None:
+        """Work out which features of each layer `idx` picks (`_picks`); again whenever `idx` is loaded."""
+        self._picks = _picks(self.idx.tolist(), list(self.feature_extractor.out_dims))
 
     def forward(self, input_tensor: torch.Tensor):  # noqa: ANN201 - anomalib's own return types
         output = super().forward(input_tensor)
@@ -83,9 +105,28 @@ class StreamingPadimModel(PadimModel):
         self.memory_bank = []
 
 
+def _picks(idx: list[int], channels: list[int]) -> tuple[list[list[int]], list[int]]:
+    """Per layer, the indices within it of the features `idx` picks from the layers' concatenation, in `idx`'s order;
+    and where each feature of `idx`, in order, lies among those picks laid end to end layer by layer."""
+    starts = [sum(channels[:index]) for index in range(len(channels))]
+    layer_of = [max(index for index, start in enumerate(starts) if start <= feature) for feature in idx]
+    picks: list[list[int]] = [[] for _ in channels]
+    for feature, layer in zip(idx, layer_of, strict=True):
+        picks[layer].append(feature - starts[layer])
+    offsets = [sum(len(pick) for pick in picks[:layer]) for layer in range(len(channels))]
+    seen = [0] * len(channels)
+    order = []
+    for layer in layer_of:
+        order.append(offsets[layer] + seen[layer])
+        seen[layer] += 1
+    return picks, order
+
+
 class BatchedPadim(Padim):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Method overrides only: the model's and the generator's state (its Gaussian blur) stay anomalib's.
         self.model.__class__ = StreamingPadimModel
         self.model.anomaly_map_generator.__class__ = BatchedMahalanobis
+        self.model.pick_features()
+        self.model.register_load_state_dict_post_hook(lambda model, _: model.pick_features())
