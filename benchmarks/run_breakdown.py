@@ -1,16 +1,15 @@
 """Print where a run's time goes, stage by stage, for PaDiM, PatchCore, DFM and DFKDE, against the backbone's floor.
 
 On one generated part (default: 1340 images, 760 of them for training), each model is evaluated through the engine's
-own grid runner at `--preset` twice: cold (an empty feature cache, emptied before each model, since models on the
-same backbone share its layers) and warm (its features cached by the cold run,
-`$GLUELAB_FEATURE_CACHE_GB` permitting).
-Each run's stages come from the store (`store.stages`), as the Runs page and `gluelab evaluate` show them. The floor
-is the work no model can skip: the model's frozen backbone once over every training and test image, at the model's
-input size and the batch the evaluation scores at (8: on 2 cores the fastest; batch 32 page-faults its activations
-in afresh), timed bare in the same process run (images pre-processed beforehand, not timed), the faster of two
-passes. With
-`--plain`, anomalib's own PaDiM `Engine.fit` + `Engine.test` on the same folder is timed beside it
-(`benchmarks.padim_paper`). Run it on a quiet machine: the ratios are only worth what the machine's quiet is.
+own grid runner at `--preset` (or the preset after its name, `patchcore:cpu`) twice: cold (an empty feature cache,
+emptied before each model, since models on the same backbone share its layers) and warm (its features cached by the
+cold run, `$GLUELAB_FEATURE_CACHE_GB` permitting). Each run's stages come from the store (`store.stages`), as the
+Runs page and `gluelab evaluate` show them. The floor is the work no model can skip: the model's frozen backbone once
+over every training and test image, at the model's input size and the batch the evaluation scores at (8), with memory
+allocated as in a job's process (`engine.heap`), timed bare in the same process run (images pre-processed
+beforehand, not timed), the faster of two passes. With `--plain`, anomalib's own PaDiM `Engine.fit` + `Engine.test`
+on the same folder is timed beside it (`benchmarks.padim_paper`). Run it on a quiet machine: the ratios are only
+worth what the machine's quiet is.
 
 .venv/bin/python -m benchmarks.run_breakdown [--images 1340] [--train 760] [--preset paper] [--models padim patchcore:cpu …]
     [--plain]

@@ -37,12 +37,12 @@ THROUGHPUT_BATCH = 32  # deployments time their exported models at this batch (e
 # the most images per second on the job's device is recorded with it (`environment.timing.throughput_batch`); 1 when
 # no batch beats one image at a time. A batch size is timed only where the timed images fill one batch of it: on fewer
 # images the pass would form a smaller batch than the one recorded (a part with fewer than 8 test images is timed at a
-# batch of all of them). On 2 CPU cores every forward pass at batch 32 takes its ~100 MB per image of
-# activations afresh from the kernel, warm or not (glibc maps allocations over 32 MB and unmaps them on free: 22,000
-# to 30,000 page faults per image, none at batch 1), so batch 32 there delivers a third to a half of the batch-1 rate.
+# batch of all of them). Which batch wins is measured, not assumed: before a job's process kept the memory a pass
+# frees (engine.heap), every pass at batch 32 on 2 CPU cores faulted its ~100 MB per image of activations in afresh
+# (22,000 to 30,000 page faults per image) and delivered a third to a half of the batch-1 rate.
 THROUGHPUT_BATCHES = (8, 32)
-# The test images after the throughput window are scored in batches of 8: on 2 CPU cores a batch of 32 256 x 256
-# images overflows the caches and costs PaDiM about 95 ms per image, a batch of 8 about 60 ms.
+# The test images after the timing windows are scored in batches of 8: on 2 CPU cores a batch of 32 256 x 256
+# images overflowed the caches and cost PaDiM about 95 ms per image, a batch of 8 about 60 ms (before engine.heap).
 SCORING_BATCH = 8
 THROUGHPUT_IMAGES = 64  # throughput is timed on (at most) 64 test images, without the feature cache
 LATENCY_WARMUP = 3

@@ -67,7 +67,8 @@ def gray_input(transform: Transform) -> FromGray:
 
 # Memory-bank models see each training image once and learn nothing from batching, so their features are collected
 # in batches of 8: on 2 CPU cores a batch of 32 256 x 256 images overflows the caches (PaDiM's backbone pass costs
-# about 50 ms per image at 32, 20 ms at 8 or fewer). Gradient-trained models keep their preset's batch size.
+# about 50 ms per image at 32, 20 ms at 8 or fewer, before engine.heap). Gradient-trained models keep their preset's
+# batch size.
 COLLECTION_BATCH = 8
 
 AUGMENTED_COPIES = 8  # seeded augmented versions of each training image; epoch e trains on version e mod 8

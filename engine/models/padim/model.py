@@ -16,6 +16,8 @@ the same, and so are the distances.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from anomalib.models import Padim
@@ -128,5 +130,6 @@ class BatchedPadim(Padim):
         # Method overrides only: the model's and the generator's state (its Gaussian blur) stay anomalib's.
         self.model.__class__ = StreamingPadimModel
         self.model.anomaly_map_generator.__class__ = BatchedMahalanobis
-        self.model.pick_features()
-        self.model.register_load_state_dict_post_hook(lambda model, _: model.pick_features())
+        model = cast("StreamingPadimModel", self.model)
+        model.pick_features()
+        model.register_load_state_dict_post_hook(lambda module, _: module.pick_features())
