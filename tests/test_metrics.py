@@ -21,7 +21,7 @@ from engine.evaluation.metrics import (
     image_metrics,
     pixel_metrics,
 )
-from engine.evaluation.pixel_curves import PixelOrder, pixel_figures
+from engine.evaluation.pixel_curves import PixelOrder
 
 
 def best_f1_and_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
@@ -191,5 +191,5 @@ def test_aupro_from_one_sort_equals_anomalib_s_at_any_fpr_limit(anomaly_maps, fp
 def test_masks_with_one_kind_of_pixel_keep_anomalib_s_own_answer(anomaly_maps):
     _, maps = anomaly_maps
     for masks in (np.zeros(maps.shape, dtype=bool), np.ones(maps.shape, dtype=bool)):
-        assert pixel_figures(masks, maps) is None
+        assert PixelOrder.of(masks, maps) is None
         np.testing.assert_equal(pixel_metrics(masks, maps), _anomalib_pixel_metrics(masks, maps))

@@ -22,7 +22,7 @@ scores each sorted once (`numpy.sort`, which sorts float32 with the CPU's vector
   score and at it (the two differ only where a defective pixel ties with it).
 
 Their results equal anomalib's within float32 rounding (`tests/test_metrics.py` holds them to 1e-4 on a set of maps).
-A test set whose masks have no defective pixel, or nothing but, has no such curves: `pixel_figures` returns None for it
+A test set whose masks have no defective pixel, or nothing but, has no such curves: `PixelOrder.of` returns None for it
 and the caller keeps anomalib's own answer.
 """
 
@@ -100,18 +100,3 @@ class PixelOrder:
             at_limit = before + (after - before) * (fpr_limit - rate_before) / (rate_after - rate_before)
             area += (fpr_limit - rate_before) * (before + at_limit) / 2
         return area / fpr_limit
-
-
-def pixel_figures(masks: np.ndarray, maps: np.ndarray, fpr_limit: float = 0.3) -> dict[str, float] | None:
-    """`pixel_auroc`, `pixel_f1`, `pixel_threshold` (a raw map value: `map >= it` flags a pixel) and `aupro` of the
-    test set; None where the masks hold only one kind of pixel."""
-    order = PixelOrder.of(masks, maps)
-    if order is None:
-        return None
-    f1, threshold = order.f1_max()
-    return {
-        "pixel_auroc": order.auroc(),
-        "pixel_f1": f1,
-        "pixel_threshold": threshold,
-        "aupro": order.aupro(masks, fpr_limit),
-    }
