@@ -5,7 +5,7 @@ glibc serves every allocation over its mmap threshold (at most 32 MB) with fresh
 when it is freed, and gives the top of its heap back to the kernel once enough of it is free. A forward pass's
 activations are such allocations (PaDiM's EfficientNet backbone at batch 8 and 256 x 256 expands one layer to 50 MB),
 so every pass faulted them in afresh: 13,600 page faults per image, 29 to 36 ms per image for that backbone on a
-2-core machine, against 12 ms with the memory kept (after the first passes, most pass fault nothing in:
+2-core machine, against 12 ms with the memory kept (after the first passes, most passes fault nothing in:
 `tests/test_heap.py`).
 
 `keep_freed_memory` turns both off for the calling process (`mallopt`: nothing mmapped, no trimming of the heap).
