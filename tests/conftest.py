@@ -19,7 +19,7 @@ from filelock import FileLock
 from streamlit.testing.v1 import AppTest
 
 from engine.cores import SLOTS_DIR_ENV
-from engine.evaluation.timing import MARGIN_ENV
+from engine.evaluation.timing import MARGIN_ENV, MIN_WATCH_ENV
 from engine.ingest.synthetic.plant import generate_part
 from store.runs import RunOutcome, Training, claim_run, finish_run
 
@@ -67,21 +67,26 @@ def isolated_home(tmp_path_factory):
 @pytest.fixture(scope="session", autouse=True)
 def load_tolerant_timing():
     """Tests run on a machine others share: a run's timing verdict would depend on what they run meanwhile, and
-    the dashboard would leave such runs out of its fronts. Other processes' CPU use never flags a test's run, except
-    in the tests about timing, which set the margin back (`quiet_margin`)."""
-    previous = os.environ.get(MARGIN_ENV)
-    os.environ[MARGIN_ENV] = "1000"
+    the dashboard would leave such runs out of its fronts. Other processes' CPU use never flags a test's run, and so
+    a short timing is not watched for a second to judge that load, except in the tests about timing, which set both
+    back (`quiet_margin`)."""
+    settings = {MARGIN_ENV: "1000", MIN_WATCH_ENV: "0"}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     yield
-    if previous is None:
-        del os.environ[MARGIN_ENV]
-    else:
-        os.environ[MARGIN_ENV] = previous
+    for name, value in previous.items():
+        if value is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture
 def quiet_margin(monkeypatch):
-    """The default margin of other processes' CPU use (`engine.evaluation.timing.OTHER_CPU_MARGIN_CORES`)."""
+    """The default margin of other processes' CPU use (`engine.evaluation.timing.OTHER_CPU_MARGIN_CORES`), judged
+    over windows watched at least `MIN_WATCH_SECONDS`."""
     monkeypatch.delenv(MARGIN_ENV)
+    monkeypatch.delenv(MIN_WATCH_ENV)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,14 @@ import pytest
 from engine.cli import main as gluelab
 from engine.cores import busy_slots, job_slot, threads_per_job, usable_cores
 from engine.evaluation.evaluate import evaluate_job
-from engine.evaluation.timing import OTHER_CPU_MARGIN_CORES, TimingLoad, contention
+from engine.evaluation.timing import (
+    MIN_WATCH_ENV,
+    MIN_WATCH_SECONDS,
+    OTHER_CPU_MARGIN_CORES,
+    TimingLoad,
+    TimingWindow,
+    contention,
+)
 from engine.ingest.part_data import load_part
 from engine.jobs import Job
 from store.runs import artifacts_dir, claim_run, finish_run, record_retiming, runs
@@ -48,6 +55,19 @@ def test_the_contention_rule_allows_a_quarter_core_beyond_the_spare_cores_and_no
 @pytest.fixture(scope="module")
 def part1_store(tmp_path_factory) -> Path:
     return generated_store(tmp_path_factory.mktemp("timing"), images=25)
+
+
+def test_a_short_window_is_watched_a_second_unless_the_environment_sets_another_minimum(monkeypatch):
+    assert MIN_WATCH_SECONDS == 1.0
+    for setting, at_least in (("", 1.0), ("0.3", 0.3)):
+        monkeypatch.setenv(MIN_WATCH_ENV, setting)
+        with TimingWindow((1, 1)) as window:
+            pass
+        assert window.load is not None and at_least <= window.load.seconds < at_least + 0.5
+    for setting in ("soon", "-1"):
+        monkeypatch.setenv(MIN_WATCH_ENV, setting)
+        with pytest.raises(ValueError, match=r"\$GLUELAB_MIN_WATCH_SECONDS must be"), TimingWindow((1, 1)):
+            pass
 
 
 def test_a_run_records_the_load_it_was_timed_under_and_its_verdict_is_the_rule_s_on_those_samples(

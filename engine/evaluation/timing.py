@@ -23,8 +23,10 @@ from engine.cores import other_job_processes, usable_cores
 OTHER_CPU_MARGIN_CORES = 0.25
 MARGIN_ENV = "GLUELAB_OTHER_CPU_MARGIN_CORES"
 # Windows shorter than this are watched this long: /proc/stat counts in 10 ms clock ticks, so a 50 ms window
-# could not tell a quiet machine from a busy one.
+# could not tell a quiet machine from a busy one. $GLUELAB_MIN_WATCH_SECONDS sets another (e.g. 0 where the verdict
+# does not matter, as when the margin is set out of reach); each run records how long its windows were watched.
 MIN_WATCH_SECONDS = 1.0
+MIN_WATCH_ENV = "GLUELAB_MIN_WATCH_SECONDS"
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
@@ -129,8 +131,9 @@ class TimingWindow:
 
     def __exit__(self, *exc: object) -> None:
         watched = time.monotonic() - self._start
-        if watched < MIN_WATCH_SECONDS:
-            time.sleep(MIN_WATCH_SECONDS - watched)
+        at_least = min_watch_seconds()
+        if watched < at_least:
+            time.sleep(at_least - watched)
         busy, own = _busy_ticks(), _own_ticks()
         seconds = time.monotonic() - self._start
         other = max((busy - self._busy) - (own - self._own), 0) / _TICKS_PER_SECOND
@@ -149,13 +152,23 @@ class TimingWindow:
 
 def margin_cores() -> float:
     """The margin of other processes' CPU use a timing allows: $GLUELAB_OTHER_CPU_MARGIN_CORES, else 0.25 cores."""
-    text = os.environ.get(MARGIN_ENV)
+    return _setting(MARGIN_ENV, OTHER_CPU_MARGIN_CORES, "a number of cores")
+
+
+def min_watch_seconds() -> float:
+    """How long the windows are watched at least: $GLUELAB_MIN_WATCH_SECONDS, else 1 second."""
+    return _setting(MIN_WATCH_ENV, MIN_WATCH_SECONDS, "a number of seconds")
+
+
+def _setting(name: str, default: float, what: str) -> float:
+    """$name as a number of 0 or more, `default` where it is unset or empty; a clear error naming it otherwise."""
+    text = os.environ.get(name)
     if not text:
-        return OTHER_CPU_MARGIN_CORES
+        return default
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"${MARGIN_ENV} must be a number of cores (got {text!r})") from None
+        raise ValueError(f"${name} must be {what} (got {text!r})") from None
     if not value >= 0:
-        raise ValueError(f"${MARGIN_ENV} must be 0 or more (got {text})")
+        raise ValueError(f"${name} must be 0 or more (got {text})")
     return value
