@@ -54,3 +54,17 @@ def test_a_command_loads_only_its_own_module():
     code += "print(sorted(m for m in sys.modules if m.startswith('engine.cli.')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == str(["engine.cli.arguments", "engine.cli.queue"])
+
+
+def test_a_grid_s_own_process_and_a_worker_s_load_no_model_library(tmp_path):
+    """The grid process reads parts and watches its jobs, and the worker hands requests to it: the models' libraries
+    load once per grid, in the job server its jobs are forked from (seconds per process otherwise)."""
+    store = tmp_path / "store.duckdb"
+    code = (
+        "import sys; from engine.cli import main\n"
+        "import engine.evaluation.grid, engine.evaluation.retime, engine.cli.evaluation, engine.cli.queue\n"
+        f"assert main(['worker', '--once', '--store', {str(store)!r}]) == 0\n"
+        "print(sorted(m for m in ('torch', 'anomalib', 'lightning', 'albumentations', 'timm') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

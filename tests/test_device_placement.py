@@ -15,8 +15,9 @@ import torch
 from anomalib.data import InferenceBatch
 from lightning.pytorch import seed_everything
 
+from engine.models.cached_features import CachedLayers
 from engine.models.catalogue import MODELS
-from engine.models.feature_cache import CachedLayers, FeatureCache
+from engine.models.feature_cache import FeatureCache
 from engine.models.patchcore.model import FastKCenterGreedy, greedy_in_rounds, projection_reduces
 from tests.simulated_device import SIMULATED, Simulated, on_cpu, simulated_device
 

@@ -22,8 +22,9 @@ from engine.jobs import Job
 from engine.models.anomalib_detector import TrainImages
 from engine.models.backbones import ensure_offline_backbones
 from engine.models.building import pre_processor
+from engine.models.cached_features import CachedLayers, cached_submodules
 from engine.models.catalogue import MODELS
-from engine.models.feature_cache import CachedLayers, FeatureCache, cached_submodules, feature_cache_dir
+from engine.models.feature_cache import FeatureCache, feature_cache_dir
 from tests.conftest import generated_store
 
 BACKBONE = "tf_efficientnet_lite0"

@@ -30,7 +30,6 @@ from typing import Any
 
 from engine.evaluation.grid import run_grid
 from engine.evaluation.job_process import describe
-from engine.evaluation.line_rescoring import rescore_line
 from engine.jobs import GridRequest, plan_grid
 from store import DEFAULT_STORE
 from store.requests import Request, end_request, next_request, start_request, worker_lock
@@ -165,6 +164,9 @@ class Worker:
         counts = (summary.finished, summary.failed, summary.skipped)
         message = f"{summary.finished} runs finished, {summary.failed} failed, {summary.skipped} already done"
         if grid.line is not None:
+            # Scoring frames refits models in this process: torch and the models load only for such a request.
+            from engine.evaluation.line_rescoring import rescore_line
+
             try:
                 rescored = rescore_line(
                     grid.line, [job.run_id for job in jobs], self.store, request.request_id, self.report

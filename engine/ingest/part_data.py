@@ -10,8 +10,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import albumentations as A
 import numpy as np
 import pandas as pd
 from PIL import Image
@@ -19,6 +19,9 @@ from PIL import Image
 from engine.cores import usable_cores
 from engine.ingest.validation import gray8, mask_pixels
 from store import DEFAULT_STORE, part_images
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,13 @@ def read_part(part: str, images: pd.DataFrame) -> PartData:
 
 
 def study_augmentation(seed: int) -> A.Compose:
-    """The study's robustness augmentation (Table 3), reproducible from `seed`; works on RGB uint8."""
+    """The study's robustness augmentation (Table 3), reproducible from `seed`; works on RGB uint8.
+
+    albumentations is imported here, where it is used: it loads torch, which a grid's own process (it reads parts,
+    its jobs compute) and every other reader of parts never needs; job processes have it loaded already
+    (`engine.evaluation.job_models`)."""
+    import albumentations as A
+
     return A.Compose(
         [
             A.Defocus(radius=(3, 10), alias_blur=(0.1, 0.5), p=0.5),

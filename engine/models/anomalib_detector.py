@@ -31,7 +31,8 @@ from torchvision.transforms.v2 import Compose, Resize
 from torchvision.transforms.v2.functional import resize
 
 from engine.models.base import Detector, Prediction
-from engine.models.feature_cache import FeatureCache, cached_submodules
+from engine.models.cached_features import cached_submodules
+from engine.models.feature_cache import FeatureCache
 from engine.models.training import TrainingClock
 from store.runs import Training
 
