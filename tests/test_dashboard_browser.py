@@ -89,6 +89,12 @@ def dashboard_url(dashboard_stores):
         yield url
 
 
+# True once Plotly has drawn every chart of the page (an SVG in each of Streamlit's chart elements).
+PLOTLY_DRAWN = (
+    "() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')].every(c => c.querySelector('.main-svg'))"
+)
+
+
 def test_every_page_opens_in_chromium_without_an_exception(dashboard_url):
     assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing: `apt-get install -y chromium` (make test does this)"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -100,7 +106,7 @@ def test_every_page_opens_in_chromium_without_an_exception(dashboard_url):
             page.goto(f"{dashboard_url}/{path}")
             page.wait_for_selector("h1", timeout=60_000)
             page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
-            page.wait_for_timeout(1500)  # let Plotly draw
+            page.wait_for_function(PLOTLY_DRAWN, timeout=60_000)
             page.screenshot(path=SCREENSHOTS / f"{file.removesuffix('.py')}.png", full_page=True)
             assert page.locator('[data-testid="stException"]').count() == 0, (
                 f"{file}: {page.locator('[data-testid=stException]').first.inner_text()}"

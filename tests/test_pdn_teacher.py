@@ -27,8 +27,8 @@ TWO_STEPS = Distillation(steps=2)
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory) -> Path:
-    """part1 with 25 images (15 train, 5 good test, 5 defective), registered in a fresh store."""
-    return generated_store(tmp_path_factory.mktemp("pdn_teacher"))
+    """part1 with 16 images (10 train, 3 good test, 3 defective), registered in a fresh store."""
+    return generated_store(tmp_path_factory.mktemp("pdn_teacher"), images=16)
 
 
 @pytest.fixture(scope="module")

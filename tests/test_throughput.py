@@ -17,7 +17,13 @@ from engine.analysis import selection
 from engine.analysis.recommendation import STUDY_HARDWARE, recommend
 from engine.analysis.throughput import candidate_notes, run_note
 from engine.cli import main as gluelab
-from engine.evaluation.evaluate import THROUGHPUT_BATCHES, THROUGHPUT_IMAGES, time_inference
+from engine.evaluation.evaluate import (
+    LATENCY_IMAGES,
+    LATENCY_WARMUP,
+    THROUGHPUT_BATCHES,
+    THROUGHPUT_IMAGES,
+    time_inference,
+)
 from engine.models.base import Detector, Prediction
 from tests.conftest import open_page, run_key, write_finished_run
 
@@ -78,10 +84,18 @@ def test_every_timing_pass_scores_test_images_of_its_own_and_keeps_each_image_s_
     while another waits; a part with fewer test images than the passes goes round again and keeps the first result."""
     images = [np.full((4, 4), index % 256, np.uint8) for index in range(test_images)]
     _, scored = time_inference(Marker(), images)
-    windows = 3 + 20 + sum(size + THROUGHPUT_IMAGES for size in THROUGHPUT_BATCHES)
+    windows = LATENCY_WARMUP + LATENCY_IMAGES + sum(size + THROUGHPUT_IMAGES for size in THROUGHPUT_BATCHES)
     assert len(scored.scores) == min(windows, test_images)
     assert scored.scores.tolist() == [float(index % 256) for index in range(len(scored.scores))]
     assert scored.maps is not None and (scored.maps[:, 0, 0] == scored.scores).all()
+
+
+@pytest.mark.parametrize("test_images", [LATENCY_IMAGES + 5, 10])
+def test_batch1_latency_is_the_median_of_20_passes_or_of_each_test_image_once_where_there_are_fewer(test_images):
+    recorder = Recorder()
+    time_inference(recorder, [np.zeros((4, 4), np.uint8)] * test_images)
+    batch1 = next(index for index, size in enumerate(recorder.batches) if size != 1)  # then throughput's batches
+    assert batch1 == LATENCY_WARMUP + min(LATENCY_IMAGES, test_images)
 
 
 class Recorder(Sleeper):

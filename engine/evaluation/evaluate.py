@@ -115,7 +115,7 @@ class Timing:
 
 
 def time_inference(detector: Detector, test: list[np.ndarray], device: str = "cpu") -> tuple[Timing, Prediction]:
-    """Median batch-1 latency after warm-up, then throughput at the batch size that serves `device` best, on the plain
+    """Median batch-1 latency after warm-up (over `LATENCY_IMAGES` test images, or each of fewer once), then throughput at the batch size that serves `device` best, on the plain
     model, while `TimingWindow` watches what else runs on the machine. The clock is read only once `device` has
     finished its queued work (`engine.devices.synchronize`).
 
@@ -183,9 +183,11 @@ def throughput_batches(images: int) -> list[int]:
 
 
 def _batch1_latency_ms(detector: Detector, images: _TestImages, device: str) -> float:
+    """The median of `LATENCY_IMAGES` batch-1 passes after `LATENCY_WARMUP`, or of one per test image where the part
+    has fewer (as a deployment is timed, `engine.models.export.time_scorer`): timing an image again adds no case."""
     for _ in range(LATENCY_WARMUP):
         images.timed_pass(detector, 1, 1, device)
-    times = [images.timed_pass(detector, 1, 1, device) for _ in range(LATENCY_IMAGES)]
+    times = [images.timed_pass(detector, 1, 1, device) for _ in range(min(LATENCY_IMAGES, len(images.test)))]
     return 1000 * median(times)
 
 
