@@ -17,7 +17,16 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test lint
 
+# The venv takes about 8 GB (torch 2.14.1 is a CUDA build, with NVIDIA's libraries beside it): say so before pip
+# runs out of room halfway.
+VENV_GB := 9
+
 $(STAMP): pyproject.toml constraints.txt
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	if [ ! -x $(BIN)/python ] && [ "$$free" -lt $(VENV_GB) ]; then \
+		echo "make: the venv needs about $(VENV_GB) GB and $$(pwd) has $$free GB free; free some space and run make again" >&2; \
+		exit 1; \
+	fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,ray]'

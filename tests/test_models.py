@@ -61,10 +61,10 @@ def end_to_end_models() -> list[str]:
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory) -> Path:
-    """part1 with 25 images (15 train, 5 good test, 5 defective) cropped to three sizes (`crop_to_three_sizes`), so
+    """part1 with 16 images (10 train, 3 good test, 3 defective) cropped to three sizes (`crop_to_three_sizes`), so
     every model is shown to take a part whose images differ in size, registered in a fresh store."""
     root = tmp_path_factory.mktemp("models")
-    generate_part("part1", 25, seed=0, out_dir=root / "generated", workers=2)
+    generate_part("part1", 16, seed=0, out_dir=root / "generated", workers=2)
     store = root / "store.duckdb"
     import_dataset("mvtec", "part1", crop_to_three_sizes(root / "generated" / "part1", root / "part1"), store)
     return store
