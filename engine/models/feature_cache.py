@@ -3,9 +3,8 @@
 A model's frozen feature extractor gives the same output for the same input tensor every time, so
 training epochs after the first, other seeds and other models on the same backbone can read it back
 instead of running the backbone again. While a run fits (and while it scores its test set), each
-frozen extractor a model's registry entry names is swapped for a caching wrapper:
-
-The wrappers live in `engine.models.cached_features`; this module is the folder they keep their files in.
+frozen extractor a model's registry entry names is swapped for a caching wrapper
+(`engine.models.cached_features`; this module is the folder they keep their files in):
 
 - `CachedLayers` wraps a timm feature extractor (anomalib's `TimmFeatureExtractor`, or a timm
   `features_only` network) and keeps one file per (input, layer). Its key hashes the backbone's
