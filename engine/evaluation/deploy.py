@@ -144,24 +144,26 @@ def _eager_scorer(detector: Detector) -> Callable[[list[np.ndarray]], np.ndarray
     return lambda images: detector.predict(images, batch_size=len(images)).scores
 
 
-def _run_everywhere(
+def _checked_and_timed(
     exported: Path, runtime: str, images: list[np.ndarray], size: tuple[int, int] | None, what: str
-) -> tuple[Scorer, np.ndarray]:
-    """The exported file's scorer in `runtime` and its scores of `images`, at batch 1 and at `THROUGHPUT_BATCH` (the
-    batch sizes it is timed at); ExportError when the runtime cannot load or run it (e.g. a batch size that the
-    exporter fixed while tracing)."""
+) -> tuple[Timing, np.ndarray]:
+    """The exported file timed in `runtime` (`_timing`) and its scores of every image in `images`: the throughput
+    passes' scores, then the images after them at `THROUGHPUT_BATCH`. So the file runs at batch 1 and at that batch,
+    the batch sizes it is timed at, and no image is scored twice for the check. ExportError when the runtime cannot
+    load or run the file (e.g. a batch size that the exporter fixed while tracing)."""
     try:
-        scorer = open_runtime(exported, runtime)
-        scorer(images_to_input(images[:1], size))
+        score = _on_gray_images(open_runtime(exported, runtime), size)
+        timing, scores = _timing(score, images)
+        rest = images[len(scores) :]
         scores = np.concatenate(
             [
-                scorer(images_to_input(images[first : first + THROUGHPUT_BATCH], size))
-                for first in range(0, len(images), THROUGHPUT_BATCH)
+                scores,
+                *(score(rest[first : first + THROUGHPUT_BATCH]) for first in range(0, len(rest), THROUGHPUT_BATCH)),
             ]
         )
     except Exception as error:  # noqa: BLE001 - each runtime raises its own error classes
         raise ExportError(f"{what} does not run in {runtime}: {first_line(error)}") from error
-    return scorer, scores
+    return timing, scores
 
 
 def _on_gray_images(scorer: Scorer, size: tuple[int, int] | None) -> Callable[[list[np.ndarray]], np.ndarray]:
@@ -169,7 +171,7 @@ def _on_gray_images(scorer: Scorer, size: tuple[int, int] | None) -> Callable[[l
     return lambda images: scorer(images_to_input(images, size))
 
 
-def _timing(score: Callable[[list[np.ndarray]], object], images: list[np.ndarray]) -> Timing:
+def _timing(score: Callable[[list[np.ndarray]], object], images: list[np.ndarray]) -> tuple[Timing, np.ndarray]:
     return time_scorer(score, images, LATENCY_WARMUP, LATENCY_IMAGES, THROUGHPUT_BATCH)
 
 
@@ -215,11 +217,11 @@ def deploy_run(
             raise ExportError(f"{job.model} cannot be exported to {fmt}: {error}") from error
         final = out / exported.relative_to(staging)
         report("timing the eager model")
-        eager_timing = _timing(_eager_scorer(detector), data.test)
+        eager_timing, _ = _timing(_eager_scorer(detector), data.test)
         deployments = []
         for runtime in RUNTIMES[fmt]:
             report(f"checking and timing {runtime}")
-            scorer, scores = _run_everywhere(
+            timing, scores = _checked_and_timed(
                 exported,
                 runtime,
                 data.test,
@@ -232,7 +234,6 @@ def deploy_run(
                     f"{job.model} exported to {fmt} scores differently in {runtime}: largest difference "
                     f"{difference:.3g} from the eager model's scores (allowed: {SCORE_TOLERANCE:g} relative)"
                 )
-            timing = _timing(_on_gray_images(scorer, image_size if resized else None), data.test)
             deployments.append(
                 Deployment(
                     runtime,

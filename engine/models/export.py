@@ -302,9 +302,12 @@ class Timing:
 
 def time_scorer(
     score: Callable[[list[np.ndarray]], object], images: list[np.ndarray], warmup: int, timed: int, batch: int
-) -> Timing:
+) -> tuple[Timing, np.ndarray]:
     """Median batch-1 latency over the first `timed` images after `warmup` of them, and throughput at `batch`
-    over the first 2 x `batch` images; `score` takes a list of 8-bit grayscale images, conversion included."""
+    over the first 2 x `batch` images; `score` takes a list of 8-bit grayscale images, conversion included.
+
+    Returns the timing and the scores of the throughput passes, those of `images[:2 * batch]`: a caller checking
+    the scores of every image scores only the rest again."""
     for image in images[:warmup]:
         score([image])
     times = []
@@ -313,7 +316,11 @@ def time_scorer(
         score([image])
         times.append(time.perf_counter() - start)
     window = images[: 2 * batch]
+    scores = []
     start = time.perf_counter()
     for first in range(0, len(window), batch):
-        score(window[first : first + batch])
-    return Timing(1000 * median(times), len(window) / (time.perf_counter() - start))
+        scores.append(score(window[first : first + batch]))
+    seconds = time.perf_counter() - start
+    return Timing(1000 * median(times), len(window) / seconds), np.concatenate(
+        [np.asarray(s).reshape(-1) for s in scores]
+    )
