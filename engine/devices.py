@@ -11,11 +11,17 @@ it does nothing. Models without torch (the legacy check) always run on the CPU, 
 
 from __future__ import annotations
 
+import ctypes.util
 import platform
 import re
+from pathlib import Path
 
 DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+# What a GPU driver leaves on a machine: NVIDIA's kernel module and device files, ROCm's, WSL's GPU device. torch finds
+# a CUDA device only through a driver, so where none of these is present and no libcuda is installed, `auto` is the
+# CPU and torch need not be imported to say so (seconds in every grid process, which does no torch work itself).
+GPU_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
 
 
 def parse_device(text: str) -> str:
@@ -29,11 +35,11 @@ def parse_device(text: str) -> str:
 def resolve_device(requested: str) -> str:
     """The device `requested` means on this machine: `cpu` or `cuda:N`; RuntimeError when CUDA is asked for and
     missing (a job must not silently run somewhere else than asked)."""
+    requested = parse_device(requested)
+    if requested == "cpu" or (requested == "auto" and not gpu_driver_present()):
+        return "cpu"
     import torch
 
-    requested = parse_device(requested)
-    if requested == "cpu":
-        return "cpu"
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if requested == "auto":
         return "cuda:0" if available else "cpu"
@@ -42,6 +48,11 @@ def resolve_device(requested: str) -> str:
         seen = f"{available} CUDA device(s)" if available else "no CUDA device"
         raise RuntimeError(f"--device {requested}: torch sees {seen} on {platform.node()}")
     return f"cuda:{index}"
+
+
+def gpu_driver_present() -> bool:
+    """Whether this machine has a GPU driver (`GPU_DRIVER_PATHS`, or libcuda where the loader finds it)."""
+    return any(Path(path).exists() for path in GPU_DRIVER_PATHS) or ctypes.util.find_library("cuda") is not None
 
 
 def device_name(device: str) -> str:

@@ -4,13 +4,15 @@ different devices are never averaged together. CUDA tests run only where torch s
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from benchmarks.gpu_check import agreement
 from engine.cli import main as gluelab
-from engine.devices import cpu_model, parse_device, resolve_device
+from engine.devices import cpu_model, gpu_driver_present, parse_device, resolve_device
 from engine.evaluation.evaluate import evaluate_job
 from engine.ingest.part_data import load_part
 from engine.jobs import Job
@@ -51,6 +53,16 @@ def test_auto_runs_on_the_cpu_here_and_the_run_records_the_cpu_it_ran_on(store):
     assert (run.device, run.device_name) == ("cpu", cpu_model())
     hardware = json.loads(run.environment)["hardware"]
     assert hardware["device"] == "cpu" and hardware["gpu"] is None
+
+
+@pytest.mark.skipif(gpu_driver_present(), reason="this machine has a GPU driver: torch is asked")
+def test_auto_is_the_cpu_without_importing_torch_where_no_gpu_driver_is_installed():
+    code = (
+        "import sys; from engine.devices import resolve_device; print(resolve_device('auto'), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["cpu", "False"]
+    assert not torch.cuda.is_available()  # what torch itself says here
 
 
 @without_cuda
