@@ -341,7 +341,7 @@ def watched_line(deployed_store, tmp_path_factory) -> tuple[Path, list[str], str
 
     folder = tmp_path_factory.mktemp("camera")
     deployment = str(padim_deployment(deployed_store))
-    command = ["inspect", deployment, "--images", str(folder), "--watch", "--idle", "4", "--store", str(deployed_store)]
+    command = ["inspect", deployment, "--images", str(folder), "--watch", "--idle", "2", "--store", str(deployed_store)]
     printed = io.StringIO()
 
     def watch() -> None:
