@@ -307,7 +307,7 @@ def time_scorer(
     over the first 2 x `batch` images; `score` takes a list of 8-bit grayscale images, conversion included.
 
     Returns the timing and the scores of the throughput passes, those of `images[:2 * batch]`: a caller checking
-    the scores of every image scores only the rest again."""
+    the scores of every image needs to score only the images after them."""
     for image in images[:warmup]:
         score([image])
     times = []
