@@ -75,10 +75,11 @@ lint: $(STAMP)
 	$(BIN)/mypy engine store dashboard
 	$(BIN)/lint-imports
 
-# Two workers, each a machine of its own on its share of the cores (tests/conftest.py), a test module each at a time.
+# Two workers, each a machine of its own on its share of the cores (tests/conftest.py), a test module each at a time,
+# the heavy modules first (the order tests/conftest.py gives them).
 TEST_WORKERS ?= 2
 
 # The lint (mostly mypy, on one core) and the venv's compilation run side by side.
 test: $(STAMP) $(CHROMIUM)
 	@$(MAKE) --no-print-directory -j 2 $(COMPILED) lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder

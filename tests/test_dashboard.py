@@ -17,6 +17,8 @@ from engine.evaluation.timing import TimingLoad
 from store.runs import Training, claim_run, end_run
 from tests.conftest import open_page, run_key, write_finished_run
 
+pytestmark = pytest.mark.heavy  # builds the evaluated dashboard store
+
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 PAGES = sorted(path.name for path in (APP.parent / "views").glob("*.py"))
 

@@ -26,6 +26,8 @@ from engine.report import REPORT_FILE_NAME
 from tests.conftest import generated_store, without_date
 from tests.test_dashboard import PAGES
 
+pytestmark = pytest.mark.heavy  # dashboard servers, a worker and Chromium
+
 CHROMIUM = "/usr/bin/chromium"
 # Chromium's background services try to reach Google; on a closed network that only adds noise and delay.
 CHROMIUM_FLAGS = [

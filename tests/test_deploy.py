@@ -30,6 +30,8 @@ from store.runs import claim_run, end_run, finish_run, run_image_scores, runs
 from tests.conftest import DASHBOARD_APP, file_digest, generated_store, open_page, run_key, write_finished_run
 from tests.test_models import tiny_presets  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.heavy  # trains, exports and times models in ONNX Runtime and OpenVINO
+
 # Models whose exported file is checked here on tiny presets, besides PaDiM at its cpu preset: the ones
 # benchmarks/deployment_latency.py times (memory bank, student-teacher, flow, EfficientAD's own loop).
 EXPORTED_ON_TINY_PRESETS = ("patchcore", "stfpm", "fastflow", "efficient_ad")

@@ -27,6 +27,8 @@ from engine.models.catalogue import MODELS
 from engine.models.feature_cache import FeatureCache, feature_cache_dir
 from tests.conftest import generated_store
 
+pytestmark = pytest.mark.heavy  # processes sharing a cache
+
 BACKBONE = "tf_efficientnet_lite0"
 
 

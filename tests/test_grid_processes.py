@@ -14,6 +14,8 @@ from engine.evaluation.metrics import IMAGE_METRICS, PIXEL_METRICS
 from store.runs import STALE_RUN_ERROR, run_image_scores, run_metrics, runs
 from tests.conftest import evaluate_process, generated_store
 
+pytestmark = pytest.mark.heavy  # grid processes
+
 
 @pytest.fixture
 def store(tmp_path) -> Path:

@@ -17,6 +17,8 @@ from engine.jobs import Job
 from store.runs import run_metrics, runs
 from tests.conftest import generated_store
 
+pytestmark = pytest.mark.heavy  # a PatchCore job on 100 images
+
 # Runs one real PatchCore job (cpu preset) and prints the process's resident set after every coreset round, with
 # rounds of at most 4 picks so that there are many of them.
 CORESET_JOB = """
@@ -39,8 +41,11 @@ def sampled_round(features, norms, centres, nearest):
 patchcore._apply_centres = sampled_round
 patchcore.FastKCenterGreedy.greedy = staticmethod(lambda f, size, first: patchcore.greedy_in_rounds(f, size, first, 4))
 store = Path(sys.argv[1])
-job = Job("part1", "patchcore", "tf_efficientnet_lite0", "cpu", 0, "baseline")
-outcome = evaluate_job(job, load_part("part1", store), Path(f"{store}.artifacts"))
+data = load_part("part1", store)
+# A learning-curve point at all of the part's training images: the full run's fit on the same images in the same order,
+# and the test images scored, without the timing windows a learning-curve job skips (this test measures the fit).
+job = Job("part1", "patchcore", "tf_efficientnet_lite0", "cpu", 0, "baseline", train_size=len(data.train))
+outcome = evaluate_job(job, data, Path(f"{store}.artifacts"))
 print(json.dumps({"resident": resident, "patches": patches[0], "image_auroc": outcome.metrics["image_auroc"]}))
 """
 

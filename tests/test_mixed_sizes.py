@@ -22,6 +22,8 @@ from store import dataset_parts, part_images
 from tests.conftest import CROPS, crop_to_three_sizes, file_digest
 from tests.test_models import tiny_presets  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.heavy  # every kind of model on a part of three sizes
+
 SIZES = {f"{right - left}x{bottom - top}" for left, top, right, bottom in CROPS}
 
 

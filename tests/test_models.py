@@ -26,9 +26,11 @@ from engine.models.patchcore.model import FastKCenterGreedy
 from store.runs import run_metrics, runs
 from tests.conftest import crop_to_three_sizes
 
+pytestmark = pytest.mark.heavy  # a real job of every model
+
 IMPORT_COMMAND = "gluelab weights import FILE --name"
-# One 64x64 training batch: these jobs check that each model runs end to end, not how well it learns.
-TINY = {"image_size": [64, 64], "epochs": 1, "batches_per_epoch": 1}
+# One training batch of two 64x64 images: these jobs check that each model runs end to end, not how well it learns.
+TINY = {"image_size": [64, 64], "epochs": 1, "batches_per_epoch": 1, "batch_size": 2}
 TINY_EXCEPTIONS = {
     "cflow": {"fiber_batch_size": 4},  # at most the 2x2 stride-32 positions of one image
     "csflow": {"image_size": [128, 128]},  # its flow reads the image at 1/32, 1/64 and 1/128

@@ -11,6 +11,7 @@ image AUROC 0.523 where the same fitted model's raw scores give 0.5625).
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from benchmarks.padim_paper import plain_anomalib_run, raw_metrics
@@ -21,6 +22,8 @@ from engine.evaluation.grid import run_grid
 from engine.jobs import plan_grid
 from engine.models.anomalib_detector import AnomalibDetector
 from store.runs import run_metrics
+
+pytestmark = pytest.mark.heavy  # plain anomalib beside the engine
 
 
 def test_padim_image_and_pixel_auroc_match_plain_anomalib(tmp_path):

@@ -22,6 +22,8 @@ from engine.models.names import DEFAULT_BACKBONE
 from store.runs import run_metrics, runs
 from tests.conftest import generated_store
 
+pytestmark = pytest.mark.heavy  # EfficientAD jobs at 256 x 256
+
 TWO_STEPS = Distillation(steps=2)
 
 

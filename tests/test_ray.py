@@ -31,6 +31,8 @@ from store.requests import requests_table
 from store.runs import artifacts_dir, run_artifacts, run_image_scores, run_metrics, runs
 from tests.conftest import generated_store
 
+pytestmark = pytest.mark.heavy  # a Ray head and its workers
+
 REPO = Path(__file__).resolve().parent.parent
 RAY = Path(sys.executable).parent / "ray"
 SOCKET_PATH_MAX = 107  # Unix socket paths; Ray puts its sockets under <temp dir>/session_<date>_<pid>/sockets/

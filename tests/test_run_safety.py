@@ -15,6 +15,8 @@ from engine.evaluation.metrics import IMAGE_METRICS, PIXEL_METRICS
 from store.runs import artifacts_dir, run_artifacts, run_claims, run_metrics, runs
 from tests.conftest import evaluate_process, generated_store
 
+pytestmark = pytest.mark.heavy  # grid processes
+
 
 @pytest.fixture
 def store(tmp_path) -> Path:

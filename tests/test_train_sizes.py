@@ -18,6 +18,8 @@ from store.runs import leaderboard, runs
 from store.stages import run_stages
 from tests.conftest import file_digest, generated_store
 
+pytestmark = pytest.mark.heavy  # learning-curve sweeps and Chromium
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:

@@ -21,6 +21,8 @@ from store.requests import cancel_request, requests_table, running_worker
 from store.runs import runs
 from tests.conftest import file_digest, generated_store
 
+pytestmark = pytest.mark.heavy  # worker processes
+
 
 @pytest.fixture
 def store(tmp_path) -> Path:
